@@ -86,6 +86,11 @@ impl From<u64> for PartyId {
 
 impl<'de> Deserialize<'de> for PartyId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Binary formats (postcard on the wire) are not self-describing: there a party id is
+        // always the string it was serialized as.
+        if !d.is_human_readable() {
+            return String::deserialize(d).map(PartyId);
+        }
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Raw {
@@ -135,6 +140,13 @@ mod tests {
         let b: PartyId = serde_json::from_str("\"9999\"").unwrap();
         assert_eq!(a, b);
         assert_eq!(serde_json::to_string(&a).unwrap(), "\"9999\"");
+    }
+
+    #[test]
+    fn parties_round_trip_through_a_binary_format() {
+        let p = Party::new(Role::Host, "10000");
+        let bytes = postcard::to_stdvec(&p).unwrap();
+        assert_eq!(postcard::from_bytes::<Party>(&bytes).unwrap(), p);
     }
 
     #[test]
