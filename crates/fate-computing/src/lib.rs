@@ -1,0 +1,31 @@
+//! fate-computing: FATE's partitioned key/value tables (fate-spec §1.4) for the standalone
+//! engine.
+//!
+//! A [`Computing`] owns a rayon thread pool of `cores` threads (FATE `task_cores`) and a
+//! [`TableStore`]; a [`Table`] is an immutable, cheaply cloned set of partitions on which the
+//! operations FATE's algorithms use run in parallel, one task per partition: `map_values`,
+//! `map`, `map_partitions`, `map_reduce_partitions`, `flat_map`, `filter`, `join`, `union`,
+//! `subtract_by_key`, `reduce`, `sample`, `collect`, `count`, `take`, `get`.
+//!
+//! Invariants:
+//! * a row with key `k` lives in partition `k.partition_hash() % n`, and that hash is stable
+//!   across runs and Rust versions ([`Key`], pinned by tests), because tables persist;
+//! * each partition is sorted by key with unique keys, so every operation is deterministic and
+//!   `collect` returns rows in key order;
+//! * operations that keep keys never re-hash rows; operations that change keys shuffle rows by
+//!   the new key and keep the last row of equal keys (FATE `put_all`);
+//! * persisted partitions carry a format version byte and are checked on load (version,
+//!   decoding, partition placement, order); bad data is an error, never a panic.
+
+pub mod bench;
+mod computing;
+mod error;
+mod key;
+mod store;
+mod table;
+
+pub use computing::{Computing, ComputingConfig, MAX_CORES, MAX_NAME_LEN, MAX_PARTITIONS};
+pub use error::{BoxError, ComputingError};
+pub use key::{Key, Value, hash_bytes, mix64, partition_of};
+pub use store::{MemoryStore, REDB_FILE, RedbStore, STORE_FORMAT_VERSION, TableStore};
+pub use table::{PARTITION_FORMAT_VERSION, Table};
