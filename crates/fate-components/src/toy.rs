@@ -1,0 +1,91 @@
+//! FATE 2.x `toy_example` (fate-spec §4.1, `components/toy_example.py`): a connectivity test.
+//! Both parties build `data_num` rows `[i, i, i]`; the guest sends its sample index to the
+//! hosts, each host answers with the rows it has of that index, and the guest checks that every
+//! row came back.
+
+use crate::{artifact, param};
+use fate_computing::Table;
+use fate_runtime::{Component, ComponentError, Ctx, DataFrame, Row, Schema};
+use fate_types::component::{ArtifactKind, ComponentSpec};
+use fate_types::Role;
+use serde_json::json;
+
+pub struct ToyExample;
+
+const TAG: &str = "toy_example";
+
+fn frame(ctx: &Ctx, data_num: u64, partition: usize) -> DataFrame {
+    let rows = (0..data_num).map(|i| {
+        (i.to_string(), Row { match_id: i.to_string(), label: None, weight: None, features: vec![i as f64] })
+    });
+    DataFrame {
+        schema: Schema {
+            sample_id_name: "sample_id".into(),
+            match_id_name: "match_id".into(),
+            feature_names: vec!["x0".into()],
+            dtype: "float64".into(),
+            ..Schema::default()
+        },
+        table: ctx.computing.parallelize(rows, partition),
+    }
+}
+
+impl Component for ToyExample {
+    fn spec(&self) -> ComponentSpec {
+        ComponentSpec {
+            name: "toy_example".into(),
+            legacy_modules: vec![],
+            description: "FATE 2.x toy: guest and hosts exchange a sample index".into(),
+            roles: vec![Role::Guest, Role::Host],
+            params: vec![
+                param("data_num", true, None, "rows each party builds"),
+                param("partition", true, None, "table partitions"),
+            ],
+            inputs: vec![],
+            outputs: vec![
+                artifact("output_data", ArtifactKind::Data, true, &[]),
+                artifact("json_model_output", ArtifactKind::Model, true, &[]),
+            ],
+        }
+    }
+
+    fn run(&self, ctx: &Ctx) -> Result<(), ComponentError> {
+        let data_num: u64 = ctx.param("data_num")?;
+        let partition: usize = ctx.param("partition")?;
+        if partition == 0 {
+            return Err(ComponentError::param("partition", "must be at least 1"));
+        }
+        let df = frame(ctx, data_num, partition);
+        let fed = &ctx.federation;
+        match ctx.role() {
+            Role::Guest => {
+                let hosts = ctx.parties_of(Role::Host);
+                let index: Table<String, ()> = df.table.map_values(|_| ());
+                fate_runtime::fedtable::remote_table(fed, "guest_index", TAG, &hosts, &index)?;
+                for host in &hosts {
+                    let host_index: Table<String, ()> =
+                        fate_runtime::fedtable::get_table(fed, &ctx.computing, "host_index", TAG, host)?;
+                    let matched = df.table.join(&host_index, |row, _| row.clone());
+                    if matched.count() as u64 != data_num {
+                        return Err(ComponentError::Failed(format!(
+                            "{host} returned {} of {data_num} rows",
+                            matched.count()
+                        )));
+                    }
+                }
+            }
+            Role::Host => {
+                let guest = ctx.guest()?;
+                let guest_index: Table<String, ()> =
+                    fate_runtime::fedtable::get_table(fed, &ctx.computing, "guest_index", TAG, &guest)?;
+                let mine = guest_index.join(&df.table, |_, _| ());
+                fate_runtime::fedtable::remote_table(fed, "host_index", TAG, std::slice::from_ref(&guest), &mine)?;
+            }
+            other => return Err(ComponentError::Failed(format!("toy_example does not run as {other}"))),
+        }
+        ctx.info(format!("toy_example finished at {} with {data_num} rows", ctx.local));
+        ctx.output_data("output_data", &df)?;
+        ctx.output_model("json_model_output", json!({"test_role": ctx.role().as_str()}));
+        Ok(())
+    }
+}

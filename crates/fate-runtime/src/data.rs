@@ -1,0 +1,43 @@
+//! The dataframe every data-consuming component works on: a table from sample id to a row of
+//! match id, optional label and weight, and dense features, with the schema that names them
+//! (FATE 2.x DataFrame with its sample_id / match_id / label / weight blocks, fate-spec §3.4
+//! upload meta).
+
+use fate_computing::Table;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub match_id: String,
+    pub label: Option<f64>,
+    pub weight: Option<f64>,
+    pub features: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Schema {
+    pub sample_id_name: String,
+    pub match_id_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_name: Option<String>,
+    pub feature_names: Vec<String>,
+    #[serde(default)]
+    pub label_type: String,
+    #[serde(default)]
+    pub dtype: String,
+}
+
+/// A schema plus the table of rows keyed by sample id.
+#[derive(Clone)]
+pub struct DataFrame {
+    pub schema: Schema,
+    pub table: Table<String, Row>,
+}
+
+impl DataFrame {
+    pub fn count(&self) -> usize {
+        self.table.count()
+    }
+}
