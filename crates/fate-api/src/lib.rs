@@ -1,0 +1,13 @@
+//! fate-api: FATE-Flow 2.x's REST API (fate-spec §3.4) over a [`fate_scheduler::Scheduler`].
+//!
+//! Every response is FATE's envelope `{code, message, data, job_id}` with FATE's codes, also for
+//! malformed bodies and unknown endpoints, so FATE's client and board always get an answer they
+//! can read.
+//!
+//! Architecture invariant: this is the only crate that knows HTTP and the REST DTOs.
+
+mod envelope;
+mod routes;
+
+pub use envelope::Envelope;
+pub use routes::{ApiState, router};

@@ -1,0 +1,16 @@
+//! fate-scheduler: runs jobs. A submitted DAG is planned (`fate-dag`), recorded in the metadata
+//! store with FATE's job and task statuses, and executed task by task in dependency order; each
+//! party of a task runs its component on a blocking thread with its own [`fate_runtime::Ctx`].
+//!
+//! Architecture invariants:
+//! - The scheduler is the only writer of job, task and output metadata; components only record
+//!   outputs in their `Ctx`, persisted here once the task has ended.
+//! - Status changes go through `MetaStore::set_*_status_checked`, so every transition is one
+//!   FATE allows (fate-spec §3.1).
+//! - It knows the federation only as `Arc<dyn Transport>`: the binary chooses the backend.
+
+mod job;
+mod logs;
+
+pub use job::{Scheduler, SchedulerConfig, SchedulerError, Submitted};
+pub use logs::LogLine;
