@@ -15,6 +15,7 @@ pub mod ctx;
 pub mod data;
 pub mod fedtable;
 pub mod registry;
+pub mod testing;
 
 pub use ctx::{Catalog, EmptyCatalog, TableInfo, Ctx, InputArtifact, LogLevel, OutputData, Outputs, RecordedOutputs, TaskLog};
 pub use data::{DataFrame, Row, Schema};
