@@ -41,3 +41,22 @@ impl DataFrame {
         self.table.count()
     }
 }
+
+/// Column names of a prediction dataframe, as FATE 2.x names them. A component that predicts
+/// (coordinated_lr, hetero_secureboost, ...) outputs a [`DataFrame`] whose rows keep the true
+/// `label` and whose features are, in this order, `predict_score` (the positive-class
+/// probability for binary tasks, the predicted value for regression), `predict_result` (the
+/// predicted class or value) and, for multi-class tasks, one `predict_detail_<class>`
+/// probability per class. `evaluation` reads these columns by name.
+pub mod predict {
+    pub const SCORE: &str = "predict_score";
+    pub const RESULT: &str = "predict_result";
+    pub const DETAIL_PREFIX: &str = "predict_detail_";
+}
+
+impl Schema {
+    /// Index of a feature column by name.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.feature_names.iter().position(|n| n == name)
+    }
+}
