@@ -33,6 +33,7 @@ type ApiResult = Result<Envelope, ApiError>;
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v2/job/submit", post(job_submit))
+        .route("/v1/job/submit", post(job_submit_v1))
         .route("/v2/job/query", get(job_query))
         .route("/v2/job/stop", post(job_stop))
         .route("/v2/job/rerun", post(job_rerun))
@@ -108,6 +109,34 @@ async fn job_submit(State(st): State<Arc<ApiState>>, headers: axum::http::Header
     let user = headers.get("user_name").and_then(|v| v.to_str().ok()).unwrap_or("");
     let s = st.scheduler.submit(dag, user).await?;
     Ok(Envelope::ok(json!({"model_id": s.model_id, "model_version": s.model_version})).with_job(s.job_id))
+}
+
+/// FATE 1.x submit: `{dsl|job_dsl, runtime_conf|job_runtime_conf}` (fate-spec §3.2), converted to
+/// the same plan as a 2.x DAG. Answers in FATE 1.x's envelope `{retcode, retmsg, jobId, data}`.
+async fn job_submit_v1(State(st): State<Arc<ApiState>>, body: String) -> axum::Json<Value> {
+    let reply = |retcode: i64, retmsg: String, job_id: Option<String>, data: Value| {
+        axum::Json(json!({"retcode": retcode, "retmsg": retmsg, "jobId": job_id, "data": data}))
+    };
+    let m = match body_json(&body) {
+        Ok(m) => m,
+        Err(e) => return reply(101, e.0.message, None, Value::Null),
+    };
+    let dsl = m.get("dsl").or_else(|| m.get("job_dsl"));
+    let conf = m.get("runtime_conf").or_else(|| m.get("job_runtime_conf"));
+    let (Some(dsl), Some(conf)) = (dsl, conf) else {
+        return reply(101, "dsl and runtime_conf are required".into(), None, Value::Null);
+    };
+    let dag = match fate_dag::dsl_to_dag(dsl, conf, &st.scheduler.registry().specs()) {
+        Ok(d) => d,
+        Err(e) => return reply(101, e.to_string(), None, json!({"field": e.field, "task": e.task})),
+    };
+    match st.scheduler.submit(dag, "").await {
+        Ok(s) => reply(0, "success".into(), Some(s.job_id.clone()), json!({"job_id": s.job_id, "model_info": {"model_id": s.model_id, "model_version": s.model_version}})),
+        Err(e) => {
+            let retcode = if matches!(e, fate_scheduler::SchedulerError::Plan(_)) { 101 } else { 100 };
+            reply(retcode, e.to_string(), None, Value::Null)
+        }
+    }
 }
 
 async fn job_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {

@@ -346,3 +346,22 @@ async fn a_failed_job_reruns_after_its_cause_is_fixed() {
     let v = node.post("/v2/job/rerun", json!({"job_id": job_id})).await;
     assert_eq!(v["code"], 1003, "a successful job is not rerun: {v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fate_1x_dsl_and_conf_run_the_secure_add_toy() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_at(dir.path()).await;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/dsl");
+    let dsl: Value = serde_json::from_str(&std::fs::read_to_string(examples.join("secure_add_dsl.json")).unwrap()).unwrap();
+    let conf: Value = serde_json::from_str(&std::fs::read_to_string(examples.join("secure_add_conf.json")).unwrap()).unwrap();
+    let v = node.post("/v1/job/submit", json!({"dsl": dsl, "runtime_conf": conf})).await;
+    assert_eq!(v["retcode"], 0, "{v}");
+    let job_id = v["jobId"].as_str().unwrap().to_string();
+    let jobs = node.wait(&job_id).await;
+    assert!(jobs.iter().all(|j| j["status"] == "success"), "{jobs:?}");
+    let m = node.get(&format!("/v2/output/metric/query?job_id={job_id}&role=guest&party_id=9999")).await;
+    assert_eq!(m["data"][0]["data"]["secure_sum"], 2000.0, "{m}");
+    let bad = node.post("/v1/job/submit", json!({"dsl": {"components": {"x": {"module": "NoSuchModule"}}}, "runtime_conf": conf})).await;
+    assert_eq!(bad["retcode"], 101, "{bad}");
+    assert!(bad["retmsg"].as_str().unwrap().contains("NoSuchModule"), "{bad}");
+}

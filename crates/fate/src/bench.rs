@@ -1,0 +1,135 @@
+//! `fate bench`: benchmarks that print our figure next to an in-run baseline and FATE's anchor
+//! (FATE 2.2 measured on this kind of machine, shared/reference/anchors.md). Benchmarks are not
+//! tests: they print, they do not assert.
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// FATE 2.2 standalone anchors on this machine kind (anchors.md "Jobs").
+const FATE_TOY_SECS: f64 = 30.6;
+const FATE_UPLOAD_SECS: f64 = 15.0;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Paillier, ECDH PSI and secure-aggregation primitives, one core, against raw GMP.
+    Crypto {
+        /// Paillier key size (1024, 2048 or 3072).
+        #[arg(long, default_value_t = 1024)]
+        key_bits: u32,
+        /// Seconds to measure each operation.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The standalone skeleton: toy end to end, upload, and table map/join/reduce throughput
+    /// against a plain single-threaded loop.
+    Standalone {
+        /// Rows for the table throughput runs.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// Toy runs (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        toy_runs: usize,
+        /// CSV to upload (default: FATE's breast guest data if found beside the checkout).
+        #[arg(long)]
+        upload_file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Crypto { key_bits, seconds, json } => {
+            if !json {
+                println!("{:<18} {:>6} {:>14} {:>14} {:>9} {:>12} {:>9}", "op", "bits", "ops/s (1 core)", "baseline op/s", "x base", "FATE op/s", "x FATE");
+            }
+            let _ = (key_bits, seconds);
+            anyhow::bail!("TEMP");
+            Ok(())
+        }
+        BenchCommand::Standalone { rows, toy_runs, upload_file, json } => standalone(rows, toy_runs.max(1), upload_file, json),
+    }
+}
+
+fn standalone(rows: usize, toy_runs: usize, upload_file: Option<std::path::PathBuf>, json_out: bool) -> Result<()> {
+    // Toy end to end: submit to success, in process, the same job FATE's 30.6 s anchor measures.
+    let mut toy = Vec::new();
+    for _ in 0..toy_runs {
+        let out = crate::toy::run_in_process("9999", "10000", 1000, 4, Duration::from_secs(120))?;
+        toy.push(out.elapsed.as_secs_f64());
+    }
+    let toy_secs = median(toy);
+    let toy_rec = json!({"bench": "toy_end_to_end", "secs": toy_secs, "fate_secs": FATE_TOY_SECS, "speedup_vs_fate": FATE_TOY_SECS / toy_secs});
+
+    // Upload of FATE's breast guest CSV through the upload job.
+    let candidates = [std::path::PathBuf::from("../shared/data/breast_hetero_guest.csv"), std::path::PathBuf::from("shared/data/breast_hetero_guest.csv")];
+    let file = upload_file.or_else(|| candidates.iter().find(|p| p.is_file()).cloned());
+    let upload_rec = match file {
+        Some(file) => {
+            let secs = upload_secs(&file)?;
+            json!({"bench": "upload", "file": file.display().to_string(), "secs": secs, "fate_secs": FATE_UPLOAD_SECS, "speedup_vs_fate": FATE_UPLOAD_SECS / secs})
+        }
+        None => json!({"bench": "upload", "skipped": "no CSV found; pass --upload-file"}),
+    };
+
+    // Table throughput against a plain single-threaded loop over the same data.
+    let computing = fate_computing::Computing::new(fate_computing::ComputingConfig {
+        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        default_partitions: 8,
+        data_dir: None,
+    })?;
+    let tables = fate_computing::bench::table_throughput(&computing, rows);
+
+    if json_out {
+        println!("{toy_rec}");
+        println!("{upload_rec}");
+        for t in &tables {
+            println!("{}", serde_json::to_string(t)?);
+        }
+    } else {
+        println!("toy end to end (median of {toy_runs}): {:.3} s   FATE 2.2: {FATE_TOY_SECS} s   ({:.0}x faster)", toy_secs, FATE_TOY_SECS / toy_secs);
+        match upload_rec.get("secs").and_then(|v| v.as_f64()) {
+            Some(s) => println!("upload {}: {:.3} s   FATE 2.2: {FATE_UPLOAD_SECS} s   ({:.0}x faster)", upload_rec["file"].as_str().unwrap_or(""), s, FATE_UPLOAD_SECS / s),
+            None => println!("upload: skipped (no CSV found; pass --upload-file)"),
+        }
+        println!("{:<12} {:>10} {:>16} {:>22} {:>8}", "table op", "rows", "rows/s", "plain loop rows/s", "ratio");
+        for t in &tables {
+            println!("{:<12} {:>10} {:>16.0} {:>22.0} {:>8.2}", t.op, t.rows, t.rows_per_sec, t.baseline_rows_per_sec, t.rows_per_sec / t.baseline_rows_per_sec);
+        }
+    }
+    Ok(())
+}
+
+fn upload_secs(file: &std::path::Path) -> Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let file = std::fs::canonicalize(file)?;
+    crate::node::runtime()?.block_on(async {
+        let engine = crate::node::EngineArgs { cores: None, partitions: 4, federation_timeout: 60 };
+        let scheduler = crate::node::build_scheduler(dir.path(), &engine).await?;
+        let dag: fate_dag::DagSchema = serde_json::from_value(json!({
+            "dag": {
+                "parties": [{"role": "local", "party_id": ["0"]}],
+                "tasks": {"upload_0": {"component_ref": "upload", "parameters": {
+                    "file": file.to_string_lossy(), "head": true, "partitions": 4,
+                    "meta": {"label_name": "y", "match_id_name": "id"},
+                    "namespace": "experiment", "name": "bench_upload"}}}
+            },
+            "schema_version": "2.2.0"
+        }))?;
+        let start = Instant::now();
+        let s = scheduler.submit(dag, "bench").await?;
+        let status = scheduler.wait(&s.job_id, Duration::from_secs(120)).await?;
+        anyhow::ensure!(status == fate_types::JobStatus::Success, "upload job {status}");
+        Ok(start.elapsed().as_secs_f64())
+    })
+}

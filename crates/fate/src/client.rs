@@ -1,0 +1,463 @@
+//! Client commands: talk to a node's REST API like FATE's `flow` CLI.
+
+use crate::ApiArgs;
+use crate::output::{cell, table as print_table, time_cell};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A FATE-Flow REST client.
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// A response envelope that is not success.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub code: i64,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
+        Client { base: base.trim_end_matches('/').to_string(), agent }
+    }
+
+    fn decode(&self, what: &str, resp: Result<ureq::Response, ureq::Error>) -> Result<Value> {
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(anyhow!("cannot reach the node at {} ({what}): {e}", self.base)),
+        };
+        let v: Value = resp.into_json().with_context(|| format!("{what}: the node's answer is not JSON"))?;
+        let code = v.get("code").and_then(Value::as_i64).unwrap_or(-1);
+        if code != 0 {
+            let message = v.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
+            return Err(ApiFailure { code, message }.into());
+        }
+        Ok(v)
+    }
+
+    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let mut req = self.agent.get(&format!("{}/v2{path}", self.base));
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        self.decode(path, req.call())
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let req = self.agent.post(&format!("{}/v2{path}", self.base));
+        self.decode(path, req.send_json(body.clone()))
+    }
+
+    pub fn post_text(&self, path: &str, body: &str) -> Result<Value> {
+        let req = self.agent.post(&format!("{}/v2{path}", self.base)).set("Content-Type", "application/json");
+        self.decode(path, req.send_string(body))
+    }
+
+    /// Posts a multipart form with one file and text fields (hand-built: one body, no extra
+    /// crate for a form this simple).
+    pub fn post_file(&self, path: &str, file: &Path, fields: &[(String, String)]) -> Result<Value> {
+        let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let boundary = format!("fate-rs-{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+        let mut body = Vec::with_capacity(data.len() + 1024);
+        for (k, v) in fields {
+            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+        }
+        let fname = file.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_else(|| "data.csv".into());
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{fname}\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(&data);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let req = self
+            .agent
+            .post(&format!("{}/v2{path}", self.base))
+            .set("Content-Type", &format!("multipart/form-data; boundary={boundary}"));
+        self.decode(path, req.send_bytes(&body))
+    }
+
+    /// FATE 1.x submit; normalises the 1.x envelope to the 2.x shape callers use.
+    pub fn submit_v1(&self, body: &Value) -> Result<Value> {
+        let resp = self.agent.post(&format!("{}/v1/job/submit", self.base)).send_json(body.clone());
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(anyhow!("cannot reach the node at {} (/v1/job/submit): {e}", self.base)),
+        };
+        let v: Value = resp.into_json().context("/v1/job/submit: the node's answer is not JSON")?;
+        let code = v["retcode"].as_i64().unwrap_or(-1);
+        if code != 0 {
+            return Err(ApiFailure { code, message: cell(&v["retmsg"]) }.into());
+        }
+        Ok(json!({"job_id": v["jobId"], "data": v["data"]["model_info"]}))
+    }
+
+    /// Polls `/job/query` until the job ends, showing its status and progress.
+    pub fn wait_job(&self, job_id: &str, timeout: Duration, quiet: bool) -> Result<Value> {
+        let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(100) };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} job {prefix} {msg} [{bar:30}] {pos}% {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(job_id.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        let start = Instant::now();
+        loop {
+            let v = self.get("/job/query", &[("job_id", job_id)])?;
+            let jobs = v["data"].as_array().cloned().unwrap_or_default();
+            let statuses: Vec<&str> = jobs.iter().filter_map(|j| j["status"].as_str()).collect();
+            let progress = jobs.iter().filter_map(|j| j["progress"].as_i64()).min().unwrap_or(0);
+            let ended = !statuses.is_empty() && statuses.iter().all(|s| matches!(*s, "success" | "failed" | "canceled" | "timeout"));
+            bar.set_position(progress.clamp(0, 100) as u64);
+            bar.set_message(statuses.first().copied().unwrap_or("unknown").to_string());
+            if ended {
+                bar.finish_and_clear();
+                let failed = jobs.iter().find(|j| j["status"] != "success");
+                return Ok(failed.cloned().unwrap_or_else(|| jobs[0].clone()));
+            }
+            if start.elapsed() > timeout {
+                bar.finish_and_clear();
+                bail!("job {job_id} did not end within {} s", timeout.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(if start.elapsed() < Duration::from_secs(2) { 50 } else { 500 }));
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Upload a CSV that is on the node, from FATE's upload conf
+    /// (`{file, head, partitions, meta, namespace, name, extend_sid}`).
+    Upload {
+        /// Upload conf (JSON), as for `flow data upload -c`.
+        #[arg(short = 'c', long = "conf")]
+        conf: PathBuf,
+        /// Replace an existing table of that name.
+        #[arg(long)]
+        overwrite: bool,
+        /// Return after submitting instead of waiting for the upload job.
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Upload a CSV from this machine to the node (multipart), as `flow data upload-file`.
+    UploadFile {
+        #[arg(short = 'c', long = "conf")]
+        conf: PathBuf,
+        #[arg(long)]
+        overwrite: bool,
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum JobCommand {
+    /// Submit a job: a FATE 2.x DAG (YAML or JSON), as `flow job submit -c dag.yaml`; or, with
+    /// `-d`, a FATE 1.x runtime conf and DSL v2.
+    Submit {
+        /// The DAG (2.x) or the runtime conf (1.x, with --dsl).
+        #[arg(short = 'c', long = "conf")]
+        conf: PathBuf,
+        /// FATE 1.x DSL v2 (JSON); makes `-c` the 1.x runtime conf.
+        #[arg(short = 'd', long = "dsl")]
+        dsl: Option<PathBuf>,
+        /// Wait for the job to end and show its status.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a job's status at every party.
+    Query {
+        #[arg(short = 'j', long = "job-id")]
+        job_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show a job's tasks at every party.
+    Tasks {
+        #[arg(short = 'j', long = "job-id")]
+        job_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List recent jobs.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Print a job's logs (scheduler and every party's tasks).
+    Logs {
+        #[arg(short = 'j', long = "job-id")]
+        job_id: String,
+        #[arg(short = 'r', long)]
+        role: Option<String>,
+        #[arg(short = 'p', long)]
+        party_id: Option<String>,
+        #[arg(long = "task-name")]
+        task_name: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop a running job at every party.
+    Stop {
+        #[arg(short = 'j', long = "job-id")]
+        job_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Rerun the tasks of a job that did not succeed.
+    Rerun {
+        #[arg(short = 'j', long = "job-id")]
+        job_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TableCommand {
+    /// Show a table's metadata (count, partitions, schema).
+    Query {
+        #[arg(long)]
+        namespace: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Delete a table.
+    Delete {
+        #[arg(long)]
+        namespace: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn read_conf(path: &Path) -> Result<serde_json::Map<String, Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: Value = serde_yaml_ng::from_str(&text).with_context(|| format!("{}: not valid JSON or YAML", path.display()))?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => bail!("{}: expected an object", path.display()),
+    }
+}
+
+fn finish_upload(client: &Client, resp: &Value, no_wait: bool, api: &ApiArgs) -> Result<()> {
+    let job_id = resp["job_id"].as_str().unwrap_or_default().to_string();
+    let (ns, name) = (cell(&resp["data"]["namespace"]), cell(&resp["data"]["name"]));
+    if no_wait {
+        if api.json { print_json(resp) } else { println!("upload job {job_id} submitted for table {ns}.{name}") }
+        return Ok(());
+    }
+    let job = client.wait_job(&job_id, Duration::from_secs(3600), api.json)?;
+    if job["status"] != "success" {
+        bail!("upload job {job_id} {}: {}", cell(&job["status"]), cell(&job["error"]));
+    }
+    let t = client.get("/table/query", &[("namespace", &ns), ("name", &name)])?;
+    if api.json {
+        print_json(&json!({"job_id": job_id, "table": t["data"]}));
+    } else {
+        println!("uploaded table {ns}.{name}: {} rows in {} partitions (job {job_id})", cell(&t["data"]["count"]), cell(&t["data"]["partitions"]));
+    }
+    Ok(())
+}
+
+pub fn data(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Upload { conf, overwrite, no_wait, api } => {
+            let client = Client::new(&api.api);
+            let mut m = read_conf(&conf)?;
+            let file = m.get("file").and_then(Value::as_str).ok_or_else(|| anyhow!("{}: `file` is required", conf.display()))?;
+            // A relative path in the conf is relative to the conf file, as a user expects.
+            let path = conf.parent().unwrap_or(Path::new(".")).join(file);
+            if let Ok(abs) = std::fs::canonicalize(&path) {
+                m.insert("file".into(), json!(abs.to_string_lossy()));
+            }
+            if overwrite {
+                m.insert("overwrite".into(), json!(true));
+            }
+            let resp = client.post("/data/component/upload", &Value::Object(m))?;
+            finish_upload(&client, &resp, no_wait, &api)
+        }
+        DataCommand::UploadFile { conf, overwrite, no_wait, api } => {
+            let client = Client::new(&api.api);
+            let m = read_conf(&conf)?;
+            let file = m.get("file").and_then(Value::as_str).ok_or_else(|| anyhow!("{}: `file` is required", conf.display()))?;
+            let path = conf.parent().unwrap_or(Path::new(".")).join(file);
+            let mut fields: Vec<(String, String)> = m
+                .iter()
+                .filter(|(k, _)| k.as_str() != "file")
+                .map(|(k, v)| (k.clone(), match v { Value::String(s) => s.clone(), other => other.to_string() }))
+                .collect();
+            if overwrite {
+                fields.push(("overwrite".into(), "true".into()));
+            }
+            let resp = client.post_file("/data/component/upload/file", &path, &fields)?;
+            finish_upload(&client, &resp, no_wait, &api)
+        }
+    }
+}
+
+fn show_jobs(jobs: &[Value]) {
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .map(|j| {
+            vec![
+                cell(&j["job_id"]),
+                cell(&j["role"]),
+                cell(&j["party_id"]),
+                cell(&j["status"]),
+                format!("{}%", cell(&j["progress"])),
+                time_cell(&j["create_time"]),
+                j["elapsed"].as_i64().map(|ms| format!("{:.3}s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into()),
+                cell(&j["error"]),
+            ]
+        })
+        .collect();
+    print_table(&["job_id", "role", "party_id", "status", "progress", "created", "elapsed", "error"], &rows);
+}
+
+fn after_submit(client: &Client, resp: Value, wait: bool, api: &ApiArgs) -> Result<()> {
+    let job_id = resp["job_id"].as_str().unwrap_or_default().to_string();
+    if !wait {
+        if api.json {
+            print_json(&resp)
+        } else {
+            println!("job {job_id} submitted (model_id {}, model_version {})", cell(&resp["data"]["model_id"]), cell(&resp["data"]["model_version"]))
+        }
+        return Ok(());
+    }
+    let j = client.wait_job(&job_id, Duration::from_secs(24 * 3600), api.json)?;
+    if api.json { print_json(&j) } else { show_jobs(std::slice::from_ref(&j)) }
+    if j["status"] != "success" {
+        bail!("job {job_id} {}: {} (see `fate job logs -j {job_id}`)", cell(&j["status"]), cell(&j["error"]));
+    }
+    Ok(())
+}
+
+pub fn job(cmd: JobCommand) -> Result<()> {
+    match cmd {
+        JobCommand::Submit { conf, dsl, wait, api } => {
+            let client = Client::new(&api.api);
+            let text = std::fs::read_to_string(&conf).with_context(|| format!("cannot read {}", conf.display()))?;
+            if let Some(dsl) = dsl {
+                let dsl_v = Value::Object(read_conf(&dsl)?);
+                let conf_v = Value::Object(read_conf(&conf)?);
+                let resp = client.submit_v1(&json!({"dsl": dsl_v, "runtime_conf": conf_v}))?;
+                return after_submit(&client, resp, wait, &api);
+            }
+            // The node parses YAML and JSON and names the offending field; send the text as is.
+            let body = if text.trim_start().starts_with('{') {
+                text
+            } else {
+                let v: Value = serde_yaml_ng::from_str(&text).map_err(|e| anyhow!("{}: malformed YAML: {e}", conf.display()))?;
+                let v = if v.get("dag_schema").is_some() { v } else { json!({"dag_schema": v}) };
+                v.to_string()
+            };
+            let resp = client.post_text("/job/submit", &body)?;
+            after_submit(&client, resp, wait, &api)
+        }
+        JobCommand::Query { job_id, api } => {
+            let v = Client::new(&api.api).get("/job/query", &[("job_id", &job_id)])?;
+            if api.json { print_json(&v["data"]) } else { show_jobs(v["data"].as_array().map(Vec::as_slice).unwrap_or(&[])) }
+            Ok(())
+        }
+        JobCommand::Tasks { job_id, api } => {
+            let v = Client::new(&api.api).get("/job/task/query", &[("job_id", &job_id)])?;
+            if api.json {
+                print_json(&v["data"]);
+            } else {
+                let rows: Vec<Vec<String>> = v["data"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|t| vec![cell(&t["task_name"]), cell(&t["component"]), cell(&t["role"]), cell(&t["party_id"]), cell(&t["task_version"]), cell(&t["status"]), cell(&t["error"])])
+                    .collect();
+                print_table(&["task", "component", "role", "party_id", "version", "status", "error"], &rows);
+            }
+            Ok(())
+        }
+        JobCommand::List { limit, api } => {
+            let v = Client::new(&api.api).get("/job/list/query", &[("limit", &limit.to_string())])?;
+            if api.json { print_json(&v["data"]) } else { show_jobs(v["data"]["jobs"].as_array().map(Vec::as_slice).unwrap_or(&[])) }
+            Ok(())
+        }
+        JobCommand::Logs { job_id, role, party_id, task_name, api } => {
+            let mut q: Vec<(&str, &str)> = vec![("job_id", &job_id)];
+            if let Some(r) = &role { q.push(("role", r)); }
+            if let Some(p) = &party_id { q.push(("party_id", p)); }
+            if let Some(t) = &task_name { q.push(("task_name", t)); }
+            let v = Client::new(&api.api).get("/log/query", &q)?;
+            if api.json {
+                print_json(&v["data"]);
+            } else {
+                for l in v["data"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                    println!("{}", cell(&l["content"]));
+                }
+            }
+            Ok(())
+        }
+        JobCommand::Stop { job_id, api } => {
+            let v = Client::new(&api.api).post("/job/stop", &json!({"job_id": job_id}))?;
+            if api.json { print_json(&v) } else { println!("job {job_id}: stop requested") }
+            Ok(())
+        }
+        JobCommand::Rerun { job_id, api } => {
+            let v = Client::new(&api.api).post("/job/rerun", &json!({"job_id": job_id}))?;
+            if api.json { print_json(&v) } else { println!("job {job_id}: rerun started") }
+            Ok(())
+        }
+    }
+}
+
+pub fn table(cmd: TableCommand) -> Result<()> {
+    match cmd {
+        TableCommand::Query { namespace, name, api } => {
+            let v = Client::new(&api.api).get("/table/query", &[("namespace", &namespace), ("name", &name)])?;
+            let d = &v["data"];
+            if api.json {
+                print_json(d);
+            } else {
+                crate::output::table(
+                    &["namespace", "name", "count", "partitions", "engine", "features"],
+                    &[vec![cell(&d["namespace"]), cell(&d["name"]), cell(&d["count"]), cell(&d["partitions"]), cell(&d["engine"]), d["meta"]["feature_names"].as_array().map(|a| a.len().to_string()).unwrap_or_else(|| "-".into())]],
+                );
+            }
+            Ok(())
+        }
+        TableCommand::Delete { namespace, name, api } => {
+            let v = Client::new(&api.api).post("/table/delete", &json!({"namespace": namespace, "name": name}))?;
+            if api.json { print_json(&v) } else { println!("deleted table {namespace}.{name}") }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `fate`: the fate-rs binary. It parses the command line, wires the backends the
+//! configuration names (the only place that does), and runs a node or a client command.
+
+mod bench;
+mod client;
+mod node;
+mod output;
+mod toy;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "fate", version, about = "FATE (Federated AI Technology Enabler) in one fast binary", long_about = "fate-rs runs FATE's federated jobs: the same party ids, roles (guest, host, arbiter), DAGs, REST API and components as FATE, in one process.\n\nStart a node hosting any number of parties with `fate standalone`, then upload data and submit jobs with `fate data upload` and `fate job submit`, or run `fate toy` to check that everything works.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ApiArgs {
+    /// Base URL of the node's REST API.
+    #[arg(long, env = "FATE_API", default_value = "http://127.0.0.1:9380", global = true)]
+    api: String,
+    /// Print JSON for scripts instead of human-readable tables.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node hosting every party in one process, with embedded defaults (SQLite metadata,
+    /// local table storage, in-process federation). Prints the API URL.
+    Standalone(node::StandaloneArgs),
+    /// Run the toy example between a guest and a host: FATE 1.x `secure_add_example` in this
+    /// process (prints the secure sum), or with `--api` FATE 2.x `toy_example` on a node, like
+    /// `flow test toy`.
+    Toy(toy::ToyArgs),
+    /// Upload data to a node (an upload is a job, as in FATE).
+    #[command(subcommand)]
+    Data(client::DataCommand),
+    /// Submit, query, stop and rerun jobs; read their logs.
+    #[command(subcommand)]
+    Job(client::JobCommand),
+    /// Query or delete stored tables.
+    #[command(subcommand)]
+    Table(client::TableCommand),
+    /// Benchmarks with an in-run baseline and FATE's figure beside ours.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.command {
+        Command::Standalone(args) => {
+            init_tracing("info");
+            node::standalone(args)
+        }
+        Command::Toy(args) => {
+            init_tracing("warn");
+            toy::run(args)
+        }
+        Command::Data(cmd) => {
+            init_tracing("warn");
+            client::data(cmd)
+        }
+        Command::Job(cmd) => {
+            init_tracing("warn");
+            client::job(cmd)
+        }
+        Command::Table(cmd) => {
+            init_tracing("warn");
+            client::table(cmd)
+        }
+        Command::Bench(cmd) => {
+            init_tracing("warn");
+            bench::run(cmd)
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Default data directory: `$FATE_HOME` or `./fate-data`.
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("FATE_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("fate-data"))
+}

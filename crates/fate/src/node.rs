@@ -1,0 +1,90 @@
+//! Wiring a node: the only place that names concrete backends.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use fate_computing::{Computing, ComputingConfig};
+use fate_federation::FederationConfig;
+use fate_federation::local::LocalTransport;
+use fate_scheduler::{Scheduler, SchedulerConfig};
+use fate_store::MetaStore;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct StandaloneArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// HTTP port of the REST API (FATE-Flow's default is 9380).
+    #[arg(long, default_value_t = 9380)]
+    pub port: u16,
+    /// Where tables, metadata (SQLite) and logs live.
+    #[arg(long, env = "FATE_HOME", default_value_os_t = crate::default_data_dir())]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct EngineArgs {
+    /// Threads that run table partitions (FATE's task cores). Default: all cores.
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// Default partitions of new tables (FATE's computing_partitions).
+    #[arg(long, default_value_t = 8)]
+    pub partitions: usize,
+    /// Seconds a party waits for a message from another party before the task fails.
+    #[arg(long, default_value_t = 600)]
+    pub federation_timeout: u64,
+}
+
+/// Builds a standalone scheduler over `data_dir`: redb tables, SQLite metadata, in-process
+/// federation.
+pub async fn build_scheduler(data_dir: &Path, engine: &EngineArgs) -> Result<Scheduler> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let cores = engine.cores.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let computing = Computing::new(ComputingConfig {
+        cores,
+        default_partitions: engine.partitions,
+        data_dir: Some(data_dir.join("tables")),
+    })
+    .context("cannot open table storage")?;
+    let store = MetaStore::open_sqlite(&data_dir.join("fate_flow.sqlite")).await.context("cannot open the metadata store")?;
+    let federation = FederationConfig { timeout: Duration::from_secs(engine.federation_timeout), ..FederationConfig::default() };
+    let scheduler = Scheduler::new(
+        store,
+        computing,
+        LocalTransport::new(),
+        fate_components::registry(),
+        SchedulerConfig { logs_dir: data_dir.join("logs"), federation },
+    )
+    .await?;
+    Ok(scheduler)
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+pub fn standalone(args: StandaloneArgs) -> Result<()> {
+    runtime()?.block_on(async move {
+        let scheduler = build_scheduler(&args.data_dir, &args.engine).await?;
+        let addr = format!("{}:{}", args.host, args.port);
+        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        let state = fate_api::ApiState {
+            scheduler,
+            upload_dir: args.data_dir.join("uploads"),
+            address: local.to_string(),
+        };
+        let app = fate_api::router(state);
+        tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");
+        println!("fate standalone: API at http://{local} (data in {})", args.data_dir.display());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok(())
+    })
+}

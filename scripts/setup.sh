@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing fate-rs needs on a fresh Debian machine. Sourced by
+# scripts/demo.sh and scripts/test.sh; safe to run again (it only installs what is missing).
+set -euo pipefail
+
+need_apt=()
+# rug links Debian's GMP (gmp-mpfr-sys `use-system-libs`), so no m4 and no GMP build is needed.
+dpkg -s libgmp-dev >/dev/null 2>&1 || need_apt+=(libgmp-dev)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing ${need_apt[*]}" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: please install: sudo apt-get install -y ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing (install Rust from rustup)" >&2; exit 1; }
