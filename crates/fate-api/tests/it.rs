@@ -365,3 +365,31 @@ async fn fate_1x_dsl_and_conf_run_the_secure_add_toy() {
     assert_eq!(bad["retcode"], 101, "{bad}");
     assert!(bad["retmsg"].as_str().unwrap().contains("NoSuchModule"), "{bad}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_running_job_cancels_it_at_every_party() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_at(dir.path()).await;
+    // Large enough to still be running when the stop arrives.
+    let dag = json!({"dag_schema": {"dag": {
+        "parties": [{"role": "guest", "party_id": ["9999"]}, {"role": "host", "party_id": ["10000"]}],
+        "tasks": {"big": {"component_ref": "secure_add_example", "parameters": {"data_num": 3000000, "partition": 4}}}
+    }}});
+    let v = node.post("/v2/job/submit", dag).await;
+    let job_id = v["job_id"].as_str().unwrap().to_string();
+    let v = node.post("/v2/job/stop", json!({"job_id": job_id})).await;
+    assert_eq!(v["code"], 0, "{v}");
+    let start = std::time::Instant::now();
+    let jobs = node.wait(&job_id).await;
+    assert!(start.elapsed() < Duration::from_secs(20), "stop took {:?}", start.elapsed());
+    for j in &jobs {
+        assert_eq!(j["status"], "canceled", "{j}");
+    }
+    let tasks = node.get(&format!("/v2/job/task/query?job_id={job_id}")).await;
+    for t in tasks["data"].as_array().unwrap() {
+        assert_ne!(t["status"], "success", "{t}");
+        assert_ne!(t["status"], "running", "{t}");
+    }
+    let v = node.post("/v2/job/stop", json!({"job_id": job_id})).await;
+    assert_eq!(v["code"], 1003, "an ended job cannot be stopped: {v}");
+}
