@@ -118,6 +118,8 @@ pub struct Ctx {
     pub job_id: String,
     pub task_name: String,
     pub task_version: u32,
+    /// `train`, `predict` or `default` (FATE's task stage, fate-spec §3.3).
+    pub stage: String,
     pub local: Party,
     /// The task's parties, sorted (guest, host..., arbiter).
     pub parties: Vec<Party>,

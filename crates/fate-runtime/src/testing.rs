@@ -71,6 +71,8 @@ pub struct Harness {
     pub federation: FederationConfig,
     observer: Option<Arc<dyn Observer>>,
     runs: std::sync::atomic::AtomicU32,
+    /// Stage given to the next runs (`train` by default; set `predict` for predict runs).
+    pub stage: String,
 }
 
 impl Harness {
@@ -81,6 +83,7 @@ impl Harness {
             federation: FederationConfig { timeout: Duration::from_secs(120), ..FederationConfig::default() },
             observer: None,
             runs: Default::default(),
+            stage: "train".into(),
         }
     }
 
@@ -125,6 +128,7 @@ impl Harness {
                         job_id: job_id.clone(),
                         task_name: task_name.to_string(),
                         task_version: 0,
+                        stage: self.stage.clone(),
                         local: run.party.clone(),
                         parties: parties.clone(),
                         computing: self.computing.clone(),

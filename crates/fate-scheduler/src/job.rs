@@ -358,6 +358,7 @@ impl Scheduler {
                 job_id: job_id.to_string(),
                 task_name: task.name.clone(),
                 task_version: version as u32,
+                stage: task.stage.clone(),
                 local: party.clone(),
                 parties: task.parties.clone(),
                 computing: self.inner.computing.clone(),
