@@ -10,6 +10,7 @@ use fate_types::component::{ArtifactKind, ArtifactSpec, ParamSpec};
 use fate_types::Role;
 use std::sync::Arc;
 
+pub mod evaluation;
 pub mod reader;
 pub mod secure_add;
 pub mod toy;
@@ -22,6 +23,7 @@ pub fn registry() -> Registry {
     r.register(Arc::new(secure_add::SecureAddExample));
     r.register(Arc::new(upload::Upload));
     r.register(Arc::new(reader::Reader));
+    r.register(Arc::new(evaluation::Evaluation));
     r
 }
 
