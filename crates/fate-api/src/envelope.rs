@@ -33,7 +33,13 @@ impl Envelope {
     }
 
     pub fn error(code: RetCode, message: impl Into<String>) -> Self {
-        Envelope { code: code.code(), message: message.into(), data: None, job_id: None, http: StatusCode::OK }
+        Envelope {
+            code: code.code(),
+            message: message.into(),
+            data: None,
+            job_id: None,
+            http: StatusCode::OK,
+        }
     }
 
     pub fn with_job(mut self, job_id: impl Into<String>) -> Self {
@@ -83,10 +89,12 @@ impl From<SchedulerError> for ApiError {
                 Envelope::error(RetCode::JobParams, e.to_string())
                     .with_data(serde_json::json!({"field": p.field, "task": p.task})),
             ),
-            SchedulerError::JobNotFound(id) => ApiError(Envelope::error(RetCode::JobNotFound, e.to_string()).with_job(id.clone())),
-            SchedulerError::BadState { job_id, .. } => {
-                ApiError(Envelope::error(RetCode::JobStatus, e.to_string()).with_job(job_id.clone()))
+            SchedulerError::JobNotFound(id) => {
+                ApiError(Envelope::error(RetCode::JobNotFound, e.to_string()).with_job(id.clone()))
             }
+            SchedulerError::BadState { job_id, .. } => ApiError(
+                Envelope::error(RetCode::JobStatus, e.to_string()).with_job(job_id.clone()),
+            ),
             SchedulerError::Store(s) => ApiError::from_store(s),
         }
     }

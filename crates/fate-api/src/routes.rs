@@ -89,7 +89,10 @@ fn req_str(m: &serde_json::Map<String, Value>, field: &str) -> Result<String, Ap
 }
 
 fn opt_role(p: &HashMap<String, String>) -> Result<Option<Role>, ApiError> {
-    p.get("role").filter(|s| !s.is_empty()).map(|r| r.parse::<Role>().map_err(|e| ApiError::param("role", e))).transpose()
+    p.get("role")
+        .filter(|s| !s.is_empty())
+        .map(|r| r.parse::<Role>().map_err(|e| ApiError::param("role", e)))
+        .transpose()
 }
 
 fn opt_param(p: &HashMap<String, String>, k: &str) -> Option<String> {
@@ -104,11 +107,26 @@ fn job_json(j: &JobRecord) -> Value {
     v
 }
 
-async fn job_submit(State(st): State<Arc<ApiState>>, headers: axum::http::HeaderMap, body: String) -> ApiResult {
-    let dag = fate_dag::parse_dag(&body).map_err(|e| ApiError(Envelope::error(RetCode::JobParams, e.to_string()).with_data(json!({"field": e.field, "task": e.task}))))?;
-    let user = headers.get("user_name").and_then(|v| v.to_str().ok()).unwrap_or("");
+async fn job_submit(
+    State(st): State<Arc<ApiState>>,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> ApiResult {
+    let dag = fate_dag::parse_dag(&body).map_err(|e| {
+        ApiError(
+            Envelope::error(RetCode::JobParams, e.to_string())
+                .with_data(json!({"field": e.field, "task": e.task})),
+        )
+    })?;
+    let user = headers
+        .get("user_name")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let s = st.scheduler.submit(dag, user).await?;
-    Ok(Envelope::ok(json!({"model_id": s.model_id, "model_version": s.model_version})).with_job(s.job_id))
+    Ok(
+        Envelope::ok(json!({"model_id": s.model_id, "model_version": s.model_version}))
+            .with_job(s.job_id),
+    )
 }
 
 /// FATE 1.x submit: `{dsl|job_dsl, runtime_conf|job_runtime_conf}` (fate-spec §3.2), converted to
@@ -124,23 +142,51 @@ async fn job_submit_v1(State(st): State<Arc<ApiState>>, body: String) -> axum::J
     let dsl = m.get("dsl").or_else(|| m.get("job_dsl"));
     let conf = m.get("runtime_conf").or_else(|| m.get("job_runtime_conf"));
     let (Some(dsl), Some(conf)) = (dsl, conf) else {
-        return reply(101, "dsl and runtime_conf are required".into(), None, Value::Null);
+        return reply(
+            101,
+            "dsl and runtime_conf are required".into(),
+            None,
+            Value::Null,
+        );
     };
     let dag = match fate_dag::dsl_to_dag(dsl, conf, &st.scheduler.registry().specs()) {
         Ok(d) => d,
-        Err(e) => return reply(101, e.to_string(), None, json!({"field": e.field, "task": e.task})),
+        Err(e) => {
+            return reply(
+                101,
+                e.to_string(),
+                None,
+                json!({"field": e.field, "task": e.task}),
+            );
+        }
     };
     match st.scheduler.submit(dag, "").await {
-        Ok(s) => reply(0, "success".into(), Some(s.job_id.clone()), json!({"job_id": s.job_id, "model_info": {"model_id": s.model_id, "model_version": s.model_version}})),
+        Ok(s) => reply(
+            0,
+            "success".into(),
+            Some(s.job_id.clone()),
+            json!({"job_id": s.job_id, "model_info": {"model_id": s.model_id, "model_version": s.model_version}}),
+        ),
         Err(e) => {
-            let retcode = if matches!(e, fate_scheduler::SchedulerError::Plan(_)) { 101 } else { 100 };
+            let retcode = if matches!(e, fate_scheduler::SchedulerError::Plan(_)) {
+                101
+            } else {
+                100
+            };
             reply(retcode, e.to_string(), None, Value::Null)
         }
     }
 }
 
 async fn job_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
-    let status = p.get("status").filter(|s| !s.is_empty()).map(|s| s.parse::<JobStatus>().map_err(|e| ApiError::param("status", e))).transpose()?;
+    let status = p
+        .get("status")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<JobStatus>()
+                .map_err(|e| ApiError::param("status", e))
+        })
+        .transpose()?;
     let filter = JobFilter {
         job_id: opt_param(&p, "job_id"),
         role: opt_role(&p)?,
@@ -150,10 +196,13 @@ async fn job_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResu
     };
     let jobs = st.scheduler.store().jobs(&filter).await?;
     if jobs.is_empty() {
-        let mut e = Envelope::error(RetCode::JobNotFound, match &filter.job_id {
-            Some(id) => format!("job {id} not found"),
-            None => "no job matches the query".into(),
-        });
+        let mut e = Envelope::error(
+            RetCode::JobNotFound,
+            match &filter.job_id {
+                Some(id) => format!("job {id} not found"),
+                None => "no job matches the query".into(),
+            },
+        );
         if let Some(id) = filter.job_id {
             e = e.with_job(id);
         }
@@ -181,7 +230,14 @@ async fn job_rerun(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
 
 fn page(p: &HashMap<String, String>) -> Result<(i64, i64), ApiError> {
     let num = |k: &str, d: i64| -> Result<i64, ApiError> {
-        p.get(k).filter(|s| !s.is_empty()).map(|s| s.parse::<i64>().map_err(|_| ApiError::param(k, "must be an integer"))).transpose().map(|v| v.unwrap_or(d))
+        p.get(k)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<i64>()
+                    .map_err(|_| ApiError::param(k, "must be an integer"))
+            })
+            .transpose()
+            .map(|v| v.unwrap_or(d))
     };
     let limit = num("limit", 20)?.clamp(1, 1000);
     let page = num("page", 1)?.max(1);
@@ -190,16 +246,53 @@ fn page(p: &HashMap<String, String>) -> Result<(i64, i64), ApiError> {
 
 async fn job_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let (limit, offset) = page(&p)?;
-    let status = p.get("status").filter(|s| !s.is_empty()).map(|s| s.parse::<JobStatus>().map_err(|e| ApiError::param("status", e))).transpose()?;
-    let base = JobFilter { job_id: opt_param(&p, "job_id"), role: opt_role(&p)?, party_id: opt_param(&p, "party_id"), status, ..Default::default() };
+    let status = p
+        .get("status")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<JobStatus>()
+                .map_err(|e| ApiError::param("status", e))
+        })
+        .transpose()?;
+    let base = JobFilter {
+        job_id: opt_param(&p, "job_id"),
+        role: opt_role(&p)?,
+        party_id: opt_param(&p, "party_id"),
+        status,
+        ..Default::default()
+    };
     let count = st.scheduler.store().jobs(&base).await?.len();
-    let jobs = st.scheduler.store().jobs(&JobFilter { limit: Some(limit), offset: Some(offset), ..base }).await?;
-    Ok(Envelope::ok(json!({"count": count, "jobs": jobs.iter().map(job_json).collect::<Vec<_>>()})))
+    let jobs = st
+        .scheduler
+        .store()
+        .jobs(&JobFilter {
+            limit: Some(limit),
+            offset: Some(offset),
+            ..base
+        })
+        .await?;
+    Ok(Envelope::ok(
+        json!({"count": count, "jobs": jobs.iter().map(job_json).collect::<Vec<_>>()}),
+    ))
 }
 
 fn task_filter(p: &HashMap<String, String>) -> Result<TaskFilter, ApiError> {
-    let status = p.get("status").filter(|s| !s.is_empty()).map(|s| s.parse::<TaskStatus>().map_err(|e| ApiError::param("status", e))).transpose()?;
-    let task_version = p.get("task_version").filter(|s| !s.is_empty()).map(|s| s.parse::<i64>().map_err(|_| ApiError::param("task_version", "must be an integer"))).transpose()?;
+    let status = p
+        .get("status")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<TaskStatus>()
+                .map_err(|e| ApiError::param("status", e))
+        })
+        .transpose()?;
+    let task_version = p
+        .get("task_version")
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<i64>()
+                .map_err(|_| ApiError::param("task_version", "must be an integer"))
+        })
+        .transpose()?;
     Ok(TaskFilter {
         job_id: opt_param(p, "job_id"),
         task_name: opt_param(p, "task_name"),
@@ -214,7 +307,10 @@ fn task_filter(p: &HashMap<String, String>) -> Result<TaskFilter, ApiError> {
 async fn task_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let tasks = st.scheduler.store().tasks(&task_filter(&p)?).await?;
     if tasks.is_empty() {
-        return Err(ApiError::new(RetCode::TaskNotFound, "no task matches the query"));
+        return Err(ApiError::new(
+            RetCode::TaskNotFound,
+            "no task matches the query",
+        ));
     }
     Ok(Envelope::ok(tasks))
 }
@@ -223,15 +319,27 @@ async fn task_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResu
     let (limit, offset) = page(&p)?;
     let tasks = st.scheduler.store().tasks(&task_filter(&p)?).await?;
     let count = tasks.len();
-    let page: Vec<_> = tasks.into_iter().skip(offset as usize).take(limit as usize).collect();
+    let page: Vec<_> = tasks
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
     Ok(Envelope::ok(json!({"count": count, "tasks": page})))
 }
 
-async fn logs_of(st: &ApiState, p: &HashMap<String, String>) -> Result<Vec<fate_scheduler::LogLine>, ApiError> {
+async fn logs_of(
+    st: &ApiState,
+    p: &HashMap<String, String>,
+) -> Result<Vec<fate_scheduler::LogLine>, ApiError> {
     let job_id = opt_param(p, "job_id").ok_or_else(|| ApiError::param("job_id", "is required"))?;
     let mut lines = st
         .scheduler
-        .logs(&job_id, opt_param(p, "role").as_deref(), opt_param(p, "party_id").as_deref(), opt_param(p, "task_name").as_deref())
+        .logs(
+            &job_id,
+            opt_param(p, "role").as_deref(),
+            opt_param(p, "party_id").as_deref(),
+            opt_param(p, "task_name").as_deref(),
+        )
         .await?;
     if let Some(t) = opt_param(p, "log_type") {
         let want = match t.as_str() {
@@ -253,8 +361,14 @@ async fn logs_of(st: &ApiState, p: &HashMap<String, String>) -> Result<Vec<fate_
 
 async fn log_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let lines = logs_of(&st, &p).await?;
-    let begin = p.get("begin").and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
-    let end = p.get("end").and_then(|s| s.parse::<usize>().ok()).unwrap_or(usize::MAX);
+    let begin = p
+        .get("begin")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(0);
+    let end = p
+        .get("end")
+        .and_then(|s| s.parse::<usize>().ok())
+        .unwrap_or(usize::MAX);
     let out: Vec<Value> = lines
         .into_iter()
         .enumerate()
@@ -269,28 +383,51 @@ async fn log_count(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResu
 }
 
 /// Parameters of an upload, from a JSON body or multipart fields.
-fn upload_dag(m: &serde_json::Map<String, Value>, file: &str) -> Result<(fate_dag::DagSchema, String, String), ApiError> {
+fn upload_dag(
+    m: &serde_json::Map<String, Value>,
+    file: &str,
+) -> Result<(fate_dag::DagSchema, String, String), ApiError> {
     let namespace = req_str(m, "namespace")?;
     let name = req_str(m, "name")?;
     let mut params = serde_json::Map::new();
     params.insert("file".into(), json!(file));
     params.insert("namespace".into(), json!(namespace));
     params.insert("name".into(), json!(name));
-    for (k, expect_bool) in [("head", true), ("extend_sid", true), ("overwrite", true), ("partitions", false)] {
+    for (k, expect_bool) in [
+        ("head", true),
+        ("extend_sid", true),
+        ("overwrite", true),
+        ("partitions", false),
+    ] {
         if let Some(v) = m.get(k) {
             let v = match (v, expect_bool) {
                 (Value::Bool(_), true) | (Value::Number(_), false) => v.clone(),
                 (Value::Number(n), true) => json!(n.as_i64().unwrap_or(0) != 0),
-                (Value::String(s), true) => json!(matches!(s.to_ascii_lowercase().as_str(), "true" | "1")),
-                (Value::String(s), false) => json!(s.parse::<u64>().map_err(|_| ApiError::param(k, "must be an integer"))?),
-                _ => return Err(ApiError::param(k, if expect_bool { "must be a boolean" } else { "must be an integer" })),
+                (Value::String(s), true) => {
+                    json!(matches!(s.to_ascii_lowercase().as_str(), "true" | "1"))
+                }
+                (Value::String(s), false) => json!(
+                    s.parse::<u64>()
+                        .map_err(|_| ApiError::param(k, "must be an integer"))?
+                ),
+                _ => {
+                    return Err(ApiError::param(
+                        k,
+                        if expect_bool {
+                            "must be a boolean"
+                        } else {
+                            "must be an integer"
+                        },
+                    ));
+                }
             };
             params.insert(k.into(), v);
         }
     }
     if let Some(meta) = m.get("meta") {
         let meta = match meta {
-            Value::String(s) => serde_json::from_str::<Value>(s).map_err(|e| ApiError::param("meta", format!("malformed JSON: {e}")))?,
+            Value::String(s) => serde_json::from_str::<Value>(s)
+                .map_err(|e| ApiError::param("meta", format!("malformed JSON: {e}")))?,
             other => other.clone(),
         };
         if !meta.is_object() {
@@ -305,7 +442,8 @@ fn upload_dag(m: &serde_json::Map<String, Value>, file: &str) -> Result<(fate_da
         },
         "schema_version": "2.2.0",
     });
-    let dag: fate_dag::DagSchema = serde_json::from_value(dag).map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?;
+    let dag: fate_dag::DagSchema = serde_json::from_value(dag)
+        .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?;
     Ok((dag, namespace, name))
 }
 
@@ -313,7 +451,14 @@ async fn submit_upload(st: &ApiState, m: &serde_json::Map<String, Value>, file: 
     let (dag, namespace, name) = upload_dag(m, file)?;
     let overwrite = matches!(m.get("overwrite"), Some(Value::Bool(true)))
         || matches!(m.get("overwrite"), Some(Value::String(s)) if s == "true" || s == "1");
-    if !overwrite && st.scheduler.store().table(&namespace, &name).await?.is_some() {
+    if !overwrite
+        && st
+            .scheduler
+            .store()
+            .table(&namespace, &name)
+            .await?
+            .is_some()
+    {
         return Err(ApiError::new(
             RetCode::TableExists,
             format!("table {namespace}.{name} exists already; delete it or set overwrite to true"),
@@ -327,7 +472,10 @@ async fn upload_path(State(st): State<Arc<ApiState>>, body: String) -> ApiResult
     let m = body_json(&body)?;
     let file = req_str(&m, "file")?;
     if !std::path::Path::new(&file).is_file() {
-        return Err(ApiError::new(RetCode::NoFile, format!("file: `{file}` is not a file on this node")));
+        return Err(ApiError::new(
+            RetCode::NoFile,
+            format!("file: `{file}` is not a file on this node"),
+        ));
     }
     submit_upload(&st, &m, &file).await
 }
@@ -335,25 +483,41 @@ async fn upload_path(State(st): State<Arc<ApiState>>, body: String) -> ApiResult
 async fn upload_file(State(st): State<Arc<ApiState>>, mut mp: Multipart) -> ApiResult {
     let mut fields = serde_json::Map::new();
     let mut saved: Option<PathBuf> = None;
-    while let Some(field) = mp.next_field().await.map_err(|e| ApiError::param("multipart", e))? {
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| ApiError::param("multipart", e))?
+    {
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
-            let bytes = field.bytes().await.map_err(|e| ApiError::param("file", e))?;
-            tokio::fs::create_dir_all(&st.upload_dir).await.map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?;
-            let path = st.upload_dir.join(format!("{}.csv", chrono::Utc::now().format("%Y%m%d%H%M%S%f")));
-            tokio::fs::write(&path, &bytes).await.map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?;
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| ApiError::param("file", e))?;
+            tokio::fs::create_dir_all(&st.upload_dir)
+                .await
+                .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?;
+            let path = st.upload_dir.join(format!(
+                "{}.csv",
+                chrono::Utc::now().format("%Y%m%d%H%M%S%f")
+            ));
+            tokio::fs::write(&path, &bytes)
+                .await
+                .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?;
             saved = Some(path);
         } else {
             let text = field.text().await.map_err(|e| ApiError::param(&name, e))?;
             fields.insert(name, Value::String(text));
         }
     }
-    let path = saved.ok_or_else(|| ApiError::param("file", "is required (a multipart file field)"))?;
+    let path =
+        saved.ok_or_else(|| ApiError::param("file", "is required (a multipart file field)"))?;
     submit_upload(&st, &fields, &path.to_string_lossy()).await
 }
 
 fn ns_name(p: &HashMap<String, String>) -> Result<(String, String), ApiError> {
-    let ns = opt_param(p, "namespace").ok_or_else(|| ApiError::param("namespace", "is required"))?;
+    let ns =
+        opt_param(p, "namespace").ok_or_else(|| ApiError::param("namespace", "is required"))?;
     let name = opt_param(p, "name").ok_or_else(|| ApiError::param("name", "is required"))?;
     Ok((ns, name))
 }
@@ -365,7 +529,12 @@ async fn table_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiRe
         .store()
         .table(&ns, &name)
         .await?
-        .ok_or_else(|| ApiError::new(RetCode::TableNotFound, format!("table {ns}.{name} not found")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                RetCode::TableNotFound,
+                format!("table {ns}.{name} not found"),
+            )
+        })?;
     Ok(Envelope::ok(json!({
         "namespace": t.namespace, "name": t.name, "count": t.count, "partitions": t.partitions,
         "data_type": "dataframe", "engine": t.engine, "path": t.path, "meta": t.schema, "source": t.source,
@@ -377,7 +546,10 @@ async fn table_delete(State(st): State<Arc<ApiState>>, body: String) -> ApiResul
     let m = body_json(&body)?;
     let (ns, name) = (req_str(&m, "namespace")?, req_str(&m, "name")?);
     if st.scheduler.store().table(&ns, &name).await?.is_none() {
-        return Err(ApiError::new(RetCode::TableNotFound, format!("table {ns}.{name} not found")));
+        return Err(ApiError::new(
+            RetCode::TableNotFound,
+            format!("table {ns}.{name} not found"),
+        ));
     }
     let computing = st.scheduler.computing().clone();
     let (ns2, name2) = (ns.clone(), name.clone());
@@ -400,14 +572,19 @@ fn output_key(p: &HashMap<String, String>) -> Result<OutputKey, ApiError> {
     Ok(OutputKey {
         job_id: opt_param(p, "job_id").ok_or_else(|| ApiError::param("job_id", "is required"))?,
         role: opt_role(p)?.ok_or_else(|| ApiError::param("role", "is required"))?,
-        party_id: opt_param(p, "party_id").ok_or_else(|| ApiError::param("party_id", "is required"))?,
+        party_id: opt_param(p, "party_id")
+            .ok_or_else(|| ApiError::param("party_id", "is required"))?,
         task_name: opt_param(p, "task_name"),
     })
 }
 
 async fn metric_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let k = output_key(&p)?;
-    let metrics = st.scheduler.store().metrics(&k.job_id, k.role, &k.party_id, k.task_name.as_deref()).await?;
+    let metrics = st
+        .scheduler
+        .store()
+        .metrics(&k.job_id, k.role, &k.party_id, k.task_name.as_deref())
+        .await?;
     let out: Vec<Value> = metrics
         .into_iter()
         .map(|m| json!({"name": m.name, "type": m.metric_type, "groups": m.groups, "step_axis": m.step_axis, "data": m.data, "task_name": m.task_name}))
@@ -417,14 +594,22 @@ async fn metric_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiR
 
 async fn metric_key_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let k = output_key(&p)?;
-    let metrics = st.scheduler.store().metrics(&k.job_id, k.role, &k.party_id, k.task_name.as_deref()).await?;
+    let metrics = st
+        .scheduler
+        .store()
+        .metrics(&k.job_id, k.role, &k.party_id, k.task_name.as_deref())
+        .await?;
     let out: Vec<Value> = metrics.into_iter().map(|m| json!({"name": m.name, "type": m.metric_type, "groups": m.groups, "step_axis": m.step_axis})).collect();
     Ok(Envelope::ok(out))
 }
 
 async fn model_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let k = output_key(&p)?;
-    let models = st.scheduler.store().models(&k.job_id, k.role, &k.party_id, k.task_name.as_deref()).await?;
+    let models = st
+        .scheduler
+        .store()
+        .models(&k.job_id, k.role, &k.party_id, k.task_name.as_deref())
+        .await?;
     let mut out = serde_json::Map::new();
     for m in models {
         out.insert(m.output_key.clone(), json!({"data": m.data, "component": m.component, "task_name": m.task_name, "model_id": m.model_id, "model_version": m.model_version}));
@@ -434,7 +619,11 @@ async fn model_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiRe
 
 async fn output_data_table(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let k = output_key(&p)?;
-    let recs = st.scheduler.store().output_data(&k.job_id, k.role, &k.party_id, k.task_name.as_deref()).await?;
+    let recs = st
+        .scheduler
+        .store()
+        .output_data(&k.job_id, k.role, &k.party_id, k.task_name.as_deref())
+        .await?;
     let mut out: serde_json::Map<String, Value> = serde_json::Map::new();
     for r in recs {
         let entry = out.entry(r.output_key.clone()).or_insert_with(|| json!([]));
@@ -447,16 +636,31 @@ async fn output_data_table(State(st): State<Arc<ApiState>>, Query(p): Params) ->
 
 async fn output_data_display(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let k = output_key(&p)?;
-    let recs = st.scheduler.store().output_data(&k.job_id, k.role, &k.party_id, k.task_name.as_deref()).await?;
+    let recs = st
+        .scheduler
+        .store()
+        .output_data(&k.job_id, k.role, &k.party_id, k.task_name.as_deref())
+        .await?;
     let computing = st.scheduler.computing().clone();
     let mut out = serde_json::Map::new();
     for r in recs {
-        let schema = st.scheduler.store().table(&r.namespace, &r.name).await?.map(|t| t.schema).unwrap_or(Value::Null);
+        let schema = st
+            .scheduler
+            .store()
+            .table(&r.namespace, &r.name)
+            .await?
+            .map(|t| t.schema)
+            .unwrap_or(Value::Null);
         let comp = computing.clone();
         let (ns, name) = (r.namespace.clone(), r.name.clone());
         let rows = tokio::task::spawn_blocking(move || -> Result<Vec<Value>, String> {
-            let table: fate_computing::Table<String, fate_runtime::Row> = comp.load(&ns, &name).map_err(|e| e.to_string())?;
-            Ok(table.take(100).into_iter().map(|(k, r)| json!([k, r.match_id, r.label, r.weight, r.features])).collect())
+            let table: fate_computing::Table<String, fate_runtime::Row> =
+                comp.load(&ns, &name).map_err(|e| e.to_string())?;
+            Ok(table
+                .take(100)
+                .into_iter()
+                .map(|(k, r)| json!([k, r.match_id, r.label, r.weight, r.features]))
+                .collect())
         })
         .await
         .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?
@@ -472,5 +676,7 @@ async fn site_info() -> Envelope {
 
 async fn server_fateflow(State(st): State<Arc<ApiState>>) -> Envelope {
     let (host, port) = st.address.rsplit_once(':').unwrap_or((&st.address, "9380"));
-    Envelope::ok(json!({"host": host, "http_port": port.parse::<u16>().unwrap_or(9380), "protocol": "http"}))
+    Envelope::ok(
+        json!({"host": host, "http_port": port.parse::<u16>().unwrap_or(9380), "protocol": "http"}),
+    )
 }

@@ -19,19 +19,36 @@ struct Node {
 }
 
 async fn node_at(dir: &Path) -> Node {
-    let computing = Computing::new(ComputingConfig { cores: 2, default_partitions: 4, data_dir: Some(dir.join("tables")) }).unwrap();
-    let store = MetaStore::open_sqlite(&dir.join("fate_flow.sqlite")).await.unwrap();
-    let federation = FederationConfig { timeout: Duration::from_secs(30), ..FederationConfig::default() };
+    let computing = Computing::new(ComputingConfig {
+        cores: 2,
+        default_partitions: 4,
+        data_dir: Some(dir.join("tables")),
+    })
+    .unwrap();
+    let store = MetaStore::open_sqlite(&dir.join("fate_flow.sqlite"))
+        .await
+        .unwrap();
+    let federation = FederationConfig {
+        timeout: Duration::from_secs(30),
+        ..FederationConfig::default()
+    };
     let scheduler = Scheduler::new(
         store,
         computing,
         LocalTransport::new(),
         fate_components::registry(),
-        SchedulerConfig { logs_dir: dir.join("logs"), federation },
+        SchedulerConfig {
+            logs_dir: dir.join("logs"),
+            federation,
+        },
     )
     .await
     .unwrap();
-    let app = fate_api::router(fate_api::ApiState { scheduler, upload_dir: dir.join("uploads"), address: "127.0.0.1:9380".into() });
+    let app = fate_api::router(fate_api::ApiState {
+        scheduler,
+        upload_dir: dir.join("uploads"),
+        address: "127.0.0.1:9380".into(),
+    });
     Node { app }
 }
 
@@ -45,8 +62,12 @@ impl Node {
             .unwrap();
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap();
-        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!("{uri}: not JSON ({e}): {}", String::from_utf8_lossy(&bytes))
+        });
         (status, v)
     }
 
@@ -64,7 +85,12 @@ impl Node {
             let v = self.get(&format!("/v2/job/query?job_id={job_id}")).await;
             assert_eq!(v["code"], 0, "{v}");
             let jobs = v["data"].as_array().unwrap().clone();
-            if jobs.iter().all(|j| matches!(j["status"].as_str(), Some("success" | "failed" | "canceled" | "timeout"))) {
+            if jobs.iter().all(|j| {
+                matches!(
+                    j["status"].as_str(),
+                    Some("success" | "failed" | "canceled" | "timeout")
+                )
+            }) {
                 return jobs;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -73,7 +99,9 @@ impl Node {
     }
 
     async fn job_count(&self) -> i64 {
-        self.get("/v2/job/list/query?limit=1000").await["data"]["count"].as_i64().unwrap_or(0)
+        self.get("/v2/job/list/query?limit=1000").await["data"]["count"]
+            .as_i64()
+            .unwrap_or(0)
     }
 
     async fn upload(&self, file: &Path, namespace: &str, name: &str, extra: Value) -> Value {
@@ -90,7 +118,9 @@ impl Node {
 }
 
 fn shared_data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name)
 }
 
 fn toy_dag() -> Value {
@@ -115,20 +145,51 @@ async fn toy_dag_reaches_success_with_outputs_and_logs() {
         assert_eq!(j["status"], "success", "{j}");
         assert_eq!(j["progress"], 100);
     }
-    let tasks = node.get(&format!("/v2/job/task/query?job_id={job_id}")).await;
+    let tasks = node
+        .get(&format!("/v2/job/task/query?job_id={job_id}"))
+        .await;
     let tasks = tasks["data"].as_array().unwrap();
     assert_eq!(tasks.len(), 2);
     assert!(tasks.iter().all(|t| t["status"] == "success"));
     let model = node.get(&format!("/v2/output/model/query?job_id={job_id}&role=guest&party_id=9999&task_name=toy_example_0")).await;
-    assert_eq!(model["data"]["json_model_output"]["data"], json!({"test_role": "guest"}), "{model}");
-    let data = node.get(&format!("/v2/output/data/table?job_id={job_id}&role=host&party_id=10000&task_name=toy_example_0")).await;
+    assert_eq!(
+        model["data"]["json_model_output"]["data"],
+        json!({"test_role": "guest"}),
+        "{model}"
+    );
+    let data = node
+        .get(&format!(
+            "/v2/output/data/table?job_id={job_id}&role=host&party_id=10000&task_name=toy_example_0"
+        ))
+        .await;
     let out = &data["data"]["output_data"][0];
-    let table = node.get(&format!("/v2/table/query?namespace={}&name={}", out["namespace"].as_str().unwrap(), out["name"].as_str().unwrap())).await;
+    let table = node
+        .get(&format!(
+            "/v2/table/query?namespace={}&name={}",
+            out["namespace"].as_str().unwrap(),
+            out["name"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(table["data"]["count"], 1024, "{table}");
-    let logs = node.get(&format!("/v2/log/query?job_id={job_id}&role=guest&party_id=9999")).await;
+    let logs = node
+        .get(&format!(
+            "/v2/log/query?job_id={job_id}&role=guest&party_id=9999"
+        ))
+        .await;
     let lines = logs["data"].as_array().unwrap();
-    assert!(lines.iter().any(|l| l["content"].as_str().unwrap().contains("toy_example finished")), "{logs}");
-    assert!(lines.iter().all(|l| l["content"].as_str().unwrap().contains(&job_id)), "every log line names the job");
+    assert!(
+        lines.iter().any(|l| l["content"]
+            .as_str()
+            .unwrap()
+            .contains("toy_example finished")),
+        "{logs}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["content"].as_str().unwrap().contains(&job_id)),
+        "every log line names the job"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,25 +197,48 @@ async fn upload_makes_a_table_that_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let node = node_at(dir.path()).await;
-        let v = node.upload(&shared_data("breast_hetero_guest.csv"), "experiment", "breast_hetero_guest", json!({})).await;
+        let v = node
+            .upload(
+                &shared_data("breast_hetero_guest.csv"),
+                "experiment",
+                "breast_hetero_guest",
+                json!({}),
+            )
+            .await;
         assert_eq!(v["code"], 0, "{v}");
-        assert_eq!(v["data"], json!({"name": "breast_hetero_guest", "namespace": "experiment"}));
+        assert_eq!(
+            v["data"],
+            json!({"name": "breast_hetero_guest", "namespace": "experiment"})
+        );
         let jobs = node.wait(v["job_id"].as_str().unwrap()).await;
         assert_eq!(jobs[0]["status"], "success", "{jobs:?}");
         assert_eq!(jobs[0]["role"], "local");
         assert_eq!(jobs[0]["party_id"], "0");
-        let t = node.get("/v2/table/query?namespace=experiment&name=breast_hetero_guest").await;
+        let t = node
+            .get("/v2/table/query?namespace=experiment&name=breast_hetero_guest")
+            .await;
         assert_eq!(t["data"]["count"], 569, "{t}");
         assert_eq!(t["data"]["partitions"], 4);
         assert_eq!(t["data"]["meta"]["label_name"], "y");
-        assert_eq!(t["data"]["meta"]["feature_names"].as_array().unwrap().len(), 10);
+        assert_eq!(
+            t["data"]["meta"]["feature_names"].as_array().unwrap().len(),
+            10
+        );
     }
     // A new node on the same data dir: metadata and rows are still there.
     let node = node_at(dir.path()).await;
-    let t = node.get("/v2/table/query?namespace=experiment&name=breast_hetero_guest").await;
+    let t = node
+        .get("/v2/table/query?namespace=experiment&name=breast_hetero_guest")
+        .await;
     assert_eq!(t["data"]["count"], 569, "{t}");
-    let computing = Computing::new(ComputingConfig { cores: 1, default_partitions: 4, data_dir: Some(dir.path().join("tables")) }).unwrap();
-    let table: fate_computing::Table<String, fate_runtime::Row> = computing.load("experiment", "breast_hetero_guest").unwrap();
+    let computing = Computing::new(ComputingConfig {
+        cores: 1,
+        default_partitions: 4,
+        data_dir: Some(dir.path().join("tables")),
+    })
+    .unwrap();
+    let table: fate_computing::Table<String, fate_runtime::Row> =
+        computing.load("experiment", "breast_hetero_guest").unwrap();
     assert_eq!(table.count(), 569);
 }
 
@@ -165,8 +249,17 @@ async fn multipart_upload_of_a_client_file() {
     let csv = std::fs::read(shared_data("breast_hetero_host.csv")).unwrap();
     let boundary = "XBOUNDARYX";
     let mut body = Vec::new();
-    for (k, v) in [("namespace", "experiment"), ("name", "breast_hetero_host"), ("head", "true"), ("partitions", "4"), ("meta", r#"{"match_id_name": "id"}"#)] {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    for (k, v) in [
+        ("namespace", "experiment"),
+        ("name", "breast_hetero_host"),
+        ("head", "true"),
+        ("partitions", "4"),
+        ("meta", r#"{"match_id_name": "id"}"#),
+    ] {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
     }
     body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"h.csv\"\r\n\r\n").as_bytes());
     body.extend_from_slice(&csv);
@@ -174,17 +267,30 @@ async fn multipart_upload_of_a_client_file() {
     let req = Request::builder()
         .method("POST")
         .uri("/v2/data/component/upload/file")
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
         .body(Body::from(body))
         .unwrap();
     let resp = node.app.clone().oneshot(req).await.unwrap();
-    let v: Value = serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap()).unwrap();
+    let v: Value = serde_json::from_slice(
+        &axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(v["code"], 0, "{v}");
     let jobs = node.wait(v["job_id"].as_str().unwrap()).await;
     assert_eq!(jobs[0]["status"], "success", "{jobs:?}");
-    let t = node.get("/v2/table/query?namespace=experiment&name=breast_hetero_host").await;
+    let t = node
+        .get("/v2/table/query?namespace=experiment&name=breast_hetero_host")
+        .await;
     assert_eq!(t["data"]["count"], 569, "{t}");
-    assert_eq!(t["data"]["meta"]["feature_names"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        t["data"]["meta"]["feature_names"].as_array().unwrap().len(),
+        20
+    );
 }
 
 /// Submits a bad DAG: FATE's job-parameter code, a message naming `needle`, and no job created.
@@ -193,12 +299,20 @@ async fn assert_dag_refused(node: &Node, body: String, needle: &str) {
     let (_, v) = node.call("POST", "/v2/job/submit", Some(body)).await;
     assert_eq!(v["code"], 1000, "{v}");
     let msg = v["message"].as_str().unwrap();
-    assert!(msg.contains(needle), "message `{msg}` should name `{needle}`");
-    assert_eq!(node.job_count().await, before, "a refused DAG creates no job");
+    assert!(
+        msg.contains(needle),
+        "message `{msg}` should name `{needle}`"
+    );
+    assert_eq!(
+        node.job_count().await,
+        before,
+        "a refused DAG creates no job"
+    );
 }
 
 fn dag_with(tasks: Value, parties: Value) -> String {
-    json!({"dag_schema": {"dag": {"parties": parties, "tasks": tasks}, "schema_version": "2.2.0"}}).to_string()
+    json!({"dag_schema": {"dag": {"parties": parties, "tasks": tasks}, "schema_version": "2.2.0"}})
+        .to_string()
 }
 
 fn two_parties() -> Value {
@@ -247,7 +361,13 @@ async fn malformed_yaml_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let node = node_at(dir.path()).await;
     let before = node.job_count().await;
-    let (_, v) = node.call("POST", "/v2/job/submit", Some("dag:\n  parties: [\n  tasks: {".into())).await;
+    let (_, v) = node
+        .call(
+            "POST",
+            "/v2/job/submit",
+            Some("dag:\n  parties: [\n  tasks: {".into()),
+        )
+        .await;
     assert_eq!(v["code"], 1000, "{v}");
     assert!(!v["message"].as_str().unwrap().is_empty());
     assert_eq!(node.job_count().await, before);
@@ -264,8 +384,13 @@ async fn assert_csv_refused(csv: &str, needle: &str) {
     let jobs = node.wait(v["job_id"].as_str().unwrap()).await;
     assert_eq!(jobs[0]["status"], "failed");
     let err = jobs[0]["error"].as_str().unwrap();
-    assert!(err.contains(needle), "error `{err}` should contain `{needle}`");
-    let t = node.get("/v2/table/query?namespace=experiment&name=bad").await;
+    assert!(
+        err.contains(needle),
+        "error `{err}` should contain `{needle}`"
+    );
+    let t = node
+        .get("/v2/table/query?namespace=experiment&name=bad")
+        .await;
     assert_eq!(t["code"], 7001, "a refused upload leaves no table: {t}");
 }
 
@@ -290,19 +415,32 @@ async fn upload_over_an_existing_table_needs_overwrite() {
     let node = node_at(dir.path()).await;
     let small = dir.path().join("small.csv");
     std::fs::write(&small, "id,y,x0\n1,0,0.1\n2,1,0.3\n").unwrap();
-    let v = node.upload(&shared_data("breast_hetero_guest.csv"), "experiment", "t", json!({})).await;
+    let v = node
+        .upload(
+            &shared_data("breast_hetero_guest.csv"),
+            "experiment",
+            "t",
+            json!({}),
+        )
+        .await;
     node.wait(v["job_id"].as_str().unwrap()).await;
     let before = node.job_count().await;
     let v = node.upload(&small, "experiment", "t", json!({})).await;
     assert_eq!(v["code"], 7002, "{v}");
     assert!(v["message"].as_str().unwrap().contains("experiment.t"));
     assert_eq!(node.job_count().await, before, "no upload job was created");
-    let t = node.get("/v2/table/query?namespace=experiment&name=t").await;
+    let t = node
+        .get("/v2/table/query?namespace=experiment&name=t")
+        .await;
     assert_eq!(t["data"]["count"], 569, "the existing table is unchanged");
-    let v = node.upload(&small, "experiment", "t", json!({"overwrite": true})).await;
+    let v = node
+        .upload(&small, "experiment", "t", json!({"overwrite": true}))
+        .await;
     assert_eq!(v["code"], 0, "{v}");
     node.wait(v["job_id"].as_str().unwrap()).await;
-    let t = node.get("/v2/table/query?namespace=experiment&name=t").await;
+    let t = node
+        .get("/v2/table/query?namespace=experiment&name=t")
+        .await;
     assert_eq!(t["data"]["count"], 2);
 }
 
@@ -312,11 +450,21 @@ async fn unknown_job_and_unknown_endpoint_answer_in_fates_envelope() {
     let node = node_at(dir.path()).await;
     let v = node.get("/v2/job/query?job_id=202001010000000000000").await;
     assert_eq!(v["code"], 1001, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("202001010000000000000"));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("202001010000000000000")
+    );
     let (status, v) = node.call("POST", "/v2/model/load", Some("{}".into())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(v["message"].as_str().unwrap().contains("/v2/model/load"), "{v}");
-    let (_, v) = node.call("POST", "/v2/job/stop", Some("not json".into())).await;
+    assert!(
+        v["message"].as_str().unwrap().contains("/v2/model/load"),
+        "{v}"
+    );
+    let (_, v) = node
+        .call("POST", "/v2/job/stop", Some("not json".into()))
+        .await;
     assert_eq!(v["code"], 5001, "{v}");
     let v = node.get("/v2/site/info/query").await;
     assert_eq!(v["code"], 3000);
@@ -334,14 +482,31 @@ async fn a_failed_job_reruns_after_its_cause_is_fixed() {
     let job_id = v["job_id"].as_str().unwrap().to_string();
     let jobs = node.wait(&job_id).await;
     assert_eq!(jobs[0]["status"], "failed");
-    assert!(jobs[0]["error"].as_str().unwrap().contains("experiment.later"), "{jobs:?}");
-    let v = node.upload(&shared_data("breast_hetero_guest.csv"), "experiment", "later", json!({})).await;
+    assert!(
+        jobs[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("experiment.later"),
+        "{jobs:?}"
+    );
+    let v = node
+        .upload(
+            &shared_data("breast_hetero_guest.csv"),
+            "experiment",
+            "later",
+            json!({}),
+        )
+        .await;
     node.wait(v["job_id"].as_str().unwrap()).await;
     let v = node.post("/v2/job/rerun", json!({"job_id": job_id})).await;
     assert_eq!(v["code"], 0, "{v}");
     let jobs = node.wait(&job_id).await;
     assert_eq!(jobs[0]["status"], "success", "{jobs:?}");
-    let tasks = node.get(&format!("/v2/job/task/query?job_id={job_id}&task_version=1")).await;
+    let tasks = node
+        .get(&format!(
+            "/v2/job/task/query?job_id={job_id}&task_version=1"
+        ))
+        .await;
     assert_eq!(tasks["data"][0]["status"], "success", "{tasks}");
     let v = node.post("/v2/job/rerun", json!({"job_id": job_id})).await;
     assert_eq!(v["code"], 1003, "a successful job is not rerun: {v}");
@@ -352,18 +517,38 @@ async fn fate_1x_dsl_and_conf_run_the_secure_add_toy() {
     let dir = tempfile::tempdir().unwrap();
     let node = node_at(dir.path()).await;
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/dsl");
-    let dsl: Value = serde_json::from_str(&std::fs::read_to_string(examples.join("secure_add_dsl.json")).unwrap()).unwrap();
-    let conf: Value = serde_json::from_str(&std::fs::read_to_string(examples.join("secure_add_conf.json")).unwrap()).unwrap();
-    let v = node.post("/v1/job/submit", json!({"dsl": dsl, "runtime_conf": conf})).await;
+    let dsl: Value = serde_json::from_str(
+        &std::fs::read_to_string(examples.join("secure_add_dsl.json")).unwrap(),
+    )
+    .unwrap();
+    let conf: Value = serde_json::from_str(
+        &std::fs::read_to_string(examples.join("secure_add_conf.json")).unwrap(),
+    )
+    .unwrap();
+    let v = node
+        .post("/v1/job/submit", json!({"dsl": dsl, "runtime_conf": conf}))
+        .await;
     assert_eq!(v["retcode"], 0, "{v}");
     let job_id = v["jobId"].as_str().unwrap().to_string();
     let jobs = node.wait(&job_id).await;
     assert!(jobs.iter().all(|j| j["status"] == "success"), "{jobs:?}");
-    let m = node.get(&format!("/v2/output/metric/query?job_id={job_id}&role=guest&party_id=9999")).await;
+    let m = node
+        .get(&format!(
+            "/v2/output/metric/query?job_id={job_id}&role=guest&party_id=9999"
+        ))
+        .await;
     assert_eq!(m["data"][0]["data"]["secure_sum"], 2000.0, "{m}");
-    let bad = node.post("/v1/job/submit", json!({"dsl": {"components": {"x": {"module": "NoSuchModule"}}}, "runtime_conf": conf})).await;
+    let bad = node
+        .post(
+            "/v1/job/submit",
+            json!({"dsl": {"components": {"x": {"module": "NoSuchModule"}}}, "runtime_conf": conf}),
+        )
+        .await;
     assert_eq!(bad["retcode"], 101, "{bad}");
-    assert!(bad["retmsg"].as_str().unwrap().contains("NoSuchModule"), "{bad}");
+    assert!(
+        bad["retmsg"].as_str().unwrap().contains("NoSuchModule"),
+        "{bad}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,11 +566,17 @@ async fn stopping_a_running_job_cancels_it_at_every_party() {
     assert_eq!(v["code"], 0, "{v}");
     let start = std::time::Instant::now();
     let jobs = node.wait(&job_id).await;
-    assert!(start.elapsed() < Duration::from_secs(20), "stop took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "stop took {:?}",
+        start.elapsed()
+    );
     for j in &jobs {
         assert_eq!(j["status"], "canceled", "{j}");
     }
-    let tasks = node.get(&format!("/v2/job/task/query?job_id={job_id}")).await;
+    let tasks = node
+        .get(&format!("/v2/job/task/query?job_id={job_id}"))
+        .await;
     for t in tasks["data"].as_array().unwrap() {
         assert_ne!(t["status"], "success", "{t}");
         assert_ne!(t["status"], "running", "{t}");

@@ -2,8 +2,8 @@
 
 use crate::{artifact, param};
 use fate_runtime::{Component, ComponentError, Ctx};
-use fate_types::component::{ArtifactKind, ComponentSpec};
 use fate_types::Role;
+use fate_types::component::{ArtifactKind, ComponentSpec};
 
 pub struct Reader;
 
@@ -30,9 +30,17 @@ impl Component for Reader {
             .catalog
             .table(&namespace, &name)
             .map_err(ComponentError::Failed)?
-            .ok_or_else(|| ComponentError::Failed(format!("table {namespace}.{name} not found at {}", ctx.local)))?;
+            .ok_or_else(|| {
+                ComponentError::Failed(format!(
+                    "table {namespace}.{name} not found at {}",
+                    ctx.local
+                ))
+            })?;
         ctx.output_existing("output_data", &namespace, &name, &info);
-        ctx.info(format!("read table {namespace}.{name}: {} rows", info.count));
+        ctx.info(format!(
+            "read table {namespace}.{name}: {} rows",
+            info.count
+        ));
         Ok(())
     }
 }

@@ -6,8 +6,8 @@
 use crate::{artifact, param};
 use fate_computing::Table;
 use fate_runtime::{Component, ComponentError, Ctx};
-use fate_types::component::{ArtifactKind, ComponentSpec};
 use fate_types::Role;
+use fate_types::component::{ArtifactKind, ComponentSpec};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
@@ -20,8 +20,13 @@ fn share(table: &Table<u64, f64>, seed: u64) -> (Table<u64, f64>, Table<u64, f64
     let rs = table.map(move |k, v| {
         // One generator per key keeps the shares deterministic for a seed whatever the
         // partitioning and thread schedule.
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let r = if *v == 0.0 { 0.0 } else { rng.gen_range(-v.abs()..v.abs()) };
+        let mut rng =
+            rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let r = if *v == 0.0 {
+            0.0
+        } else {
+            rng.gen_range(-v.abs()..v.abs())
+        };
         (*k, r)
     });
     let rest = table.join(&rs, |v, r| v - r);
@@ -37,12 +42,23 @@ impl Component for SecureAddExample {
         ComponentSpec {
             name: "secure_add_example".into(),
             legacy_modules: vec!["SecureAddExample".into()],
-            description: "FATE 1.x toy: secure sum of both parties' values by secret sharing".into(),
+            description: "FATE 1.x toy: secure sum of both parties' values by secret sharing"
+                .into(),
             roles: vec![Role::Guest, Role::Host],
             params: vec![
-                param("data_num", false, Some(json!(1000)), "rows per party, each of value 1"),
+                param(
+                    "data_num",
+                    false,
+                    Some(json!(1000)),
+                    "rows per party, each of value 1",
+                ),
                 param("partition", false, Some(json!(4)), "table partitions"),
-                param("seed", false, None, "share seed (guest 123, host 321 by default)"),
+                param(
+                    "seed",
+                    false,
+                    None,
+                    "share seed (guest 123, host 321 by default)",
+                ),
             ],
             inputs: vec![],
             outputs: vec![artifact("output_model", ArtifactKind::Model, true, &[])],
@@ -55,16 +71,32 @@ impl Component for SecureAddExample {
         if partition == 0 {
             return Err(ComponentError::param("partition", "must be at least 1"));
         }
-        let table = ctx.computing.parallelize((0..data_num).map(|i| (i, 1.0f64)), partition);
+        let table = ctx
+            .computing
+            .parallelize((0..data_num).map(|i| (i, 1.0f64)), partition);
         let fed = &ctx.federation;
         match ctx.role() {
             Role::Guest => {
                 let seed = ctx.param_opt::<u64>("seed")?.unwrap_or(123);
                 let hosts = ctx.parties_of(Role::Host);
-                let host = hosts.first().ok_or_else(|| ComponentError::Failed("secure_add_example needs a host".into()))?;
+                let host = hosts.first().ok_or_else(|| {
+                    ComponentError::Failed("secure_add_example needs a host".into())
+                })?;
                 let (x1, x2) = share(&table, seed);
-                fate_runtime::fedtable::remote_table(fed, "guest_share", TAG, std::slice::from_ref(host), &x2)?;
-                let y1: Table<u64, f64> = fate_runtime::fedtable::get_table(fed, &ctx.computing, "host_share", TAG, host)?;
+                fate_runtime::fedtable::remote_table(
+                    fed,
+                    "guest_share",
+                    TAG,
+                    std::slice::from_ref(host),
+                    &x2,
+                )?;
+                let y1: Table<u64, f64> = fate_runtime::fedtable::get_table(
+                    fed,
+                    &ctx.computing,
+                    "host_share",
+                    TAG,
+                    host,
+                )?;
                 let guest_sum = sum_of(&x1, &y1);
                 let host_sum: f64 = fed.get_one("host_sum", TAG, host)?;
                 let secure_sum = ((guest_sum + host_sum) * 1e6).round() / 1e6;
@@ -74,21 +106,43 @@ impl Component for SecureAddExample {
                         "secure sum {secure_sum} differs from the expected {expected}"
                     )));
                 }
-                ctx.info(format!("success to calculate secure_sum, it is {secure_sum:?}"));
-                ctx.metric("secure_sum", "secure_add", json!({"secure_sum": secure_sum}));
+                ctx.info(format!(
+                    "success to calculate secure_sum, it is {secure_sum:?}"
+                ));
+                ctx.metric(
+                    "secure_sum",
+                    "secure_add",
+                    json!({"secure_sum": secure_sum}),
+                );
                 ctx.output_model("output_model", json!({"secure_sum": secure_sum}));
             }
             Role::Host => {
                 let seed = ctx.param_opt::<u64>("seed")?.unwrap_or(321);
                 let guest = ctx.guest()?;
                 let (y1, y2) = share(&table, seed);
-                fate_runtime::fedtable::remote_table(fed, "host_share", TAG, std::slice::from_ref(&guest), &y1)?;
-                let x2: Table<u64, f64> = fate_runtime::fedtable::get_table(fed, &ctx.computing, "guest_share", TAG, &guest)?;
+                fate_runtime::fedtable::remote_table(
+                    fed,
+                    "host_share",
+                    TAG,
+                    std::slice::from_ref(&guest),
+                    &y1,
+                )?;
+                let x2: Table<u64, f64> = fate_runtime::fedtable::get_table(
+                    fed,
+                    &ctx.computing,
+                    "guest_share",
+                    TAG,
+                    &guest,
+                )?;
                 let host_sum = sum_of(&y2, &x2);
                 fed.remote("host_sum", TAG, std::slice::from_ref(&guest), &host_sum)?;
                 ctx.info("sent host_sum to guest");
             }
-            other => return Err(ComponentError::Failed(format!("secure_add_example does not run as {other}"))),
+            other => {
+                return Err(ComponentError::Failed(format!(
+                    "secure_add_example does not run as {other}"
+                )));
+            }
         }
         Ok(())
     }

@@ -6,8 +6,8 @@
 use crate::{artifact, param};
 use fate_computing::Table;
 use fate_runtime::{Component, ComponentError, Ctx, DataFrame, Row, Schema};
-use fate_types::component::{ArtifactKind, ComponentSpec};
 use fate_types::Role;
+use fate_types::component::{ArtifactKind, ComponentSpec};
 use serde_json::json;
 
 pub struct ToyExample;
@@ -16,7 +16,15 @@ const TAG: &str = "toy_example";
 
 fn frame(ctx: &Ctx, data_num: u64, partition: usize) -> DataFrame {
     let rows = (0..data_num).map(|i| {
-        (i.to_string(), Row { match_id: i.to_string(), label: None, weight: None, features: vec![i as f64] })
+        (
+            i.to_string(),
+            Row {
+                match_id: i.to_string(),
+                label: None,
+                weight: None,
+                features: vec![i as f64],
+            },
+        )
     });
     DataFrame {
         schema: Schema {
@@ -63,8 +71,13 @@ impl Component for ToyExample {
                 let index: Table<String, ()> = df.table.map_values(|_| ());
                 fate_runtime::fedtable::remote_table(fed, "guest_index", TAG, &hosts, &index)?;
                 for host in &hosts {
-                    let host_index: Table<String, ()> =
-                        fate_runtime::fedtable::get_table(fed, &ctx.computing, "host_index", TAG, host)?;
+                    let host_index: Table<String, ()> = fate_runtime::fedtable::get_table(
+                        fed,
+                        &ctx.computing,
+                        "host_index",
+                        TAG,
+                        host,
+                    )?;
                     let matched = df.table.join(&host_index, |row, _| row.clone());
                     if matched.count() as u64 != data_num {
                         return Err(ComponentError::Failed(format!(
@@ -76,16 +89,37 @@ impl Component for ToyExample {
             }
             Role::Host => {
                 let guest = ctx.guest()?;
-                let guest_index: Table<String, ()> =
-                    fate_runtime::fedtable::get_table(fed, &ctx.computing, "guest_index", TAG, &guest)?;
+                let guest_index: Table<String, ()> = fate_runtime::fedtable::get_table(
+                    fed,
+                    &ctx.computing,
+                    "guest_index",
+                    TAG,
+                    &guest,
+                )?;
                 let mine = guest_index.join(&df.table, |_, _| ());
-                fate_runtime::fedtable::remote_table(fed, "host_index", TAG, std::slice::from_ref(&guest), &mine)?;
+                fate_runtime::fedtable::remote_table(
+                    fed,
+                    "host_index",
+                    TAG,
+                    std::slice::from_ref(&guest),
+                    &mine,
+                )?;
             }
-            other => return Err(ComponentError::Failed(format!("toy_example does not run as {other}"))),
+            other => {
+                return Err(ComponentError::Failed(format!(
+                    "toy_example does not run as {other}"
+                )));
+            }
         }
-        ctx.info(format!("toy_example finished at {} with {data_num} rows", ctx.local));
+        ctx.info(format!(
+            "toy_example finished at {} with {data_num} rows",
+            ctx.local
+        ));
         ctx.output_data("output_data", &df)?;
-        ctx.output_model("json_model_output", json!({"test_role": ctx.role().as_str()}));
+        ctx.output_model(
+            "json_model_output",
+            json!({"test_role": ctx.role().as_str()}),
+        );
         Ok(())
     }
 }

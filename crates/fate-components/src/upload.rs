@@ -7,8 +7,8 @@
 
 use crate::param;
 use fate_runtime::{Component, ComponentError, Ctx, DataFrame, Row, Schema};
-use fate_types::component::ComponentSpec;
 use fate_types::Role;
+use fate_types::component::ComponentSpec;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashSet;
@@ -31,11 +31,20 @@ pub struct UploadMeta {
 }
 
 /// Parses CSV text into rows keyed by sample id. Pure, so it is tested without a node.
-pub fn parse_csv(text: &str, head: bool, meta: &UploadMeta, extend_sid: bool) -> Result<(Schema, Vec<(String, Row)>), String> {
+pub fn parse_csv(
+    text: &str,
+    head: bool,
+    meta: &UploadMeta,
+    extend_sid: bool,
+) -> Result<(Schema, Vec<(String, Row)>), String> {
     let delimiter = meta.delimiter.as_deref().unwrap_or(",");
     let delim_byte = match delimiter.as_bytes() {
         [b] => *b,
-        _ => return Err(format!("meta.delimiter: `{delimiter}` must be a single character")),
+        _ => {
+            return Err(format!(
+                "meta.delimiter: `{delimiter}` must be a single character"
+            ));
+        }
     };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -57,15 +66,30 @@ pub fn parse_csv(text: &str, head: bool, meta: &UploadMeta, extend_sid: bool) ->
     };
     let find = |field: &str, name: &str| -> Result<usize, String> {
         header.iter().position(|h| h == name).ok_or_else(|| {
-            format!("meta.{field}: column `{name}` is not in the header ({})", header.join(","))
+            format!(
+                "meta.{field}: column `{name}` is not in the header ({})",
+                header.join(",")
+            )
         })
     };
-    let match_id_name = meta.match_id_name.clone().unwrap_or_else(|| header.first().cloned().unwrap_or_default());
+    let match_id_name = meta
+        .match_id_name
+        .clone()
+        .unwrap_or_else(|| header.first().cloned().unwrap_or_default());
     let id_idx = find("match_id_name", &match_id_name)?;
-    let label_idx = meta.label_name.as_deref().map(|n| find("label_name", n)).transpose()?;
-    let weight_idx = meta.weight_name.as_deref().map(|n| find("weight_name", n)).transpose()?;
-    let feature_idx: Vec<usize> =
-        (0..header.len()).filter(|i| *i != id_idx && Some(*i) != label_idx && Some(*i) != weight_idx).collect();
+    let label_idx = meta
+        .label_name
+        .as_deref()
+        .map(|n| find("label_name", n))
+        .transpose()?;
+    let weight_idx = meta
+        .weight_name
+        .as_deref()
+        .map(|n| find("weight_name", n))
+        .transpose()?;
+    let feature_idx: Vec<usize> = (0..header.len())
+        .filter(|i| *i != id_idx && Some(*i) != label_idx && Some(*i) != weight_idx)
+        .collect();
     let mut seen = HashSet::new();
     let mut rows = Vec::new();
     let first_line = if head { 2 } else { 1 };
@@ -76,27 +100,57 @@ pub fn parse_csv(text: &str, head: bool, meta: &UploadMeta, extend_sid: bool) ->
             continue;
         }
         if rec.len() != header.len() {
-            return Err(format!("line {line}: {} fields, but the header has {}", rec.len(), header.len()));
+            return Err(format!(
+                "line {line}: {} fields, but the header has {}",
+                rec.len(),
+                header.len()
+            ));
         }
         let number = |i: usize| -> Result<f64, String> {
             let raw = rec.get(i).unwrap_or("").trim();
-            raw.parse::<f64>().map_err(|_| format!("line {line}, column `{}`: `{raw}` is not a number", header[i]))
+            raw.parse::<f64>().map_err(|_| {
+                format!(
+                    "line {line}, column `{}`: `{raw}` is not a number",
+                    header[i]
+                )
+            })
         };
         let match_id = rec.get(id_idx).unwrap_or("").trim().to_string();
         if match_id.is_empty() {
             return Err(format!("line {line}, column `{match_id_name}`: empty id"));
         }
-        let sample_id = if extend_sid { format!("{}", rows.len()) } else { match_id.clone() };
+        let sample_id = if extend_sid {
+            format!("{}", rows.len())
+        } else {
+            match_id.clone()
+        };
         if !extend_sid && !seen.insert(match_id.clone()) {
-            return Err(format!("line {line}, column `{match_id_name}`: duplicate id `{match_id}`"));
+            return Err(format!(
+                "line {line}, column `{match_id_name}`: duplicate id `{match_id}`"
+            ));
         }
-        let features = feature_idx.iter().map(|i| number(*i)).collect::<Result<Vec<_>, _>>()?;
+        let features = feature_idx
+            .iter()
+            .map(|i| number(*i))
+            .collect::<Result<Vec<_>, _>>()?;
         let label = label_idx.map(number).transpose()?;
         let weight = weight_idx.map(number).transpose()?;
-        rows.push((sample_id, Row { match_id, label, weight, features }));
+        rows.push((
+            sample_id,
+            Row {
+                match_id,
+                label,
+                weight,
+                features,
+            },
+        ));
     }
     let schema = Schema {
-        sample_id_name: if extend_sid { "extend_sid".into() } else { match_id_name.clone() },
+        sample_id_name: if extend_sid {
+            "extend_sid".into()
+        } else {
+            match_id_name.clone()
+        },
         match_id_name,
         label_name: meta.label_name.clone(),
         weight_name: meta.weight_name.clone(),
@@ -116,13 +170,33 @@ impl Component for Upload {
             roles: vec![Role::Local],
             params: vec![
                 param("file", true, None, "path of the CSV file on the node"),
-                param("head", false, Some(json!(true)), "whether the first line is a header"),
+                param(
+                    "head",
+                    false,
+                    Some(json!(true)),
+                    "whether the first line is a header",
+                ),
                 param("partitions", false, Some(json!(8)), "table partitions"),
-                param("meta", false, Some(json!({})), "columns: match_id_name, label_name, weight_name, delimiter, ..."),
+                param(
+                    "meta",
+                    false,
+                    Some(json!({})),
+                    "columns: match_id_name, label_name, weight_name, delimiter, ...",
+                ),
                 param("namespace", true, None, "table namespace"),
                 param("name", true, None, "table name"),
-                param("extend_sid", false, Some(json!(false)), "generate sample ids instead of using the match id"),
-                param("overwrite", false, Some(json!(false)), "replace an existing table of that name"),
+                param(
+                    "extend_sid",
+                    false,
+                    Some(json!(false)),
+                    "generate sample ids instead of using the match id",
+                ),
+                param(
+                    "overwrite",
+                    false,
+                    Some(json!(false)),
+                    "replace an existing table of that name",
+                ),
             ],
             inputs: vec![],
             outputs: vec![],
@@ -148,12 +222,22 @@ impl Component for Upload {
         }
         let text = std::fs::read_to_string(&file)
             .map_err(|e| ComponentError::param("file", format!("cannot read `{file}`: {e}")))?;
-        let (schema, rows) = parse_csv(&text, head, &meta, extend_sid).map_err(|e| ComponentError::Data(format!("{file}: {e}")))?;
+        let (schema, rows) = parse_csv(&text, head, &meta, extend_sid)
+            .map_err(|e| ComponentError::Data(format!("{file}: {e}")))?;
         let count = rows.len();
-        let df = DataFrame { schema, table: ctx.computing.parallelize(rows, partitions) };
+        let df = DataFrame {
+            schema,
+            table: ctx.computing.parallelize(rows, partitions),
+        };
         ctx.save_user_table(&namespace, &name, &df, overwrite)?;
-        ctx.info(format!("uploaded {count} rows from {file} to table {namespace}.{name}"));
-        ctx.metric("upload", "summary", json!({"count": count, "namespace": namespace, "name": name, "partitions": partitions}));
+        ctx.info(format!(
+            "uploaded {count} rows from {file} to table {namespace}.{name}"
+        ));
+        ctx.metric(
+            "upload",
+            "summary",
+            json!({"count": count, "namespace": namespace, "name": name, "partitions": partitions}),
+        );
         Ok(())
     }
 }
@@ -163,15 +247,28 @@ mod tests {
     use super::*;
 
     fn meta() -> UploadMeta {
-        UploadMeta { label_name: Some("y".into()), match_id_name: Some("id".into()), ..Default::default() }
+        UploadMeta {
+            label_name: Some("y".into()),
+            match_id_name: Some("id".into()),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn parses_ids_labels_and_features() {
-        let (schema, rows) = parse_csv("id,y,x0,x1\na,1,0.5,2\nb,0,-1,3e2\n", true, &meta(), false).unwrap();
+        let (schema, rows) =
+            parse_csv("id,y,x0,x1\na,1,0.5,2\nb,0,-1,3e2\n", true, &meta(), false).unwrap();
         assert_eq!(schema.feature_names, vec!["x0", "x1"]);
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[1].1, Row { match_id: "b".into(), label: Some(0.0), weight: None, features: vec![-1.0, 300.0] });
+        assert_eq!(
+            rows[1].1,
+            Row {
+                match_id: "b".into(),
+                label: Some(0.0),
+                weight: None,
+                features: vec![-1.0, 300.0]
+            }
+        );
     }
 
     #[test]
@@ -183,7 +280,10 @@ mod tests {
     #[test]
     fn non_numeric_feature_names_line_and_column() {
         let err = parse_csv("id,y,x0\na,1,0.5\nb,0,abc\n", true, &meta(), false).unwrap_err();
-        assert!(err.contains("line 3") && err.contains("`x0`") && err.contains("abc"), "{err}");
+        assert!(
+            err.contains("line 3") && err.contains("`x0`") && err.contains("abc"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -198,6 +298,9 @@ mod tests {
     #[test]
     fn missing_label_column_is_named() {
         let err = parse_csv("id,x0\na,1\n", true, &meta(), false).unwrap_err();
-        assert!(err.contains("meta.label_name") && err.contains("`y`"), "{err}");
+        assert!(
+            err.contains("meta.label_name") && err.contains("`y`"),
+            "{err}"
+        );
     }
 }

@@ -9,7 +9,12 @@ use fate_types::{Party, Role};
 use serde_json::json;
 
 fn computing() -> Computing {
-    Computing::new(ComputingConfig { cores: 2, default_partitions: 4, data_dir: None }).unwrap()
+    Computing::new(ComputingConfig {
+        cores: 2,
+        default_partitions: 4,
+        data_dir: None,
+    })
+    .unwrap()
 }
 
 fn guest() -> Party {
@@ -25,7 +30,14 @@ fn secure_add_gives_the_guest_twice_data_num() {
     let h = Harness::new(computing());
     let c = fate_components::secure_add::SecureAddExample;
     let params = json!({"data_num": 1000, "partition": 4});
-    let out = h.run("secure_add_0", &c, vec![PartyRun::new(guest(), params.clone()), PartyRun::new(host(), params)]);
+    let out = h.run(
+        "secure_add_0",
+        &c,
+        vec![
+            PartyRun::new(guest(), params.clone()),
+            PartyRun::new(host(), params),
+        ],
+    );
     for r in &out {
         assert!(r.result.is_ok(), "{}: {:?}", r.party, r.result);
     }
@@ -40,16 +52,37 @@ fn secure_add_transcript_shows_only_shares() {
     let h = Harness::new(computing()).with_observer(transcript.clone());
     let c = fate_components::secure_add::SecureAddExample;
     let params = json!({"data_num": 200, "partition": 2});
-    let out = h.run("secure_add_0", &c, vec![PartyRun::new(guest(), params.clone()), PartyRun::new(host(), params)]);
+    let out = h.run(
+        "secure_add_0",
+        &c,
+        vec![
+            PartyRun::new(guest(), params.clone()),
+            PartyRun::new(host(), params),
+        ],
+    );
     assert!(out.iter().all(|r| r.result.is_ok()));
 
     let received = |p: &Party| -> Vec<_> {
-        transcript.received_by(p).into_iter().filter(|e| e.direction == Direction::Recv).collect()
+        transcript
+            .received_by(p)
+            .into_iter()
+            .filter(|e| e.direction == Direction::Recv)
+            .collect()
     };
-    let host_names: std::collections::BTreeSet<String> = received(&host()).iter().map(|e| e.name.clone()).collect();
-    assert!(host_names.iter().all(|n| n.starts_with("guest_share")), "host received {host_names:?}");
-    let guest_names: std::collections::BTreeSet<String> = received(&guest()).iter().map(|e| e.name.clone()).collect();
-    assert!(guest_names.iter().all(|n| n.starts_with("host_share") || n == "host_sum"), "guest received {guest_names:?}");
+    let host_names: std::collections::BTreeSet<String> =
+        received(&host()).iter().map(|e| e.name.clone()).collect();
+    assert!(
+        host_names.iter().all(|n| n.starts_with("guest_share")),
+        "host received {host_names:?}"
+    );
+    let guest_names: std::collections::BTreeSet<String> =
+        received(&guest()).iter().map(|e| e.name.clone()).collect();
+    assert!(
+        guest_names
+            .iter()
+            .all(|n| n.starts_with("host_share") || n == "host_sum"),
+        "guest received {guest_names:?}"
+    );
 
     // Every value the host received is a share v - r with r random, so none is the raw 1.0.
     let mut values = 0;
@@ -57,7 +90,9 @@ fn secure_add_transcript_shows_only_shares() {
         if !e.name.contains("__table_persistent_") {
             continue;
         }
-        let Ok(Head::Inline(payload)) = decode_head(&e.frame, 1 << 30) else { panic!("expected inline frames") };
+        let Ok(Head::Inline(payload)) = decode_head(&e.frame, 1 << 30) else {
+            panic!("expected inline frames")
+        };
         let part: Vec<(u64, f64)> = decode_value(payload).unwrap();
         for (_, v) in part {
             values += 1;
@@ -74,12 +109,19 @@ fn toy_example_matches_every_row_with_two_hosts() {
     let params = json!({"data_num": 1024, "partition": 4});
     let hosts = [host(), Party::new(Role::Host, "10001")];
     let mut runs = vec![PartyRun::new(guest(), params.clone())];
-    runs.extend(hosts.iter().map(|p| PartyRun::new(p.clone(), params.clone())));
+    runs.extend(
+        hosts
+            .iter()
+            .map(|p| PartyRun::new(p.clone(), params.clone())),
+    );
     let out = h.run("toy_example_0", &c, runs);
     for r in &out {
         assert!(r.result.is_ok(), "{}: {:?}", r.party, r.result);
         assert_eq!(r.outputs.data[0].count, 1024);
-        assert_eq!(r.outputs.models[0].1, json!({"test_role": r.party.role.as_str()}));
+        assert_eq!(
+            r.outputs.models[0].1,
+            json!({"test_role": r.party.role.as_str()})
+        );
     }
 }
 
@@ -93,10 +135,30 @@ fn a_failing_party_ends_the_others_instead_of_leaving_them_waiting() {
     let out = h.run(
         "toy_example_0",
         &c,
-        vec![PartyRun::new(guest(), json!({"data_num": 10, "partition": 1})), PartyRun::new(host(), json!({"data_num": 10}))],
+        vec![
+            PartyRun::new(guest(), json!({"data_num": 10, "partition": 1})),
+            PartyRun::new(host(), json!({"data_num": 10})),
+        ],
     );
-    let host_err = out.iter().find(|r| r.party == host()).unwrap().result.as_ref().unwrap_err().to_string();
+    let host_err = out
+        .iter()
+        .find(|r| r.party == host())
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap_err()
+        .to_string();
     assert!(host_err.contains("partition"), "{host_err}");
-    assert!(out.iter().find(|r| r.party == guest()).unwrap().result.is_err());
-    assert!(start.elapsed() < std::time::Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(
+        out.iter()
+            .find(|r| r.party == guest())
+            .unwrap()
+            .result
+            .is_err()
+    );
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
 }

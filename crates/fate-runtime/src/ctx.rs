@@ -15,7 +15,11 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub enum InputArtifact {
     /// A stored table and its schema (an upstream task's output or an uploaded table).
-    Data { namespace: String, name: String, schema: Schema },
+    Data {
+        namespace: String,
+        name: String,
+        schema: Schema,
+    },
     /// A model JSON (an upstream task's output or one from the model warehouse).
     Model(serde_json::Value),
 }
@@ -84,17 +88,32 @@ pub struct TaskLog {
 
 impl TaskLog {
     /// Opens (appends to) the log file at `path`; `None` logs to tracing only.
-    pub fn new(job_id: &str, party: &Party, task_name: &str, path: Option<PathBuf>) -> std::io::Result<Self> {
+    pub fn new(
+        job_id: &str,
+        party: &Party,
+        task_name: &str,
+        path: Option<PathBuf>,
+    ) -> std::io::Result<Self> {
         let file = match path {
             Some(p) => {
                 if let Some(dir) = p.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
-                Some(Mutex::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?))
+                Some(Mutex::new(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(p)?,
+                ))
             }
             None => None,
         };
-        Ok(TaskLog { job_id: job_id.to_string(), party: party.clone(), task_name: task_name.to_string(), file })
+        Ok(TaskLog {
+            job_id: job_id.to_string(),
+            party: party.clone(),
+            task_name: task_name.to_string(),
+            file,
+        })
     }
 
     pub fn log(&self, level: LogLevel, msg: &str) {
@@ -108,7 +127,11 @@ impl TaskLog {
         if let Some(f) = &self.file {
             let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f");
             // A log line that cannot be written must not fail the task; tracing still has it.
-            let _ = writeln!(f.lock(), "[{}] [{now}] [{job_id}] [{party}] [{task}] {msg}", level.as_str());
+            let _ = writeln!(
+                f.lock(),
+                "[{}] [{now}] [{job_id}] [{party}] [{task}] {msg}",
+                level.as_str()
+            );
         }
     }
 }
@@ -162,7 +185,11 @@ impl Ctx {
 
     /// The task's parties that play `role`, in order (`ctx.hosts` in FATE).
     pub fn parties_of(&self, role: Role) -> Vec<Party> {
-        self.parties.iter().filter(|p| p.role == role).cloned().collect()
+        self.parties
+            .iter()
+            .filter(|p| p.role == role)
+            .cloned()
+            .collect()
     }
 
     pub fn guest(&self) -> Result<Party, ComponentError> {
@@ -194,7 +221,11 @@ impl Ctx {
     }
 
     pub fn check_canceled(&self) -> Result<(), ComponentError> {
-        if self.cancel.is_canceled() { Err(ComponentError::Canceled) } else { Ok(()) }
+        if self.cancel.is_canceled() {
+            Err(ComponentError::Canceled)
+        } else {
+            Ok(())
+        }
     }
 
     /// Loads the (single) data input `key`.
@@ -204,11 +235,21 @@ impl Ctx {
             reason: "no artifact was given for this input".into(),
         })?;
         match artifacts.first() {
-            Some(InputArtifact::Data { namespace, name, schema }) => {
+            Some(InputArtifact::Data {
+                namespace,
+                name,
+                schema,
+            }) => {
                 let table = self.computing.load(namespace, name)?;
-                Ok(DataFrame { schema: schema.clone(), table })
+                Ok(DataFrame {
+                    schema: schema.clone(),
+                    table,
+                })
             }
-            _ => Err(ComponentError::Input { key: key.to_string(), reason: "expected a data artifact".into() }),
+            _ => Err(ComponentError::Input {
+                key: key.to_string(),
+                reason: "expected a data artifact".into(),
+            }),
         }
     }
 
@@ -223,7 +264,10 @@ impl Ctx {
     /// Persists `df` as this task's output artifact `key`.
     pub fn output_data(&self, key: &str, df: &DataFrame) -> Result<(), ComponentError> {
         let namespace = format!("output_data_{}", self.job_id);
-        let name = format!("{}_{}_{}_{}", self.task_name, key, self.local.role, self.local.party_id);
+        let name = format!(
+            "{}_{}_{}_{}",
+            self.task_name, key, self.local.role, self.local.party_id
+        );
         df.table.save(&namespace, &name, true)?;
         self.outputs.inner.lock().data.push(OutputData {
             key: key.to_string(),
@@ -239,7 +283,13 @@ impl Ctx {
 
     /// Persists `df` under a user-chosen name (upload). Without `overwrite` an existing table is
     /// an error and stays as it was.
-    pub fn save_user_table(&self, namespace: &str, name: &str, df: &DataFrame, overwrite: bool) -> Result<(), ComponentError> {
+    pub fn save_user_table(
+        &self,
+        namespace: &str,
+        name: &str,
+        df: &DataFrame,
+        overwrite: bool,
+    ) -> Result<(), ComponentError> {
         df.table.save(namespace, name, overwrite)?;
         self.outputs.inner.lock().data.push(OutputData {
             key: "table".into(),
@@ -267,11 +317,19 @@ impl Ctx {
     }
 
     pub fn output_model(&self, key: &str, model: serde_json::Value) {
-        self.outputs.inner.lock().models.push((key.to_string(), model));
+        self.outputs
+            .inner
+            .lock()
+            .models
+            .push((key.to_string(), model));
     }
 
     /// Records a metric in FATE's shape (`{name, type, data}`, fate-spec §3.3).
     pub fn metric(&self, name: &str, metric_type: &str, data: serde_json::Value) {
-        self.outputs.inner.lock().metrics.push((name.to_string(), metric_type.to_string(), data));
+        self.outputs
+            .inner
+            .lock()
+            .metrics
+            .push((name.to_string(), metric_type.to_string(), data));
     }
 }

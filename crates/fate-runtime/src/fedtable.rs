@@ -30,7 +30,10 @@ pub fn remote_table<K: Key, V: Value>(
     dst: &[Party],
     table: &Table<K, V>,
 ) -> Result<(), ComponentError> {
-    let header = TableHeader { partitions: table.num_partitions(), count: table.count() };
+    let header = TableHeader {
+        partitions: table.num_partitions(),
+        count: table.count(),
+    };
     fed.remote(name, tag, dst, &header)?;
     for (i, part) in table.partitions().iter().enumerate() {
         fed.remote(&part_name(name, i), tag, dst, part.as_slice())?;

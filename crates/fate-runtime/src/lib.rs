@@ -17,6 +17,9 @@ pub mod fedtable;
 pub mod registry;
 pub mod testing;
 
-pub use ctx::{Catalog, EmptyCatalog, TableInfo, Ctx, InputArtifact, LogLevel, OutputData, Outputs, RecordedOutputs, TaskLog};
+pub use ctx::{
+    Catalog, Ctx, EmptyCatalog, InputArtifact, LogLevel, OutputData, Outputs, RecordedOutputs,
+    TableInfo, TaskLog,
+};
 pub use data::{DataFrame, Row, Schema};
 pub use registry::{Component, ComponentError, Registry};

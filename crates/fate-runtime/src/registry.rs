@@ -27,7 +27,10 @@ pub enum ComponentError {
 
 impl ComponentError {
     pub fn param(name: &str, reason: impl Into<String>) -> Self {
-        ComponentError::Param { name: name.to_string(), reason: reason.into() }
+        ComponentError::Param {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -51,7 +54,8 @@ impl Registry {
     }
 
     pub fn register(&mut self, component: Arc<dyn Component>) {
-        self.components.insert(component.spec().name.clone(), component);
+        self.components
+            .insert(component.spec().name.clone(), component);
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Component>> {

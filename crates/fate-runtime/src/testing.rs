@@ -28,11 +28,18 @@ impl PartyRun {
             serde_json::Value::Object(m) => m,
             _ => serde_json::Map::new(),
         };
-        PartyRun { party, params, inputs: BTreeMap::new() }
+        PartyRun {
+            party,
+            params,
+            inputs: BTreeMap::new(),
+        }
     }
 
     pub fn input(mut self, key: &str, artifact: InputArtifact) -> Self {
-        self.inputs.entry(key.to_string()).or_default().push(artifact);
+        self.inputs
+            .entry(key.to_string())
+            .or_default()
+            .push(artifact);
         self
     }
 }
@@ -47,20 +54,32 @@ pub struct PartyResult {
 impl PartyResult {
     /// The data output `key` as an input artifact for a downstream task.
     pub fn data_artifact(&self, key: &str) -> Option<InputArtifact> {
-        self.outputs.data.iter().find(|d| d.key == key).map(|d: &OutputData| InputArtifact::Data {
-            namespace: d.namespace.clone(),
-            name: d.name.clone(),
-            schema: d.schema.clone(),
-        })
+        self.outputs
+            .data
+            .iter()
+            .find(|d| d.key == key)
+            .map(|d: &OutputData| InputArtifact::Data {
+                namespace: d.namespace.clone(),
+                name: d.name.clone(),
+                schema: d.schema.clone(),
+            })
     }
 
     /// The model output `key` as an input artifact for a downstream (predict) task.
     pub fn model_artifact(&self, key: &str) -> Option<InputArtifact> {
-        self.outputs.models.iter().find(|(k, _)| k == key).map(|(_, m)| InputArtifact::Model(m.clone()))
+        self.outputs
+            .models
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, m)| InputArtifact::Model(m.clone()))
     }
 
     pub fn metric(&self, name: &str) -> Option<&serde_json::Value> {
-        self.outputs.metrics.iter().find(|(n, _, _)| n == name).map(|(_, _, d)| d)
+        self.outputs
+            .metrics
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, d)| d)
     }
 }
 
@@ -80,7 +99,10 @@ impl Harness {
         Harness {
             computing,
             transport: LocalTransport::new(),
-            federation: FederationConfig { timeout: Duration::from_secs(120), ..FederationConfig::default() },
+            federation: FederationConfig {
+                timeout: Duration::from_secs(120),
+                ..FederationConfig::default()
+            },
             observer: None,
             runs: Default::default(),
             stage: "train".into(),
@@ -95,13 +117,24 @@ impl Harness {
 
     /// Stores `df` as a named table and returns it as an input artifact.
     pub fn table(&self, namespace: &str, name: &str, df: &DataFrame) -> InputArtifact {
-        df.table.save(namespace, name, true).expect("the harness's computing saves in memory or on disk");
-        InputArtifact::Data { namespace: namespace.into(), name: name.into(), schema: df.schema.clone() }
+        df.table
+            .save(namespace, name, true)
+            .expect("the harness's computing saves in memory or on disk");
+        InputArtifact::Data {
+            namespace: namespace.into(),
+            name: name.into(),
+            schema: df.schema.clone(),
+        }
     }
 
     /// Runs `component` at every party of `runs` at once and waits for all of them. When a party
     /// fails, the others' waits are canceled, as the scheduler does.
-    pub fn run(&self, task_name: &str, component: &dyn Component, runs: Vec<PartyRun>) -> Vec<PartyResult> {
+    pub fn run(
+        &self,
+        task_name: &str,
+        component: &dyn Component,
+        runs: Vec<PartyRun>,
+    ) -> Vec<PartyResult> {
         let n = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let job_id = format!("harness{n}");
         let cancel = CancelToken::new();
@@ -136,7 +169,8 @@ impl Harness {
                         params: run.params,
                         inputs: run.inputs,
                         outputs: Default::default(),
-                        log: TaskLog::new(&job_id, &run.party, task_name, None).expect("no file to open"),
+                        log: TaskLog::new(&job_id, &run.party, task_name, None)
+                            .expect("no file to open"),
                         cancel: cancel.clone(),
                         catalog: Arc::new(EmptyCatalog),
                     };
@@ -146,17 +180,30 @@ impl Harness {
                         if result.is_err() {
                             cancel.cancel();
                         }
-                        PartyResult { party: ctx.local.clone(), result, outputs: ctx.outputs.take() }
+                        PartyResult {
+                            party: ctx.local.clone(),
+                            result,
+                            outputs: ctx.outputs.take(),
+                        }
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("a party's thread panicked")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a party's thread panicked"))
+                .collect()
         })
     }
 }
 
 /// A dataframe from rows `(sample_id, match_id, label, features)`, for tests.
-pub fn frame(computing: &Computing, feature_names: &[&str], label: bool, rows: Vec<(String, crate::Row)>, partitions: usize) -> DataFrame {
+pub fn frame(
+    computing: &Computing,
+    feature_names: &[&str],
+    label: bool,
+    rows: Vec<(String, crate::Row)>,
+    partitions: usize,
+) -> DataFrame {
     DataFrame {
         schema: Schema {
             sample_id_name: "sample_id".into(),

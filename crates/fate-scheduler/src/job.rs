@@ -6,8 +6,8 @@ use fate_dag::{InputSource, JobPlan, PlanError, TaskPlan};
 use fate_federation::{CancelToken, Federation, FederationConfig, Transport};
 use fate_runtime::{Catalog, Ctx, InputArtifact, LogLevel, Registry, Schema, TableInfo, TaskLog};
 use fate_store::{
-    JobFilter, JobRecord, MetaStore, MetricRecord, ModelRecord, OutputDataRecord, StoreError, TableRecord,
-    TaskFilter, TaskRecord,
+    JobFilter, JobRecord, MetaStore, MetricRecord, ModelRecord, OutputDataRecord, StoreError,
+    TableRecord, TaskFilter, TaskRecord,
 };
 use fate_types::{JobIdGenerator, JobStatus, Party, Role, TaskStatus, federation_session_id};
 use parking_lot::Mutex;
@@ -25,7 +25,11 @@ pub enum SchedulerError {
     #[error("job {0} not found")]
     JobNotFound(String),
     #[error("job {job_id} is {status}: {action} is not possible")]
-    BadState { job_id: String, status: JobStatus, action: &'static str },
+    BadState {
+        job_id: String,
+        status: JobStatus,
+        action: &'static str,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -103,15 +107,28 @@ impl Scheduler {
     async fn recover(&self) -> Result<(), SchedulerError> {
         let store = &self.inner.store;
         for status in [JobStatus::Running, JobStatus::Waiting, JobStatus::Ready] {
-            let filter = JobFilter { status: Some(status), ..Default::default() };
+            let filter = JobFilter {
+                status: Some(status),
+                ..Default::default()
+            };
             for job in store.jobs(&filter).await? {
                 let party = job.party_id.clone();
-                store.set_job_status_checked(&job.job_id, job.role, &party, JobStatus::Failed, now_ms()).await?;
+                store
+                    .set_job_status_checked(
+                        &job.job_id,
+                        job.role,
+                        &party,
+                        JobStatus::Failed,
+                        now_ms(),
+                    )
+                    .await?;
                 let update = fate_store::JobUpdate {
                     error: Some("the node restarted while the job was unfinished".into()),
                     ..Default::default()
                 };
-                store.update_job(&job.job_id, job.role, &party, &update).await?;
+                store
+                    .update_job(&job.job_id, job.role, &party, &update)
+                    .await?;
             }
         }
         Ok(())
@@ -136,11 +153,19 @@ impl Scheduler {
 
     /// Plans, records and starts a job. Returns once the job is recorded; the job runs in the
     /// background (poll with `store().jobs(..)` or `wait`).
-    pub async fn submit(&self, dag: fate_dag::DagSchema, user_name: &str) -> Result<Submitted, SchedulerError> {
+    pub async fn submit(
+        &self,
+        dag: fate_dag::DagSchema,
+        user_name: &str,
+    ) -> Result<Submitted, SchedulerError> {
         let plan = self.plan(&dag)?;
         let job_id = self.inner.ids.next();
         let model_id = plan.conf.model_id.clone().unwrap_or_else(|| job_id.clone());
-        let model_version = plan.conf.model_version.clone().unwrap_or_else(|| "0".to_string());
+        let model_version = plan
+            .conf
+            .model_version
+            .clone()
+            .unwrap_or_else(|| "0".to_string());
         let now = now_ms();
         let dag_json = serde_json::to_value(&plan.dag).unwrap_or_default();
         let parties_json = serde_json::to_value(&plan.dag.dag.parties).unwrap_or_default();
@@ -174,14 +199,30 @@ impl Scheduler {
         for party in &plan.parties {
             self.inner
                 .store
-                .set_job_status_checked(&job_id, party.role, party.party_id.as_str(), JobStatus::Waiting, now_ms())
+                .set_job_status_checked(
+                    &job_id,
+                    party.role,
+                    party.party_id.as_str(),
+                    JobStatus::Waiting,
+                    now_ms(),
+                )
                 .await?;
         }
         self.spawn_run(job_id.clone(), plan);
-        Ok(Submitted { job_id, model_id, model_version })
+        Ok(Submitted {
+            job_id,
+            model_id,
+            model_version,
+        })
     }
 
-    async fn insert_task_rows(&self, job_id: &str, task: &TaskPlan, version: i64, now: i64) -> Result<(), SchedulerError> {
+    async fn insert_task_rows(
+        &self,
+        job_id: &str,
+        task: &TaskPlan,
+        version: i64,
+        now: i64,
+    ) -> Result<(), SchedulerError> {
         for party in &task.parties {
             let params = task.parameters_for(party).cloned().unwrap_or_default();
             let rec = TaskRecord {
@@ -208,17 +249,22 @@ impl Scheduler {
     fn spawn_run(&self, job_id: String, plan: JobPlan) {
         let cancel = CancelToken::default();
         let stop_requested = Arc::new(AtomicBool::new(false));
-        self.inner
-            .running
-            .lock()
-            .insert(job_id.clone(), Running { cancel: cancel.clone(), stop_requested: stop_requested.clone() });
+        self.inner.running.lock().insert(
+            job_id.clone(),
+            Running {
+                cancel: cancel.clone(),
+                stop_requested: stop_requested.clone(),
+            },
+        );
         let this = self.clone();
         tokio::spawn(async move {
             if let Err(e) = this.run_job(&job_id, &plan, &cancel, &stop_requested).await {
                 tracing::error!(job_id, error = %e, "Job runner failed.");
                 this.schedule_log(&job_id, LogLevel::Error, &format!("job runner failed: {e}"));
                 for party in &plan.parties {
-                    let _ = this.finish_job(&job_id, party, JobStatus::Failed, Some(e.to_string())).await;
+                    let _ = this
+                        .finish_job(&job_id, party, JobStatus::Failed, Some(e.to_string()))
+                        .await;
                 }
             }
             this.inner.running.lock().remove(&job_id);
@@ -234,26 +280,57 @@ impl Scheduler {
         }
     }
 
-    async fn finish_job(&self, job_id: &str, party: &Party, status: JobStatus, error: Option<String>) -> Result<(), SchedulerError> {
+    async fn finish_job(
+        &self,
+        job_id: &str,
+        party: &Party,
+        status: JobStatus,
+        error: Option<String>,
+    ) -> Result<(), SchedulerError> {
         let store = &self.inner.store;
-        store.set_job_status_checked(job_id, party.role, party.party_id.as_str(), status, now_ms()).await?;
+        store
+            .set_job_status_checked(
+                job_id,
+                party.role,
+                party.party_id.as_str(),
+                status,
+                now_ms(),
+            )
+            .await?;
         let update = fate_store::JobUpdate {
             error,
-            progress: if status == JobStatus::Success { Some(100) } else { None },
+            progress: if status == JobStatus::Success {
+                Some(100)
+            } else {
+                None
+            },
             ..Default::default()
         };
-        store.update_job(job_id, party.role, party.party_id.as_str(), &update).await?;
+        store
+            .update_job(job_id, party.role, party.party_id.as_str(), &update)
+            .await?;
         Ok(())
     }
 
-    async fn latest_task_version(&self, job_id: &str, task: &str) -> Result<(i64, Vec<TaskRecord>), SchedulerError> {
+    async fn latest_task_version(
+        &self,
+        job_id: &str,
+        task: &str,
+    ) -> Result<(i64, Vec<TaskRecord>), SchedulerError> {
         let rows = self
             .inner
             .store
-            .tasks(&TaskFilter { job_id: Some(job_id.to_string()), task_name: Some(task.to_string()), ..Default::default() })
+            .tasks(&TaskFilter {
+                job_id: Some(job_id.to_string()),
+                task_name: Some(task.to_string()),
+                ..Default::default()
+            })
             .await?;
         let v = rows.iter().map(|t| t.task_version).max().unwrap_or(0);
-        Ok((v, rows.into_iter().filter(|t| t.task_version == v).collect()))
+        Ok((
+            v,
+            rows.into_iter().filter(|t| t.task_version == v).collect(),
+        ))
     }
 
     async fn run_job(
@@ -265,9 +342,21 @@ impl Scheduler {
     ) -> Result<(), SchedulerError> {
         let store = &self.inner.store;
         for party in &plan.parties {
-            store.set_job_status_checked(job_id, party.role, party.party_id.as_str(), JobStatus::Running, now_ms()).await?;
+            store
+                .set_job_status_checked(
+                    job_id,
+                    party.role,
+                    party.party_id.as_str(),
+                    JobStatus::Running,
+                    now_ms(),
+                )
+                .await?;
         }
-        self.schedule_log(job_id, LogLevel::Info, &format!("job {job_id} running with {} tasks", plan.tasks.len()));
+        self.schedule_log(
+            job_id,
+            LogLevel::Info,
+            &format!("job {job_id} running with {} tasks", plan.tasks.len()),
+        );
         let n_tasks = plan.tasks.len().max(1);
         let mut failure: Option<String> = None;
         for (done, task) in plan.tasks.iter().enumerate() {
@@ -284,8 +373,13 @@ impl Scheduler {
             }
             let progress = (((done + 1) * 100) / n_tasks) as i32;
             for party in &plan.parties {
-                let update = fate_store::JobUpdate { progress: Some(progress), ..Default::default() };
-                store.update_job(job_id, party.role, party.party_id.as_str(), &update).await?;
+                let update = fate_store::JobUpdate {
+                    progress: Some(progress),
+                    ..Default::default()
+                };
+                store
+                    .update_job(job_id, party.role, party.party_id.as_str(), &update)
+                    .await?;
             }
         }
         let stopped = stop_requested.load(Ordering::SeqCst);
@@ -300,14 +394,34 @@ impl Scheduler {
                 let (version, rows) = self.latest_task_version(job_id, &task.name).await?;
                 for t in rows.iter().filter(|t| t.status == TaskStatus::Waiting) {
                     store
-                        .set_task_status_checked(job_id, &task.name, version, t.role, &t.party_id, TaskStatus::Canceled, now_ms(), None)
+                        .set_task_status_checked(
+                            job_id,
+                            &task.name,
+                            version,
+                            t.role,
+                            &t.party_id,
+                            TaskStatus::Canceled,
+                            now_ms(),
+                            None,
+                        )
                         .await?;
                 }
             }
         }
-        self.schedule_log(job_id, LogLevel::Info, &format!("job {job_id} {status}{}", error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()));
+        self.schedule_log(
+            job_id,
+            LogLevel::Info,
+            &format!(
+                "job {job_id} {status}{}",
+                error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+        );
         for party in &plan.parties {
-            self.finish_job(job_id, party, status, error.clone()).await?;
+            self.finish_job(job_id, party, status, error.clone())
+                .await?;
         }
         Ok(())
     }
@@ -325,7 +439,12 @@ impl Scheduler {
         let store = &self.inner.store;
         let component = match self.inner.registry.get(&task.component) {
             Some(c) => c,
-            None => return Ok(Err(format!("task {}: unknown component {}", task.name, task.component))),
+            None => {
+                return Ok(Err(format!(
+                    "task {}: unknown component {}",
+                    task.name, task.component
+                )));
+            }
         };
         let session_id = federation_session_id(job_id, &task.name, version as u32);
         let mut handles = Vec::new();
@@ -334,19 +453,48 @@ impl Scheduler {
                 Ok(i) => i,
                 Err(msg) => {
                     store
-                        .set_task_status_checked(job_id, &task.name, version, party.role, party.party_id.as_str(), TaskStatus::Failed, now_ms(), Some(&msg))
+                        .set_task_status_checked(
+                            job_id,
+                            &task.name,
+                            version,
+                            party.role,
+                            party.party_id.as_str(),
+                            TaskStatus::Failed,
+                            now_ms(),
+                            Some(&msg),
+                        )
                         .await?;
                     cancel.cancel();
                     return Ok(Err(format!("task {} at {party}: {msg}", task.name)));
                 }
             };
             store
-                .set_task_status_checked(job_id, &task.name, version, party.role, party.party_id.as_str(), TaskStatus::Running, now_ms(), None)
+                .set_task_status_checked(
+                    job_id,
+                    &task.name,
+                    version,
+                    party.role,
+                    party.party_id.as_str(),
+                    TaskStatus::Running,
+                    now_ms(),
+                    None,
+                )
                 .await?;
-            let log_path = logs::task_log_path(&self.inner.config.logs_dir, job_id, party.role.as_str(), party.party_id.as_str(), &task.name);
+            let log_path = logs::task_log_path(
+                &self.inner.config.logs_dir,
+                job_id,
+                party.role.as_str(),
+                party.party_id.as_str(),
+                &task.name,
+            );
             let log = TaskLog::new(job_id, party, &task.name, Some(log_path))
                 .or_else(|_| TaskLog::new(job_id, party, &task.name, None))
-                .map_err(|e| SchedulerError::Store(StoreError::Invalid { field: "logs_dir".into(), reason: e.to_string() }))?;
+                .map_err(|e| {
+                    SchedulerError::Store(StoreError::Invalid {
+                        field: "logs_dir".into(),
+                        reason: e.to_string(),
+                    })
+                })?;
             let federation = Federation::new(
                 self.inner.transport.clone(),
                 session_id.clone(),
@@ -368,7 +516,10 @@ impl Scheduler {
                 outputs: Default::default(),
                 log,
                 cancel: cancel.clone(),
-                catalog: Arc::new(StoreCatalog { store: store.clone(), handle: tokio::runtime::Handle::current() }),
+                catalog: Arc::new(StoreCatalog {
+                    store: store.clone(),
+                    handle: tokio::runtime::Handle::current(),
+                }),
             };
             let component = component.clone();
             let cancel = cancel.clone();
@@ -378,12 +529,17 @@ impl Scheduler {
                 tokio::task::spawn_blocking(move || {
                     let _guard = span.enter();
                     ctx.info(format!("task {} started as {}", ctx.task_name, ctx.local));
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| component.run(&ctx)));
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        component.run(&ctx)
+                    }));
                     let result = match result {
                         Ok(r) => r.map_err(|e| e.to_string()),
                         Err(p) => Err(format!(
                             "component panicked (a bug in fate-rs): {}",
-                            p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+                            p.downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default()
                         )),
                     };
                     match &result {
@@ -402,11 +558,15 @@ impl Scheduler {
         for (party, handle) in handles {
             let (result, outputs) = match handle.await {
                 Ok(r) => r,
-                Err(e) => (Err(format!("task thread ended abnormally: {e}")), Default::default()),
+                Err(e) => (
+                    Err(format!("task thread ended abnormally: {e}")),
+                    Default::default(),
+                ),
             };
             let (status, error) = match result {
                 Ok(()) => {
-                    self.persist_outputs(job_id, plan, task, &party, outputs).await?;
+                    self.persist_outputs(job_id, plan, task, &party, outputs)
+                        .await?;
                     (TaskStatus::Success, None)
                 }
                 Err(e) if e == "canceled" => (TaskStatus::Canceled, Some("canceled".to_string())),
@@ -418,7 +578,16 @@ impl Scheduler {
                 }
             };
             store
-                .set_task_status_checked(job_id, &task.name, version, party.role, party.party_id.as_str(), status, now_ms(), error.as_deref())
+                .set_task_status_checked(
+                    job_id,
+                    &task.name,
+                    version,
+                    party.role,
+                    party.party_id.as_str(),
+                    status,
+                    now_ms(),
+                    error.as_deref(),
+                )
                 .await?;
         }
         if let Some(msg) = first_failure {
@@ -441,13 +610,23 @@ impl Scheduler {
         let spec = self.inner.registry.get(&task.component).map(|c| c.spec());
         let mut out: BTreeMap<String, Vec<InputArtifact>> = BTreeMap::new();
         for input in task.inputs_for(party) {
-            let optional = spec.as_ref().and_then(|s| s.input(&input.key)).is_some_and(|a| a.optional);
+            let optional = spec
+                .as_ref()
+                .and_then(|s| s.input(&input.key))
+                .is_some_and(|a| a.optional);
             let role = party.role;
             let pid = party.party_id.as_str();
             let artifact = match &input.source {
-                InputSource::Task { producer_task, output_key, .. } => match input.kind {
+                InputSource::Task {
+                    producer_task,
+                    output_key,
+                    ..
+                } => match input.kind {
                     fate_types::component::ArtifactKind::Data => {
-                        let recs = store.output_data(job_id, role, pid, Some(producer_task)).await.map_err(|e| e.to_string())?;
+                        let recs = store
+                            .output_data(job_id, role, pid, Some(producer_task))
+                            .await
+                            .map_err(|e| e.to_string())?;
                         match recs.into_iter().find(|r| &r.output_key == output_key) {
                             Some(r) => {
                                 let schema = store
@@ -456,53 +635,104 @@ impl Scheduler {
                                     .map_err(|e| e.to_string())?
                                     .and_then(|t| serde_json::from_value::<Schema>(t.schema).ok())
                                     .unwrap_or_default();
-                                Some(InputArtifact::Data { namespace: r.namespace, name: r.name, schema })
+                                Some(InputArtifact::Data {
+                                    namespace: r.namespace,
+                                    name: r.name,
+                                    schema,
+                                })
                             }
                             None => None,
                         }
                     }
                     _ => {
-                        let recs = store.models(job_id, role, pid, Some(producer_task)).await.map_err(|e| e.to_string())?;
-                        recs.into_iter().find(|r| &r.output_key == output_key).map(|r| InputArtifact::Model(r.data))
+                        let recs = store
+                            .models(job_id, role, pid, Some(producer_task))
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        recs.into_iter()
+                            .find(|r| &r.output_key == output_key)
+                            .map(|r| InputArtifact::Model(r.data))
                     }
                 },
-                InputSource::ModelWarehouse { model_id, model_version, producer_task, output_key, .. } => {
-                    let model_id = model_id.clone().or_else(|| plan.conf.model_warehouse.as_ref().and_then(|w| w.get("model_id")).and_then(|v| v.as_str()).map(String::from));
+                InputSource::ModelWarehouse {
+                    model_id,
+                    model_version,
+                    producer_task,
+                    output_key,
+                    ..
+                } => {
+                    let model_id = model_id.clone().or_else(|| {
+                        plan.conf
+                            .model_warehouse
+                            .as_ref()
+                            .and_then(|w| w.get("model_id"))
+                            .and_then(|v| v.as_str())
+                            .map(String::from)
+                    });
                     let model_version = model_version.clone().or_else(|| {
-                        plan.conf.model_warehouse.as_ref().and_then(|w| w.get("model_version")).map(|v| match v {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        })
+                        plan.conf
+                            .model_warehouse
+                            .as_ref()
+                            .and_then(|w| w.get("model_version"))
+                            .map(|v| match v {
+                                serde_json::Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            })
                     });
                     match (model_id, model_version) {
                         (Some(mid), Some(mv)) => {
-                            let recs = store.models_by_model_id(&mid, &mv, role, pid).await.map_err(|e| e.to_string())?;
+                            let recs = store
+                                .models_by_model_id(&mid, &mv, role, pid)
+                                .await
+                                .map_err(|e| e.to_string())?;
                             recs.into_iter()
-                                .find(|r| &r.task_name == producer_task && &r.output_key == output_key)
+                                .find(|r| {
+                                    &r.task_name == producer_task && &r.output_key == output_key
+                                })
                                 .map(|r| InputArtifact::Model(r.data))
                         }
-                        _ => return Err(format!("input `{}`: model_warehouse needs model_id and model_version", input.key)),
+                        _ => {
+                            return Err(format!(
+                                "input `{}`: model_warehouse needs model_id and model_version",
+                                input.key
+                            ));
+                        }
                     }
                 }
                 InputSource::DataWarehouse { spec, .. } => {
-                    match (spec.get("namespace").and_then(|v| v.as_str()), spec.get("name").and_then(|v| v.as_str())) {
+                    match (
+                        spec.get("namespace").and_then(|v| v.as_str()),
+                        spec.get("name").and_then(|v| v.as_str()),
+                    ) {
                         (Some(ns), Some(name)) => {
                             let t = store.table(ns, name).await.map_err(|e| e.to_string())?;
-                            let t = t.ok_or_else(|| format!("input `{}`: table {ns}.{name} not found", input.key))?;
+                            let t = t.ok_or_else(|| {
+                                format!("input `{}`: table {ns}.{name} not found", input.key)
+                            })?;
                             Some(InputArtifact::Data {
                                 namespace: ns.to_string(),
                                 name: name.to_string(),
                                 schema: serde_json::from_value(t.schema).unwrap_or_default(),
                             })
                         }
-                        _ => return Err(format!("input `{}`: data_warehouse needs namespace and name", input.key)),
+                        _ => {
+                            return Err(format!(
+                                "input `{}`: data_warehouse needs namespace and name",
+                                input.key
+                            ));
+                        }
                     }
                 }
             };
             match artifact {
                 Some(a) => out.entry(input.key.clone()).or_default().push(a),
                 None if optional => {}
-                None => return Err(format!("input `{}`: no artifact found for {party}", input.key)),
+                None => {
+                    return Err(format!(
+                        "input `{}`: no artifact found for {party}",
+                        input.key
+                    ));
+                }
             }
         }
         Ok(out)
@@ -519,8 +749,16 @@ impl Scheduler {
         let store = &self.inner.store;
         let now = now_ms();
         let pid = party.party_id.to_string();
-        let model_id = plan.conf.model_id.clone().unwrap_or_else(|| job_id.to_string());
-        let model_version = plan.conf.model_version.clone().unwrap_or_else(|| "0".into());
+        let model_id = plan
+            .conf
+            .model_id
+            .clone()
+            .unwrap_or_else(|| job_id.to_string());
+        let model_version = plan
+            .conf
+            .model_version
+            .clone()
+            .unwrap_or_else(|| "0".into());
         for d in outputs.data {
             let rec = TableRecord {
                 namespace: d.namespace.clone(),
@@ -589,9 +827,14 @@ impl Scheduler {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let jobs = self.jobs_of(job_id).await?;
-            if jobs.iter().all(|j| j.status.is_end()) && !self.inner.running.lock().contains_key(job_id) {
+            if jobs.iter().all(|j| j.status.is_end())
+                && !self.inner.running.lock().contains_key(job_id)
+            {
                 let statuses: Vec<JobStatus> = jobs.iter().map(|j| j.status).collect();
-                return Ok(*statuses.iter().find(|s| **s != JobStatus::Success).unwrap_or(&JobStatus::Success));
+                return Ok(*statuses
+                    .iter()
+                    .find(|s| **s != JobStatus::Success)
+                    .unwrap_or(&JobStatus::Success));
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(jobs.first().map(|j| j.status).unwrap_or(JobStatus::Running));
@@ -601,7 +844,14 @@ impl Scheduler {
     }
 
     async fn jobs_of(&self, job_id: &str) -> Result<Vec<JobRecord>, SchedulerError> {
-        let jobs = self.inner.store.jobs(&JobFilter { job_id: Some(job_id.to_string()), ..Default::default() }).await?;
+        let jobs = self
+            .inner
+            .store
+            .jobs(&JobFilter {
+                job_id: Some(job_id.to_string()),
+                ..Default::default()
+            })
+            .await?;
         if jobs.is_empty() {
             return Err(SchedulerError::JobNotFound(job_id.to_string()));
         }
@@ -612,7 +862,11 @@ impl Scheduler {
     pub async fn stop(&self, job_id: &str) -> Result<(), SchedulerError> {
         let jobs = self.jobs_of(job_id).await?;
         if let Some(j) = jobs.iter().find(|j| j.status.is_end()) {
-            return Err(SchedulerError::BadState { job_id: job_id.into(), status: j.status, action: "stop" });
+            return Err(SchedulerError::BadState {
+                job_id: job_id.into(),
+                status: j.status,
+                action: "stop",
+            });
         }
         if let Some(r) = self.inner.running.lock().get(job_id) {
             r.stop_requested.store(true, Ordering::SeqCst);
@@ -626,15 +880,31 @@ impl Scheduler {
     /// again with their task version increased (fate-spec §3.1).
     pub async fn rerun(&self, job_id: &str) -> Result<(), SchedulerError> {
         let jobs = self.jobs_of(job_id).await?;
-        if self.inner.running.lock().contains_key(job_id) || jobs.iter().any(|j| !j.status.is_end()) {
-            let status = jobs.iter().map(|j| j.status).find(|s| !s.is_end()).unwrap_or(JobStatus::Running);
-            return Err(SchedulerError::BadState { job_id: job_id.into(), status, action: "rerun" });
+        if self.inner.running.lock().contains_key(job_id) || jobs.iter().any(|j| !j.status.is_end())
+        {
+            let status = jobs
+                .iter()
+                .map(|j| j.status)
+                .find(|s| !s.is_end())
+                .unwrap_or(JobStatus::Running);
+            return Err(SchedulerError::BadState {
+                job_id: job_id.into(),
+                status,
+                action: "rerun",
+            });
         }
         if jobs.iter().all(|j| j.status == JobStatus::Success) {
-            return Err(SchedulerError::BadState { job_id: job_id.into(), status: JobStatus::Success, action: "rerun" });
+            return Err(SchedulerError::BadState {
+                job_id: job_id.into(),
+                status: JobStatus::Success,
+                action: "rerun",
+            });
         }
-        let dag: fate_dag::DagSchema = serde_json::from_value(jobs[0].dag.clone())
-            .map_err(|e| StoreError::Invalid { field: "dag".into(), reason: e.to_string() })?;
+        let dag: fate_dag::DagSchema =
+            serde_json::from_value(jobs[0].dag.clone()).map_err(|e| StoreError::Invalid {
+                field: "dag".into(),
+                reason: e.to_string(),
+            })?;
         let plan = self.plan(&dag)?;
         let now = now_ms();
         for task in &plan.tasks {
@@ -642,12 +912,22 @@ impl Scheduler {
             if rows.iter().all(|t| t.status == TaskStatus::Success) && !rows.is_empty() {
                 continue;
             }
-            self.insert_task_rows(job_id, task, version + 1, now).await?;
+            self.insert_task_rows(job_id, task, version + 1, now)
+                .await?;
         }
         for j in &jobs {
-            self.inner.store.set_job_status_checked(job_id, j.role, &j.party_id, JobStatus::Waiting, now).await?;
-            let update = fate_store::JobUpdate { error: Some(String::new()), ..Default::default() };
-            self.inner.store.update_job(job_id, j.role, &j.party_id, &update).await?;
+            self.inner
+                .store
+                .set_job_status_checked(job_id, j.role, &j.party_id, JobStatus::Waiting, now)
+                .await?;
+            let update = fate_store::JobUpdate {
+                error: Some(String::new()),
+                ..Default::default()
+            };
+            self.inner
+                .store
+                .update_job(job_id, j.role, &j.party_id, &update)
+                .await?;
         }
         self.schedule_log(job_id, LogLevel::Info, "rerun requested");
         self.spawn_run(job_id.to_string(), plan);
@@ -655,14 +935,39 @@ impl Scheduler {
     }
 
     /// Log lines of a job.
-    pub async fn logs(&self, job_id: &str, role: Option<&str>, party_id: Option<&str>, task: Option<&str>) -> Result<Vec<LogLine>, SchedulerError> {
+    pub async fn logs(
+        &self,
+        job_id: &str,
+        role: Option<&str>,
+        party_id: Option<&str>,
+        task: Option<&str>,
+    ) -> Result<Vec<LogLine>, SchedulerError> {
         self.jobs_of(job_id).await?;
         let dir = self.inner.config.logs_dir.clone();
-        let (job_id, role, party_id, task) = (job_id.to_string(), role.map(String::from), party_id.map(String::from), task.map(String::from));
-        let lines = tokio::task::spawn_blocking(move || logs::read_logs(&dir, &job_id, role.as_deref(), party_id.as_deref(), task.as_deref()))
-            .await
-            .map_err(|e| StoreError::Invalid { field: "logs".into(), reason: e.to_string() })?
-            .map_err(|e| StoreError::Invalid { field: "logs".into(), reason: e.to_string() })?;
+        let (job_id, role, party_id, task) = (
+            job_id.to_string(),
+            role.map(String::from),
+            party_id.map(String::from),
+            task.map(String::from),
+        );
+        let lines = tokio::task::spawn_blocking(move || {
+            logs::read_logs(
+                &dir,
+                &job_id,
+                role.as_deref(),
+                party_id.as_deref(),
+                task.as_deref(),
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Invalid {
+            field: "logs".into(),
+            reason: e.to_string(),
+        })?
+        .map_err(|e| StoreError::Invalid {
+            field: "logs".into(),
+            reason: e.to_string(),
+        })?;
         Ok(lines)
     }
 
@@ -682,7 +987,10 @@ impl Catalog for StoreCatalog {
     fn table(&self, namespace: &str, name: &str) -> Result<Option<TableInfo>, String> {
         // Components run on blocking threads, outside the async context, so blocking on the
         // runtime here is allowed.
-        let rec = self.handle.block_on(self.store.table(namespace, name)).map_err(|e| e.to_string())?;
+        let rec = self
+            .handle
+            .block_on(self.store.table(namespace, name))
+            .map_err(|e| e.to_string())?;
         Ok(rec.map(|t| TableInfo {
             schema: serde_json::from_value(t.schema).unwrap_or_default(),
             count: t.count as usize,

@@ -4,8 +4,18 @@
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-pub(crate) fn task_log_path(logs_dir: &Path, job_id: &str, role: &str, party_id: &str, task: &str) -> PathBuf {
-    logs_dir.join(job_id).join(role).join(party_id).join(format!("{task}.log"))
+pub(crate) fn task_log_path(
+    logs_dir: &Path,
+    job_id: &str,
+    role: &str,
+    party_id: &str,
+    task: &str,
+) -> PathBuf {
+    logs_dir
+        .join(job_id)
+        .join(role)
+        .join(party_id)
+        .join(format!("{task}.log"))
 }
 
 pub(crate) fn schedule_log_path(logs_dir: &Path, job_id: &str) -> PathBuf {
@@ -23,17 +33,35 @@ pub struct LogLine {
 
 /// Reads the logs of a job, optionally narrowed to a role, party and task. Job ids are checked
 /// to be plain digits/word characters before they touch the file system.
-pub(crate) fn read_logs(logs_dir: &Path, job_id: &str, role: Option<&str>, party_id: Option<&str>, task: Option<&str>) -> std::io::Result<Vec<LogLine>> {
-    let safe = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+pub(crate) fn read_logs(
+    logs_dir: &Path,
+    job_id: &str,
+    role: Option<&str>,
+    party_id: Option<&str>,
+    task: Option<&str>,
+) -> std::io::Result<Vec<LogLine>> {
+    let safe = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
     if !safe(job_id) {
         return Ok(vec![]);
     }
     let mut out = Vec::new();
     let job_dir = logs_dir.join(job_id);
     if role.is_none() && task.is_none_or(|t| t == "schedule") {
-        push_file(&schedule_log_path(logs_dir, job_id), "", "", "schedule", &mut out)?;
+        push_file(
+            &schedule_log_path(logs_dir, job_id),
+            "",
+            "",
+            "schedule",
+            &mut out,
+        )?;
     }
-    let Ok(roles) = std::fs::read_dir(&job_dir) else { return Ok(out) };
+    let Ok(roles) = std::fs::read_dir(&job_dir) else {
+        return Ok(out);
+    };
     let mut roles: Vec<_> = roles.flatten().filter(|e| e.path().is_dir()).collect();
     roles.sort_by_key(|e| e.file_name());
     for r in roles {
@@ -51,7 +79,11 @@ pub(crate) fn read_logs(logs_dir: &Path, job_id: &str, role: Option<&str>, party
             let mut files: Vec<_> = std::fs::read_dir(p.path())?.flatten().collect();
             files.sort_by_key(|e| e.file_name());
             for f in files {
-                let fname = f.file_name().to_string_lossy().trim_end_matches(".log").to_string();
+                let fname = f
+                    .file_name()
+                    .to_string_lossy()
+                    .trim_end_matches(".log")
+                    .to_string();
                 if task.is_some_and(|x| x != fname) {
                     continue;
                 }
@@ -62,7 +94,13 @@ pub(crate) fn read_logs(logs_dir: &Path, job_id: &str, role: Option<&str>, party
     Ok(out)
 }
 
-fn push_file(path: &Path, role: &str, party: &str, task: &str, out: &mut Vec<LogLine>) -> std::io::Result<()> {
+fn push_file(
+    path: &Path,
+    role: &str,
+    party: &str,
+    task: &str,
+    out: &mut Vec<LogLine>,
+) -> std::io::Result<()> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
             out.extend(text.lines().map(|l| LogLine {

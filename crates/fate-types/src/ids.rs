@@ -46,7 +46,9 @@ mod tests {
     #[test]
     fn ids_have_fate_shape_and_are_unique() {
         let g = JobIdGenerator::new();
-        let t = chrono::DateTime::parse_from_rfc3339("2023-08-21T19:11:50.512875Z").unwrap().to_utc();
+        let t = chrono::DateTime::parse_from_rfc3339("2023-08-21T19:11:50.512875Z")
+            .unwrap()
+            .to_utc();
         assert_eq!(g.next_at(t), "202308211911505128750");
         assert_eq!(g.next_at(t), "202308211911505128751");
         let a = g.next();

@@ -114,7 +114,10 @@ pub struct Party {
 
 impl Party {
     pub fn new(role: Role, party_id: impl Into<PartyId>) -> Self {
-        Party { role, party_id: party_id.into() }
+        Party {
+            role,
+            party_id: party_id.into(),
+        }
     }
 }
 

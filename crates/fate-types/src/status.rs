@@ -71,7 +71,10 @@ impl JobStatus {
     }
 
     pub fn is_end(self) -> bool {
-        matches!(self, JobStatus::Success | JobStatus::Failed | JobStatus::Canceled | JobStatus::Timeout)
+        matches!(
+            self,
+            JobStatus::Success | JobStatus::Failed | JobStatus::Canceled | JobStatus::Timeout
+        )
     }
 }
 
@@ -99,19 +102,33 @@ impl TaskStatus {
     pub fn federated(statuses: &[TaskStatus]) -> TaskStatus {
         let norm: Vec<TaskStatus> = statuses
             .iter()
-            .map(|s| if *s == TaskStatus::Pass { TaskStatus::Success } else { *s })
+            .map(|s| {
+                if *s == TaskStatus::Pass {
+                    TaskStatus::Success
+                } else {
+                    *s
+                }
+            })
             .collect();
         if let Some(first) = norm.first()
             && norm.iter().all(|s| s == first)
         {
             return *first;
         }
-        for s in [TaskStatus::Canceled, TaskStatus::Timeout, TaskStatus::Failed] {
+        for s in [
+            TaskStatus::Canceled,
+            TaskStatus::Timeout,
+            TaskStatus::Failed,
+        ] {
             if norm.contains(&s) {
                 return s;
             }
         }
-        if norm.is_empty() { TaskStatus::Waiting } else { TaskStatus::Running }
+        if norm.is_empty() {
+            TaskStatus::Waiting
+        } else {
+            TaskStatus::Running
+        }
     }
 }
 
@@ -138,7 +155,10 @@ mod tests {
     fn federated_task_status() {
         use TaskStatus::*;
         assert_eq!(TaskStatus::federated(&[Success, Pass]), Success);
-        assert_eq!(TaskStatus::federated(&[Running, Failed, Canceled]), Canceled);
+        assert_eq!(
+            TaskStatus::federated(&[Running, Failed, Canceled]),
+            Canceled
+        );
         assert_eq!(TaskStatus::federated(&[Running, Success]), Running);
         assert_eq!(TaskStatus::federated(&[Failed, Timeout]), Timeout);
     }
@@ -148,6 +168,9 @@ mod tests {
         for s in TaskStatus::ALL {
             assert_eq!(s.as_str().parse::<TaskStatus>().unwrap(), *s);
         }
-        assert_eq!(serde_json::to_string(&JobStatus::Success).unwrap(), "\"success\"");
+        assert_eq!(
+            serde_json::to_string(&JobStatus::Success).unwrap(),
+            "\"success\""
+        );
     }
 }

@@ -31,20 +31,36 @@ impl std::error::Error for ApiFailure {}
 
 impl Client {
     pub fn new(base: &str) -> Self {
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).build();
-        Client { base: base.trim_end_matches('/').to_string(), agent }
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(60))
+            .build();
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+        }
     }
 
     fn decode(&self, what: &str, resp: Result<ureq::Response, ureq::Error>) -> Result<Value> {
         let resp = match resp {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => return Err(anyhow!("cannot reach the node at {} ({what}): {e}", self.base)),
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot reach the node at {} ({what}): {e}",
+                    self.base
+                ));
+            }
         };
-        let v: Value = resp.into_json().with_context(|| format!("{what}: the node's answer is not JSON"))?;
+        let v: Value = resp
+            .into_json()
+            .with_context(|| format!("{what}: the node's answer is not JSON"))?;
         let code = v.get("code").and_then(Value::as_i64).unwrap_or(-1);
         if code != 0 {
-            let message = v.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
+            let message = v
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message")
+                .to_string();
             return Err(ApiFailure { code, message }.into());
         }
         Ok(v)
@@ -64,54 +80,89 @@ impl Client {
     }
 
     pub fn post_text(&self, path: &str, body: &str) -> Result<Value> {
-        let req = self.agent.post(&format!("{}/v2{path}", self.base)).set("Content-Type", "application/json");
+        let req = self
+            .agent
+            .post(&format!("{}/v2{path}", self.base))
+            .set("Content-Type", "application/json");
         self.decode(path, req.send_string(body))
     }
 
     /// Posts a multipart form with one file and text fields (hand-built: one body, no extra
     /// crate for a form this simple).
     pub fn post_file(&self, path: &str, file: &Path, fields: &[(String, String)]) -> Result<Value> {
-        let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let boundary = format!("fate-rs-{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+        let data =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let boundary = format!(
+            "fate-rs-{}",
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
         let mut body = Vec::with_capacity(data.len() + 1024);
         for (k, v) in fields {
-            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
         }
-        let fname = file.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_else(|| "data.csv".into());
+        let fname = file
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_else(|| "data.csv".into());
         body.extend_from_slice(
             format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{fname}\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes(),
         );
         body.extend_from_slice(&data);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let req = self
-            .agent
-            .post(&format!("{}/v2{path}", self.base))
-            .set("Content-Type", &format!("multipart/form-data; boundary={boundary}"));
+        let req = self.agent.post(&format!("{}/v2{path}", self.base)).set(
+            "Content-Type",
+            &format!("multipart/form-data; boundary={boundary}"),
+        );
         self.decode(path, req.send_bytes(&body))
     }
 
     /// FATE 1.x submit; normalises the 1.x envelope to the 2.x shape callers use.
     pub fn submit_v1(&self, body: &Value) -> Result<Value> {
-        let resp = self.agent.post(&format!("{}/v1/job/submit", self.base)).send_json(body.clone());
+        let resp = self
+            .agent
+            .post(&format!("{}/v1/job/submit", self.base))
+            .send_json(body.clone());
         let resp = match resp {
             Ok(r) => r,
             Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => return Err(anyhow!("cannot reach the node at {} (/v1/job/submit): {e}", self.base)),
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot reach the node at {} (/v1/job/submit): {e}",
+                    self.base
+                ));
+            }
         };
-        let v: Value = resp.into_json().context("/v1/job/submit: the node's answer is not JSON")?;
+        let v: Value = resp
+            .into_json()
+            .context("/v1/job/submit: the node's answer is not JSON")?;
         let code = v["retcode"].as_i64().unwrap_or(-1);
         if code != 0 {
-            return Err(ApiFailure { code, message: cell(&v["retmsg"]) }.into());
+            return Err(ApiFailure {
+                code,
+                message: cell(&v["retmsg"]),
+            }
+            .into());
         }
         Ok(json!({"job_id": v["jobId"], "data": v["data"]["model_info"]}))
     }
 
     /// Polls `/job/query` until the job ends, showing its status and progress.
     pub fn wait_job(&self, job_id: &str, timeout: Duration, quiet: bool) -> Result<Value> {
-        let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(100) };
+        let bar = if quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new(100)
+        };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} job {prefix} {msg} [{bar:30}] {pos}% {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} job {prefix} {msg} [{bar:30}] {pos}% {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_prefix(job_id.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -120,8 +171,15 @@ impl Client {
             let v = self.get("/job/query", &[("job_id", job_id)])?;
             let jobs = v["data"].as_array().cloned().unwrap_or_default();
             let statuses: Vec<&str> = jobs.iter().filter_map(|j| j["status"].as_str()).collect();
-            let progress = jobs.iter().filter_map(|j| j["progress"].as_i64()).min().unwrap_or(0);
-            let ended = !statuses.is_empty() && statuses.iter().all(|s| matches!(*s, "success" | "failed" | "canceled" | "timeout"));
+            let progress = jobs
+                .iter()
+                .filter_map(|j| j["progress"].as_i64())
+                .min()
+                .unwrap_or(0);
+            let ended = !statuses.is_empty()
+                && statuses
+                    .iter()
+                    .all(|s| matches!(*s, "success" | "failed" | "canceled" | "timeout"));
             bar.set_position(progress.clamp(0, 100) as u64);
             bar.set_message(statuses.first().copied().unwrap_or("unknown").to_string());
             if ended {
@@ -133,7 +191,13 @@ impl Client {
                 bar.finish_and_clear();
                 bail!("job {job_id} did not end within {} s", timeout.as_secs());
             }
-            std::thread::sleep(Duration::from_millis(if start.elapsed() < Duration::from_secs(2) { 50 } else { 500 }));
+            std::thread::sleep(Duration::from_millis(
+                if start.elapsed() < Duration::from_secs(2) {
+                    50
+                } else {
+                    500
+                },
+            ));
         }
     }
 }
@@ -262,8 +326,10 @@ fn print_json(v: &Value) {
 }
 
 fn read_conf(path: &Path) -> Result<serde_json::Map<String, Value>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let v: Value = serde_yaml_ng::from_str(&text).with_context(|| format!("{}: not valid JSON or YAML", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: Value = serde_yaml_ng::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON or YAML", path.display()))?;
     match v {
         Value::Object(m) => Ok(m),
         _ => bail!("{}: expected an object", path.display()),
@@ -272,30 +338,53 @@ fn read_conf(path: &Path) -> Result<serde_json::Map<String, Value>> {
 
 fn finish_upload(client: &Client, resp: &Value, no_wait: bool, api: &ApiArgs) -> Result<()> {
     let job_id = resp["job_id"].as_str().unwrap_or_default().to_string();
-    let (ns, name) = (cell(&resp["data"]["namespace"]), cell(&resp["data"]["name"]));
+    let (ns, name) = (
+        cell(&resp["data"]["namespace"]),
+        cell(&resp["data"]["name"]),
+    );
     if no_wait {
-        if api.json { print_json(resp) } else { println!("upload job {job_id} submitted for table {ns}.{name}") }
+        if api.json {
+            print_json(resp)
+        } else {
+            println!("upload job {job_id} submitted for table {ns}.{name}")
+        }
         return Ok(());
     }
     let job = client.wait_job(&job_id, Duration::from_secs(3600), api.json)?;
     if job["status"] != "success" {
-        bail!("upload job {job_id} {}: {}", cell(&job["status"]), cell(&job["error"]));
+        bail!(
+            "upload job {job_id} {}: {}",
+            cell(&job["status"]),
+            cell(&job["error"])
+        );
     }
     let t = client.get("/table/query", &[("namespace", &ns), ("name", &name)])?;
     if api.json {
         print_json(&json!({"job_id": job_id, "table": t["data"]}));
     } else {
-        println!("uploaded table {ns}.{name}: {} rows in {} partitions (job {job_id})", cell(&t["data"]["count"]), cell(&t["data"]["partitions"]));
+        println!(
+            "uploaded table {ns}.{name}: {} rows in {} partitions (job {job_id})",
+            cell(&t["data"]["count"]),
+            cell(&t["data"]["partitions"])
+        );
     }
     Ok(())
 }
 
 pub fn data(cmd: DataCommand) -> Result<()> {
     match cmd {
-        DataCommand::Upload { conf, overwrite, no_wait, api } => {
+        DataCommand::Upload {
+            conf,
+            overwrite,
+            no_wait,
+            api,
+        } => {
             let client = Client::new(&api.api);
             let mut m = read_conf(&conf)?;
-            let file = m.get("file").and_then(Value::as_str).ok_or_else(|| anyhow!("{}: `file` is required", conf.display()))?;
+            let file = m
+                .get("file")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("{}: `file` is required", conf.display()))?;
             // A relative path in the conf is relative to the conf file, as a user expects.
             let path = conf.parent().unwrap_or(Path::new(".")).join(file);
             if let Ok(abs) = std::fs::canonicalize(&path) {
@@ -307,15 +396,31 @@ pub fn data(cmd: DataCommand) -> Result<()> {
             let resp = client.post("/data/component/upload", &Value::Object(m))?;
             finish_upload(&client, &resp, no_wait, &api)
         }
-        DataCommand::UploadFile { conf, overwrite, no_wait, api } => {
+        DataCommand::UploadFile {
+            conf,
+            overwrite,
+            no_wait,
+            api,
+        } => {
             let client = Client::new(&api.api);
             let m = read_conf(&conf)?;
-            let file = m.get("file").and_then(Value::as_str).ok_or_else(|| anyhow!("{}: `file` is required", conf.display()))?;
+            let file = m
+                .get("file")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("{}: `file` is required", conf.display()))?;
             let path = conf.parent().unwrap_or(Path::new(".")).join(file);
             let mut fields: Vec<(String, String)> = m
                 .iter()
                 .filter(|(k, _)| k.as_str() != "file")
-                .map(|(k, v)| (k.clone(), match v { Value::String(s) => s.clone(), other => other.to_string() }))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        },
+                    )
+                })
                 .collect();
             if overwrite {
                 fields.push(("overwrite".into(), "true".into()));
@@ -337,12 +442,20 @@ fn show_jobs(jobs: &[Value]) {
                 cell(&j["status"]),
                 format!("{}%", cell(&j["progress"])),
                 time_cell(&j["create_time"]),
-                j["elapsed"].as_i64().map(|ms| format!("{:.3}s", ms as f64 / 1000.0)).unwrap_or_else(|| "-".into()),
+                j["elapsed"]
+                    .as_i64()
+                    .map(|ms| format!("{:.3}s", ms as f64 / 1000.0))
+                    .unwrap_or_else(|| "-".into()),
                 cell(&j["error"]),
             ]
         })
         .collect();
-    print_table(&["job_id", "role", "party_id", "status", "progress", "created", "elapsed", "error"], &rows);
+    print_table(
+        &[
+            "job_id", "role", "party_id", "status", "progress", "created", "elapsed", "error",
+        ],
+        &rows,
+    );
 }
 
 fn after_submit(client: &Client, resp: Value, wait: bool, api: &ApiArgs) -> Result<()> {
@@ -351,23 +464,41 @@ fn after_submit(client: &Client, resp: Value, wait: bool, api: &ApiArgs) -> Resu
         if api.json {
             print_json(&resp)
         } else {
-            println!("job {job_id} submitted (model_id {}, model_version {})", cell(&resp["data"]["model_id"]), cell(&resp["data"]["model_version"]))
+            println!(
+                "job {job_id} submitted (model_id {}, model_version {})",
+                cell(&resp["data"]["model_id"]),
+                cell(&resp["data"]["model_version"])
+            )
         }
         return Ok(());
     }
     let j = client.wait_job(&job_id, Duration::from_secs(24 * 3600), api.json)?;
-    if api.json { print_json(&j) } else { show_jobs(std::slice::from_ref(&j)) }
+    if api.json {
+        print_json(&j)
+    } else {
+        show_jobs(std::slice::from_ref(&j))
+    }
     if j["status"] != "success" {
-        bail!("job {job_id} {}: {} (see `fate job logs -j {job_id}`)", cell(&j["status"]), cell(&j["error"]));
+        bail!(
+            "job {job_id} {}: {} (see `fate job logs -j {job_id}`)",
+            cell(&j["status"]),
+            cell(&j["error"])
+        );
     }
     Ok(())
 }
 
 pub fn job(cmd: JobCommand) -> Result<()> {
     match cmd {
-        JobCommand::Submit { conf, dsl, wait, api } => {
+        JobCommand::Submit {
+            conf,
+            dsl,
+            wait,
+            api,
+        } => {
             let client = Client::new(&api.api);
-            let text = std::fs::read_to_string(&conf).with_context(|| format!("cannot read {}", conf.display()))?;
+            let text = std::fs::read_to_string(&conf)
+                .with_context(|| format!("cannot read {}", conf.display()))?;
             if let Some(dsl) = dsl {
                 let dsl_v = Value::Object(read_conf(&dsl)?);
                 let conf_v = Value::Object(read_conf(&conf)?);
@@ -378,8 +509,13 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             let body = if text.trim_start().starts_with('{') {
                 text
             } else {
-                let v: Value = serde_yaml_ng::from_str(&text).map_err(|e| anyhow!("{}: malformed YAML: {e}", conf.display()))?;
-                let v = if v.get("dag_schema").is_some() { v } else { json!({"dag_schema": v}) };
+                let v: Value = serde_yaml_ng::from_str(&text)
+                    .map_err(|e| anyhow!("{}: malformed YAML: {e}", conf.display()))?;
+                let v = if v.get("dag_schema").is_some() {
+                    v
+                } else {
+                    json!({"dag_schema": v})
+                };
                 v.to_string()
             };
             let resp = client.post_text("/job/submit", &body)?;
@@ -387,7 +523,11 @@ pub fn job(cmd: JobCommand) -> Result<()> {
         }
         JobCommand::Query { job_id, api } => {
             let v = Client::new(&api.api).get("/job/query", &[("job_id", &job_id)])?;
-            if api.json { print_json(&v["data"]) } else { show_jobs(v["data"].as_array().map(Vec::as_slice).unwrap_or(&[])) }
+            if api.json {
+                print_json(&v["data"])
+            } else {
+                show_jobs(v["data"].as_array().map(Vec::as_slice).unwrap_or(&[]))
+            }
             Ok(())
         }
         JobCommand::Tasks { job_id, api } => {
@@ -400,22 +540,65 @@ pub fn job(cmd: JobCommand) -> Result<()> {
                     .map(Vec::as_slice)
                     .unwrap_or(&[])
                     .iter()
-                    .map(|t| vec![cell(&t["task_name"]), cell(&t["component"]), cell(&t["role"]), cell(&t["party_id"]), cell(&t["task_version"]), cell(&t["status"]), cell(&t["error"])])
+                    .map(|t| {
+                        vec![
+                            cell(&t["task_name"]),
+                            cell(&t["component"]),
+                            cell(&t["role"]),
+                            cell(&t["party_id"]),
+                            cell(&t["task_version"]),
+                            cell(&t["status"]),
+                            cell(&t["error"]),
+                        ]
+                    })
                     .collect();
-                print_table(&["task", "component", "role", "party_id", "version", "status", "error"], &rows);
+                print_table(
+                    &[
+                        "task",
+                        "component",
+                        "role",
+                        "party_id",
+                        "version",
+                        "status",
+                        "error",
+                    ],
+                    &rows,
+                );
             }
             Ok(())
         }
         JobCommand::List { limit, api } => {
-            let v = Client::new(&api.api).get("/job/list/query", &[("limit", &limit.to_string())])?;
-            if api.json { print_json(&v["data"]) } else { show_jobs(v["data"]["jobs"].as_array().map(Vec::as_slice).unwrap_or(&[])) }
+            let v =
+                Client::new(&api.api).get("/job/list/query", &[("limit", &limit.to_string())])?;
+            if api.json {
+                print_json(&v["data"])
+            } else {
+                show_jobs(
+                    v["data"]["jobs"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[]),
+                )
+            }
             Ok(())
         }
-        JobCommand::Logs { job_id, role, party_id, task_name, api } => {
+        JobCommand::Logs {
+            job_id,
+            role,
+            party_id,
+            task_name,
+            api,
+        } => {
             let mut q: Vec<(&str, &str)> = vec![("job_id", &job_id)];
-            if let Some(r) = &role { q.push(("role", r)); }
-            if let Some(p) = &party_id { q.push(("party_id", p)); }
-            if let Some(t) = &task_name { q.push(("task_name", t)); }
+            if let Some(r) = &role {
+                q.push(("role", r));
+            }
+            if let Some(p) = &party_id {
+                q.push(("party_id", p));
+            }
+            if let Some(t) = &task_name {
+                q.push(("task_name", t));
+            }
             let v = Client::new(&api.api).get("/log/query", &q)?;
             if api.json {
                 print_json(&v["data"]);
@@ -428,12 +611,20 @@ pub fn job(cmd: JobCommand) -> Result<()> {
         }
         JobCommand::Stop { job_id, api } => {
             let v = Client::new(&api.api).post("/job/stop", &json!({"job_id": job_id}))?;
-            if api.json { print_json(&v) } else { println!("job {job_id}: stop requested") }
+            if api.json {
+                print_json(&v)
+            } else {
+                println!("job {job_id}: stop requested")
+            }
             Ok(())
         }
         JobCommand::Rerun { job_id, api } => {
             let v = Client::new(&api.api).post("/job/rerun", &json!({"job_id": job_id}))?;
-            if api.json { print_json(&v) } else { println!("job {job_id}: rerun started") }
+            if api.json {
+                print_json(&v)
+            } else {
+                println!("job {job_id}: rerun started")
+            }
             Ok(())
         }
     }
@@ -441,22 +632,57 @@ pub fn job(cmd: JobCommand) -> Result<()> {
 
 pub fn table(cmd: TableCommand) -> Result<()> {
     match cmd {
-        TableCommand::Query { namespace, name, api } => {
-            let v = Client::new(&api.api).get("/table/query", &[("namespace", &namespace), ("name", &name)])?;
+        TableCommand::Query {
+            namespace,
+            name,
+            api,
+        } => {
+            let v = Client::new(&api.api).get(
+                "/table/query",
+                &[("namespace", &namespace), ("name", &name)],
+            )?;
             let d = &v["data"];
             if api.json {
                 print_json(d);
             } else {
                 crate::output::table(
-                    &["namespace", "name", "count", "partitions", "engine", "features"],
-                    &[vec![cell(&d["namespace"]), cell(&d["name"]), cell(&d["count"]), cell(&d["partitions"]), cell(&d["engine"]), d["meta"]["feature_names"].as_array().map(|a| a.len().to_string()).unwrap_or_else(|| "-".into())]],
+                    &[
+                        "namespace",
+                        "name",
+                        "count",
+                        "partitions",
+                        "engine",
+                        "features",
+                    ],
+                    &[vec![
+                        cell(&d["namespace"]),
+                        cell(&d["name"]),
+                        cell(&d["count"]),
+                        cell(&d["partitions"]),
+                        cell(&d["engine"]),
+                        d["meta"]["feature_names"]
+                            .as_array()
+                            .map(|a| a.len().to_string())
+                            .unwrap_or_else(|| "-".into()),
+                    ]],
                 );
             }
             Ok(())
         }
-        TableCommand::Delete { namespace, name, api } => {
-            let v = Client::new(&api.api).post("/table/delete", &json!({"namespace": namespace, "name": name}))?;
-            if api.json { print_json(&v) } else { println!("deleted table {namespace}.{name}") }
+        TableCommand::Delete {
+            namespace,
+            name,
+            api,
+        } => {
+            let v = Client::new(&api.api).post(
+                "/table/delete",
+                &json!({"namespace": namespace, "name": name}),
+            )?;
+            if api.json {
+                print_json(&v)
+            } else {
+                println!("deleted table {namespace}.{name}")
+            }
             Ok(())
         }
     }

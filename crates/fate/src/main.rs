@@ -12,7 +12,12 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "fate", version, about = "FATE (Federated AI Technology Enabler) in one fast binary", long_about = "fate-rs runs FATE's federated jobs: the same party ids, roles (guest, host, arbiter), DAGs, REST API and components as FATE, in one process.\n\nStart a node hosting any number of parties with `fate standalone`, then upload data and submit jobs with `fate data upload` and `fate job submit`, or run `fate toy` to check that everything works.")]
+#[command(
+    name = "fate",
+    version,
+    about = "FATE (Federated AI Technology Enabler) in one fast binary",
+    long_about = "fate-rs runs FATE's federated jobs: the same party ids, roles (guest, host, arbiter), DAGs, REST API and components as FATE, in one process.\n\nStart a node hosting any number of parties with `fate standalone`, then upload data and submit jobs with `fate data upload` and `fate job submit`, or run `fate toy` to check that everything works."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,7 +26,12 @@ struct Cli {
 #[derive(Args, Clone)]
 struct ApiArgs {
     /// Base URL of the node's REST API.
-    #[arg(long, env = "FATE_API", default_value = "http://127.0.0.1:9380", global = true)]
+    #[arg(
+        long,
+        env = "FATE_API",
+        default_value = "http://127.0.0.1:9380",
+        global = true
+    )]
     api: String,
     /// Print JSON for scripts instead of human-readable tables.
     #[arg(long, global = true)]
@@ -54,7 +64,10 @@ enum Command {
 fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() -> std::process::ExitCode {
@@ -96,5 +109,7 @@ fn main() -> std::process::ExitCode {
 
 /// Default data directory: `$FATE_HOME` or `./fate-data`.
 fn default_data_dir() -> PathBuf {
-    std::env::var_os("FATE_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("fate-data"))
+    std::env::var_os("FATE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("fate-data"))
 }

@@ -41,36 +41,53 @@ pub struct EngineArgs {
 /// Builds a standalone scheduler over `data_dir`: redb tables, SQLite metadata, in-process
 /// federation.
 pub async fn build_scheduler(data_dir: &Path, engine: &EngineArgs) -> Result<Scheduler> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
-    let cores = engine.cores.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let cores = engine.cores.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
     let computing = Computing::new(ComputingConfig {
         cores,
         default_partitions: engine.partitions,
         data_dir: Some(data_dir.join("tables")),
     })
     .context("cannot open table storage")?;
-    let store = MetaStore::open_sqlite(&data_dir.join("fate_flow.sqlite")).await.context("cannot open the metadata store")?;
-    let federation = FederationConfig { timeout: Duration::from_secs(engine.federation_timeout), ..FederationConfig::default() };
+    let store = MetaStore::open_sqlite(&data_dir.join("fate_flow.sqlite"))
+        .await
+        .context("cannot open the metadata store")?;
+    let federation = FederationConfig {
+        timeout: Duration::from_secs(engine.federation_timeout),
+        ..FederationConfig::default()
+    };
     let scheduler = Scheduler::new(
         store,
         computing,
         LocalTransport::new(),
         fate_components::registry(),
-        SchedulerConfig { logs_dir: data_dir.join("logs"), federation },
+        SchedulerConfig {
+            logs_dir: data_dir.join("logs"),
+            federation,
+        },
     )
     .await?;
     Ok(scheduler)
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 pub fn standalone(args: StandaloneArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let scheduler = build_scheduler(&args.data_dir, &args.engine).await?;
         let addr = format!("{}:{}", args.host, args.port);
-        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         let state = fate_api::ApiState {
             scheduler,
@@ -79,7 +96,10 @@ pub fn standalone(args: StandaloneArgs) -> Result<()> {
         };
         let app = fate_api::router(state);
         tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");
-        println!("fate standalone: API at http://{local} (data in {})", args.data_dir.display());
+        println!(
+            "fate standalone: API at http://{local} (data in {})",
+            args.data_dir.display()
+        );
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = tokio::signal::ctrl_c().await;

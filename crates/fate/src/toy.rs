@@ -82,10 +82,20 @@ pub struct ToyOutcome {
 }
 
 /// Runs the 1.x toy between `guest` and `host` in this process, in a temporary data dir.
-pub fn run_in_process(guest: &str, host: &str, data_num: u64, partition: u32, timeout: Duration) -> Result<ToyOutcome> {
+pub fn run_in_process(
+    guest: &str,
+    host: &str,
+    data_num: u64,
+    partition: u32,
+    timeout: Duration,
+) -> Result<ToyOutcome> {
     let dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
     runtime()?.block_on(async {
-        let engine = EngineArgs { cores: None, partitions: partition as usize, federation_timeout: timeout.as_secs() };
+        let engine = EngineArgs {
+            cores: None,
+            partitions: partition as usize,
+            federation_timeout: timeout.as_secs(),
+        };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
         let start = Instant::now();
         let (dsl, conf) = toy_dsl_conf(guest, host, data_num, partition);
@@ -97,18 +107,31 @@ pub fn run_in_process(guest: &str, host: &str, data_num: u64, partition: u32, ti
         if status != fate_types::JobStatus::Success {
             let jobs = scheduler
                 .store()
-                .jobs(&fate_store::JobFilter { job_id: Some(submitted.job_id.clone()), ..Default::default() })
+                .jobs(&fate_store::JobFilter {
+                    job_id: Some(submitted.job_id.clone()),
+                    ..Default::default()
+                })
                 .await?;
-            let err = jobs.iter().find_map(|j| j.error.clone()).unwrap_or_default();
+            let err = jobs
+                .iter()
+                .find_map(|j| j.error.clone())
+                .unwrap_or_default();
             bail!("toy job {} {status}: {err}", submitted.job_id);
         }
-        let metrics = scheduler.store().metrics(&submitted.job_id, guest_role, guest, None).await?;
+        let metrics = scheduler
+            .store()
+            .metrics(&submitted.job_id, guest_role, guest, None)
+            .await?;
         let secure_sum = metrics
             .iter()
             .find(|m| m.name == "secure_sum")
             .and_then(|m| m.data["secure_sum"].as_f64())
             .context("the guest recorded no secure_sum")?;
-        Ok(ToyOutcome { job_id: submitted.job_id, secure_sum, elapsed })
+        Ok(ToyOutcome {
+            job_id: submitted.job_id,
+            secure_sum,
+            elapsed,
+        })
     })
 }
 
@@ -119,10 +142,22 @@ pub fn run(args: ToyArgs) -> Result<()> {
             let data_num = args.data_num.unwrap_or(1000);
             let out = run_in_process(&args.guest, &args.host, data_num, args.partition, timeout)?;
             if args.json {
-                println!("{}", json!({"job_id": out.job_id, "secure_sum": out.secure_sum, "elapsed_ms": out.elapsed.as_secs_f64() * 1000.0, "status": "success"}));
+                println!(
+                    "{}",
+                    json!({"job_id": out.job_id, "secure_sum": out.secure_sum, "elapsed_ms": out.elapsed.as_secs_f64() * 1000.0, "status": "success"})
+                );
             } else {
-                println!("success to calculate secure_sum, it is {:?}", out.secure_sum);
-                println!("toy job {} between guest {} and host {}: success in {:.3} s", out.job_id, args.guest, args.host, out.elapsed.as_secs_f64());
+                println!(
+                    "success to calculate secure_sum, it is {:?}",
+                    out.secure_sum
+                );
+                println!(
+                    "toy job {} between guest {} and host {}: success in {:.3} s",
+                    out.job_id,
+                    args.guest,
+                    args.host,
+                    out.elapsed.as_secs_f64()
+                );
             }
             Ok(())
         }
@@ -130,14 +165,25 @@ pub fn run(args: ToyArgs) -> Result<()> {
             let data_num = args.data_num.unwrap_or(1024);
             let client = Client::new(api);
             let start = Instant::now();
-            let resp = client.post("/job/submit", &toy_dag(&args.guest, &args.host, data_num, args.partition))?;
+            let resp = client.post(
+                "/job/submit",
+                &toy_dag(&args.guest, &args.host, data_num, args.partition),
+            )?;
             let job_id = resp["job_id"].as_str().unwrap_or_default().to_string();
             let job = client.wait_job(&job_id, timeout, args.json)?;
             let status = job["status"].as_str().unwrap_or("unknown").to_string();
             if args.json {
-                println!("{}", json!({"job_id": job_id, "status": status, "elapsed_ms": start.elapsed().as_secs_f64() * 1000.0}));
+                println!(
+                    "{}",
+                    json!({"job_id": job_id, "status": status, "elapsed_ms": start.elapsed().as_secs_f64() * 1000.0})
+                );
             } else {
-                println!("toy job {job_id} between guest {} and host {}: {status} in {:.3} s", args.guest, args.host, start.elapsed().as_secs_f64());
+                println!(
+                    "toy job {job_id} between guest {} and host {}: {status} in {:.3} s",
+                    args.guest,
+                    args.host,
+                    start.elapsed().as_secs_f64()
+                );
             }
             if status != "success" {
                 let error = job["error"].as_str().unwrap_or("");

@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 
 fn fate() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fate"));
-    c.env_remove("FATE_API").env_remove("FATE_HOME").env("FATE_LOG", "warn");
+    c.env_remove("FATE_API")
+        .env_remove("FATE_HOME")
+        .env("FATE_LOG", "warn");
     c
 }
 
@@ -18,7 +20,12 @@ fn repo() -> PathBuf {
 
 fn run_ok(args: &[&str], api: &str) -> String {
     let out = fate().args(args).args(["--api", api]).output().unwrap();
-    assert!(out.status.success(), "fate {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fate {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -38,8 +45,14 @@ impl NodeProcess {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("no URL in `{line}`")).to_string();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in `{line}`"))
+            .to_string();
         NodeProcess { child, url }
     }
 }
@@ -53,10 +66,20 @@ impl Drop for NodeProcess {
 
 #[test]
 fn toy_in_process_prints_the_secure_sum() {
-    let out = fate().args(["toy", "--guest", "9999", "--host", "10000"]).output().unwrap();
+    let out = fate()
+        .args(["toy", "--guest", "9999", "--host", "10000"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("success to calculate secure_sum, it is 2000.0"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("success to calculate secure_sum, it is 2000.0"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -66,18 +89,34 @@ fn a_standalone_node_driven_by_the_cli() {
     let api = node.url.as_str();
 
     // flow test toy: the 2.x toy_example through the REST API.
-    let out = run_ok(&["toy", "--guest", "9999", "--host", "10000", "--json"], api);
+    let out = run_ok(
+        &["toy", "--guest", "9999", "--host", "10000", "--json"],
+        api,
+    );
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["status"], "success", "{out}");
     let job_id = v["job_id"].as_str().unwrap().to_string();
 
     // The same DAG from a file, then query, tasks and logs of the first job.
     let dag = repo().join("examples/toy/toy_example.yaml");
-    let out = run_ok(&["job", "submit", "-c", dag.to_str().unwrap(), "--wait", "--json"], api);
+    let out = run_ok(
+        &[
+            "job",
+            "submit",
+            "-c",
+            dag.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ],
+        api,
+    );
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["status"], "success", "{out}");
     let out = run_ok(&["job", "query", "-j", &job_id], api);
-    assert!(out.contains("success") && out.contains("9999") && out.contains("10000"), "{out}");
+    assert!(
+        out.contains("success") && out.contains("9999") && out.contains("10000"),
+        "{out}"
+    );
     let out = run_ok(&["job", "tasks", "-j", &job_id, "--json"], api);
     let tasks: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(tasks.as_array().unwrap().len(), 2);
@@ -87,7 +126,16 @@ fn a_standalone_node_driven_by_the_cli() {
     // 1.x DSL + conf through the CLI.
     let examples = repo().join("examples/dsl");
     let out = run_ok(
-        &["job", "submit", "-c", examples.join("secure_add_conf.json").to_str().unwrap(), "-d", examples.join("secure_add_dsl.json").to_str().unwrap(), "--wait", "--json"],
+        &[
+            "job",
+            "submit",
+            "-c",
+            examples.join("secure_add_conf.json").to_str().unwrap(),
+            "-d",
+            examples.join("secure_add_dsl.json").to_str().unwrap(),
+            "--wait",
+            "--json",
+        ],
         api,
     );
     assert!(out.contains("\"success\""), "{out}");
@@ -99,23 +147,55 @@ fn a_standalone_node_driven_by_the_cli() {
     let conf = repo().join("examples/upload/breast_hetero_host.json");
     let out = run_ok(&["data", "upload-file", "-c", conf.to_str().unwrap()], api);
     assert!(out.contains("569 rows"), "{out}");
-    let out = run_ok(&["table", "query", "--namespace", "experiment", "--name", "breast_hetero_host", "--json"], api);
+    let out = run_ok(
+        &[
+            "table",
+            "query",
+            "--namespace",
+            "experiment",
+            "--name",
+            "breast_hetero_host",
+            "--json",
+        ],
+        api,
+    );
     let t: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["count"], 569);
 
     // Errors a user sees: an unknown job and an upload over an existing table.
-    let out = fate().args(["job", "query", "-j", "202001010000000000000", "--api", api]).output().unwrap();
+    let out = fate()
+        .args(["job", "query", "-j", "202001010000000000000", "--api", api])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found (code 1001)"));
     let conf = repo().join("examples/upload/breast_hetero_guest.json");
-    let out = fate().args(["data", "upload", "-c", conf.to_str().unwrap(), "--api", api]).output().unwrap();
+    let out = fate()
+        .args(["data", "upload", "-c", conf.to_str().unwrap(), "--api", api])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("code 7002"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("code 7002"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Restart the node on the same data dir: tables and jobs are still there.
     drop(node);
     let node = NodeProcess::start(dir.path());
-    let out = run_ok(&["table", "query", "--namespace", "experiment", "--name", "breast_hetero_guest", "--json"], &node.url);
+    let out = run_ok(
+        &[
+            "table",
+            "query",
+            "--namespace",
+            "experiment",
+            "--name",
+            "breast_hetero_guest",
+            "--json",
+        ],
+        &node.url,
+    );
     let t: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["count"], 569);
     let out = run_ok(&["job", "query", "-j", &job_id, "--json"], &node.url);
