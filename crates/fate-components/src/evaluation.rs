@@ -1,11 +1,11 @@
 //! FATE 2.x `evaluation` (fate-spec §4.7; `components/evaluation.py`, `ml/evaluation/tool.py`):
 //! scores one or more prediction dataframes at the party that has them.
 //!
-//! Each `input_data` artifact is a prediction dataframe (`fate_runtime::data::predict`): the
+//! Each `input_datas` artifact is a prediction dataframe (`fate_runtime::data::predict`): the
 //! true label in `Row.label`, the prediction in the `predict_score` column (binary, regression)
 //! or `predict_result` column (multi-class). Without `metrics`, `default_eval_setting` picks
 //! FATE's default set; with `metrics`, exactly those are computed. A party without
-//! `input_data` (FATE's host) and the arbiter do nothing and succeed.
+//! `input_datas` (FATE's host) and the arbiter do nothing and succeed.
 //!
 //! Metrics recorded per input, in the order computed (metric *type* is the metric's setting,
 //! `binary`, `multi` or `regression`; `data[<name>]` is always the metric's value and
@@ -44,7 +44,8 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 /// The component's one (multi, optional) data input.
-pub const INPUT: &str = "input_data";
+/// FATE 2.2 names this input `input_datas` (`cpn.dataframe_inputs`), as its pipeline SDK sends it.
+pub const INPUT: &str = "input_datas";
 
 pub struct Evaluation;
 

@@ -84,7 +84,7 @@ const SCORES: [f64; 10] = [0.9, 0.8, 0.7, 0.6, 0.55, 0.54, 0.53, 0.52, 0.51, 0.4
 fn run(h: &Harness, params: Value, inputs: Vec<InputArtifact>) -> Vec<PartyResult> {
     let mut g = PartyRun::new(guest(), params.clone());
     for input in inputs {
-        g = g.input("input_data", input);
+        g = g.input("input_datas", input);
     }
     h.run(
         "evaluation_0",
@@ -499,7 +499,7 @@ fn registered_with_an_optional_multi_input() {
         .expect("evaluation is registered")
         .spec();
     assert_eq!(spec.roles, vec![Role::Guest, Role::Host, Role::Arbiter]);
-    let input = spec.inputs.iter().find(|i| i.key == "input_data").unwrap();
+    let input = spec.inputs.iter().find(|i| i.key == "input_datas").unwrap();
     assert!(input.multi && input.optional);
     assert_eq!(
         spec.param("default_eval_setting").unwrap().default,

@@ -506,7 +506,9 @@ impl Scheduler {
                 job_id: job_id.to_string(),
                 task_name: task.name.clone(),
                 task_version: version as u32,
-                stage: task.stage.clone(),
+                // FATE gives stage-agnostic tasks (reader, psi, evaluation) the stage `default`;
+                // they run in the job's stage.
+                stage: if task.stage == "default" { plan.stage.clone() } else { task.stage.clone() },
                 local: party.clone(),
                 parties: task.parties.clone(),
                 computing: self.inner.computing.clone(),
