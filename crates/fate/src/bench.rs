@@ -53,8 +53,18 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             if !json {
                 println!("{:<18} {:>6} {:>14} {:>14} {:>9} {:>12} {:>9}", "op", "bits", "ops/s (1 core)", "baseline op/s", "x base", "FATE op/s", "x FATE");
             }
-            let _ = (key_bits, seconds);
-            anyhow::bail!("TEMP");
+            fate_crypto::bench::run(key_bits, seconds, &mut |r| {
+                if json {
+                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                } else {
+                    let ratio = |a: Option<f64>| a.map(|b| format!("{:.2}", r.ops_per_sec / b)).unwrap_or_else(|| "-".into());
+                    let num = |a: Option<f64>| a.map(|b| format!("{b:.0}")).unwrap_or_else(|| "-".into());
+                    println!(
+                        "{:<18} {:>6} {:>14.0} {:>14} {:>9} {:>12} {:>9}",
+                        r.op, r.key_bits, r.ops_per_sec, num(r.baseline_ops_per_sec), ratio(r.baseline_ops_per_sec), num(r.fate_ops_per_sec), ratio(r.fate_ops_per_sec)
+                    );
+                }
+            })?;
             Ok(())
         }
         BenchCommand::Standalone { rows, toy_runs, upload_file, json } => standalone(rows, toy_runs.max(1), upload_file, json),
