@@ -3,6 +3,7 @@
 
 mod bench;
 mod client;
+mod demo;
 mod node;
 mod output;
 mod toy;
@@ -47,6 +48,10 @@ enum Command {
     /// process (prints the secure sum), or with `--api` FATE 2.x `toy_example` on a node, like
     /// `flow test toy`.
     Toy(toy::ToyArgs),
+    /// The demo, in this process: the toy, then FATE's benchmark jobs on the breast dataset
+    /// (PSI + CoordinatedLR and PSI + SecureBoost with evaluation), each with its time and AUC
+    /// next to FATE 2.2's.
+    Demo(demo::DemoArgs),
     /// Upload data to a node (an upload is a job, as in FATE).
     #[command(subcommand)]
     Data(client::DataCommand),
@@ -80,6 +85,10 @@ fn main() -> std::process::ExitCode {
         Command::Toy(args) => {
             init_tracing("warn");
             toy::run(args)
+        }
+        Command::Demo(args) => {
+            init_tracing("warn");
+            demo::run(args)
         }
         Command::Data(cmd) => {
             init_tracing("warn");

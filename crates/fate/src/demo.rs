@@ -1,0 +1,122 @@
+//! `fate demo`: FATE's first hour in one command, in one process. The toy (secure sum), then
+//! FATE's benchmark jobs on the breast dataset: upload guest and host data, PSI + CoordinatedLR +
+//! evaluation and PSI + HeteroSecureBoost + evaluation with FATE's benchmark_quality parameters,
+//! each printed with its time and AUC next to FATE 2.2's on this kind of machine (anchors.md).
+
+use crate::node::{EngineArgs, build_scheduler, runtime};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use fate_scheduler::Scheduler;
+use fate_types::{JobStatus, Role};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Folder with FATE's example CSVs (breast_hetero_guest.csv, breast_hetero_host.csv).
+    #[arg(long, default_value = "../shared/data")]
+    pub datasets: PathBuf,
+    /// Only run the toy.
+    #[arg(long)]
+    pub toy_only: bool,
+}
+
+/// A FATE benchmark job: its DAG and FATE 2.2's figures (anchors.md "Jobs").
+struct BenchJob {
+    name: &'static str,
+    dag: &'static str,
+    fate_secs: f64,
+    fate_auc: f64,
+}
+
+const JOBS: [BenchJob; 2] = [
+    BenchJob {
+        name: "PSI + CoordinatedLR + evaluation (breast)",
+        dag: include_str!("../../../examples/pipeline/breast_psi_lr.yaml"),
+        fate_secs: 266.0,
+        fate_auc: 0.994411,
+    },
+    BenchJob {
+        name: "PSI + HeteroSecureBoost + evaluation (breast, 10 trees)",
+        dag: include_str!("../../../examples/pipeline/breast_psi_sbt.yaml"),
+        fate_secs: 238.0,
+        fate_auc: 0.999194,
+    },
+];
+
+async fn run_job(scheduler: &Scheduler, dag: fate_dag::DagSchema) -> Result<(String, Duration)> {
+    let start = Instant::now();
+    let s = scheduler.submit(dag, "fate demo").await?;
+    let status = scheduler.wait(&s.job_id, Duration::from_secs(3600)).await?;
+    if status != JobStatus::Success {
+        let jobs = scheduler
+            .store()
+            .jobs(&fate_store::JobFilter { job_id: Some(s.job_id.clone()), ..Default::default() })
+            .await?;
+        let err = jobs.iter().find_map(|j| j.error.clone()).unwrap_or_default();
+        bail!("job {} {status}: {err}", s.job_id);
+    }
+    Ok((s.job_id, start.elapsed()))
+}
+
+async fn upload(scheduler: &Scheduler, file: &Path, name: &str, label: bool) -> Result<Duration> {
+    let file = std::fs::canonicalize(file).with_context(|| format!("dataset {} not found (see --datasets)", file.display()))?;
+    let meta = if label { json!({"label_name": "y", "match_id_name": "id"}) } else { json!({"match_id_name": "id"}) };
+    let dag: fate_dag::DagSchema = serde_json::from_value(json!({
+        "dag": {
+            "parties": [{"role": "local", "party_id": ["0"]}],
+            "tasks": {"upload_0": {"component_ref": "upload", "parameters": {
+                "file": file.to_string_lossy(), "head": true, "partitions": 4, "extend_sid": true,
+                "meta": meta, "namespace": "experiment", "name": name}}}
+        }
+    }))?;
+    Ok(run_job(scheduler, dag).await?.1)
+}
+
+async fn metric(scheduler: &Scheduler, job_id: &str, name: &str) -> Result<Option<f64>> {
+    let metrics = scheduler.store().metrics(job_id, Role::Guest, "9999", Some("evaluation_0")).await?;
+    Ok(metrics.iter().find(|m| m.name == name).and_then(|m| m.data[name].as_f64()))
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let toy = crate::toy::run_in_process("9999", "10000", 1000, 4, Duration::from_secs(120))?;
+    println!("success to calculate secure_sum, it is {:?}", toy.secure_sum);
+    println!(
+        "toy (guest 9999, host 10000): {:.3} s   FATE 2.2: 30.6 s   ({:.0}x faster)\n",
+        toy.elapsed.as_secs_f64(),
+        30.6 / toy.elapsed.as_secs_f64()
+    );
+    if args.toy_only {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    runtime()?.block_on(async {
+        let engine = EngineArgs { cores: None, partitions: 4, federation_timeout: 600 };
+        let scheduler = build_scheduler(dir.path(), &engine).await?;
+        let mut up = Duration::ZERO;
+        up += upload(&scheduler, &args.datasets.join("breast_hetero_guest.csv"), "breast_hetero_guest", true).await?;
+        up += upload(&scheduler, &args.datasets.join("breast_hetero_host.csv"), "breast_hetero_host", false).await?;
+        println!("upload breast guest + host (569 rows each): {:.3} s   FATE 2.2: 15-18 s each", up.as_secs_f64());
+        println!();
+        println!("{:<58} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8}", "job", "ours (s)", "FATE (s)", "speedup", "AUC", "FATE AUC", "KS");
+        for job in &JOBS {
+            let dag = fate_dag::parse_dag(job.dag)?;
+            let (job_id, elapsed) = run_job(&scheduler, dag).await.with_context(|| job.name)?;
+            let auc = metric(&scheduler, &job_id, "auc").await?;
+            let ks = metric(&scheduler, &job_id, "ks").await?;
+            let f = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_else(|| "-".into());
+            println!(
+                "{:<58} {:>9.2} {:>9.0} {:>7.0}x {:>10} {:>10.6} {:>8}",
+                job.name,
+                elapsed.as_secs_f64(),
+                job.fate_secs,
+                job.fate_secs / elapsed.as_secs_f64(),
+                f(auc),
+                job.fate_auc,
+                f(ks)
+            );
+        }
+        Ok(())
+    })
+}
