@@ -1,0 +1,284 @@
+//! Where frames for this site's parties wait for their `recv`: a map from [`MessageKey`] to
+//! frame with a byte budget, and a memory of delivered keys so that a frame pushed again (a
+//! retry whose acknowledgement was lost) is ignored.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fate_federation::{CancelToken, FederationError, MessageKey};
+use parking_lot::{Condvar, Mutex};
+
+/// How often a waiting `recv` checks its cancel token.
+pub const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// Why a frame was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Over the byte budget.
+    Full {
+        pending: usize,
+        incoming: usize,
+        budget: usize,
+    },
+    /// Another push of the same key is still streaming.
+    InFlight,
+}
+
+/// Outcome of [`Mailbox::reserve`].
+pub(crate) enum Admit {
+    /// A new key: stream the frame in and [`Reservation::commit`] it.
+    Fresh(Reservation),
+    /// The key is pending or was delivered already: ignore this copy.
+    Duplicate,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: HashMap<MessageKey, Vec<u8>>,
+    in_flight: HashSet<MessageKey>,
+    /// Keys already handed to `recv`, per session, until the session's cleanup.
+    delivered: HashMap<String, HashSet<MessageKey>>,
+    pending_bytes: usize,
+    reserved_bytes: usize,
+    arrivals: u64,
+}
+
+/// Frames waiting for their receiver. Memory is bounded: the bytes of pending frames plus the
+/// bytes reserved by frames being streamed in never exceed the budget.
+#[derive(Debug)]
+pub struct Mailbox {
+    state: Mutex<State>,
+    arrived: Condvar,
+    budget: usize,
+}
+
+impl Mailbox {
+    /// An empty mailbox holding at most `budget` bytes of frames.
+    pub fn new(budget: usize) -> Arc<Self> {
+        Arc::new(Mailbox {
+            state: Mutex::new(State::default()),
+            arrived: Condvar::new(),
+            budget,
+        })
+    }
+
+    /// The byte budget.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Frames waiting for their `recv`.
+    pub fn pending_frames(&self) -> usize {
+        self.state.lock().pending.len()
+    }
+
+    /// Bytes of the frames waiting, plus bytes reserved by frames being received.
+    pub fn pending_bytes(&self) -> usize {
+        let state = self.state.lock();
+        state.pending_bytes + state.reserved_bytes
+    }
+
+    /// Number of frames that have arrived since the mailbox was made.
+    pub fn arrivals(&self) -> u64 {
+        self.state.lock().arrivals
+    }
+
+    /// Waits until at least `n` frames have arrived in total or `timeout` passes; returns the
+    /// number arrived.
+    pub fn wait_for_arrivals(&self, n: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state.lock();
+        while state.arrivals < n {
+            if self.arrived.wait_until(&mut state, deadline).timed_out() {
+                break;
+            }
+        }
+        state.arrivals
+    }
+
+    /// Claims room for a frame of `len` bytes under `key`.
+    pub(crate) fn reserve(
+        self: &Arc<Self>,
+        key: &MessageKey,
+        len: usize,
+    ) -> Result<Admit, Refusal> {
+        let mut state = self.state.lock();
+        if state.pending.contains_key(key)
+            || state
+                .delivered
+                .get(&key.session_id)
+                .is_some_and(|keys| keys.contains(key))
+        {
+            return Ok(Admit::Duplicate);
+        }
+        if state.in_flight.contains(key) {
+            return Err(Refusal::InFlight);
+        }
+        let used = state.pending_bytes + state.reserved_bytes;
+        if used.saturating_add(len) > self.budget {
+            return Err(Refusal::Full {
+                pending: used,
+                incoming: len,
+                budget: self.budget,
+            });
+        }
+        state.reserved_bytes += len;
+        state.in_flight.insert(key.clone());
+        Ok(Admit::Fresh(Reservation {
+            mailbox: self.clone(),
+            key: key.clone(),
+            len,
+            committed: false,
+        }))
+    }
+
+    /// Puts a complete frame in at once (a party sending to a party of the same site).
+    pub(crate) fn put(self: &Arc<Self>, key: &MessageKey, frame: Vec<u8>) -> Result<(), Refusal> {
+        match self.reserve(key, frame.len())? {
+            Admit::Fresh(reservation) => reservation.commit(frame),
+            Admit::Duplicate => {}
+        }
+        Ok(())
+    }
+
+    /// Waits for the frame of `key` (see [`fate_federation::Transport::recv`]).
+    pub fn recv(
+        &self,
+        key: &MessageKey,
+        deadline: Instant,
+        cancel: &CancelToken,
+    ) -> Result<Vec<u8>, FederationError> {
+        let start = Instant::now();
+        let mut state = self.state.lock();
+        loop {
+            if let Some(frame) = state.pending.remove(key) {
+                state.pending_bytes -= frame.len();
+                state
+                    .delivered
+                    .entry(key.session_id.clone())
+                    .or_default()
+                    .insert(key.clone());
+                return Ok(frame);
+            }
+            if cancel.is_canceled() {
+                return Err(FederationError::canceled(key));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(FederationError::timeout(key, now - start));
+            }
+            let wake = deadline.min(now + CANCEL_POLL);
+            self.arrived.wait_until(&mut state, wake);
+        }
+    }
+
+    /// Drops the pending frames and the delivered-key memory of a session.
+    pub fn cleanup(&self, session_id: &str) {
+        let mut state = self.state.lock();
+        let mut freed = 0;
+        state.pending.retain(|key, frame| {
+            let keep = key.session_id != session_id;
+            if !keep {
+                freed += frame.len();
+            }
+            keep
+        });
+        state.pending_bytes -= freed;
+        state.delivered.remove(session_id);
+    }
+}
+
+/// Room claimed for one frame being streamed in; released if dropped uncommitted.
+pub(crate) struct Reservation {
+    mailbox: Arc<Mailbox>,
+    key: MessageKey,
+    len: usize,
+    committed: bool,
+}
+
+impl Reservation {
+    /// Stores the frame (at most the reserved length) and wakes receivers.
+    pub fn commit(mut self, frame: Vec<u8>) {
+        let mailbox = self.mailbox.clone();
+        let mut state = mailbox.state.lock();
+        state.reserved_bytes -= self.len;
+        state.in_flight.remove(&self.key);
+        state.pending_bytes += frame.len();
+        state.arrivals += 1;
+        state.pending.insert(self.key.clone(), frame);
+        self.committed = true;
+        drop(state);
+        mailbox.arrived.notify_all();
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.committed {
+            let mut state = self.mailbox.state.lock();
+            state.reserved_bytes -= self.len;
+            state.in_flight.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fate_types::{Party, Role};
+
+    fn key(name: &str) -> MessageKey {
+        MessageKey {
+            session_id: "s".into(),
+            name: name.into(),
+            tag: "t".into(),
+            src: Party::new(Role::Guest, "9999"),
+            dst: Party::new(Role::Host, "10000"),
+        }
+    }
+
+    #[test]
+    fn budget_counts_reserved_and_pending_bytes() {
+        let mb = Mailbox::new(100);
+        let Ok(Admit::Fresh(r)) = mb.reserve(&key("a"), 60) else {
+            panic!("first reservation refused")
+        };
+        assert_eq!(
+            mb.reserve(&key("b"), 41).err(),
+            Some(Refusal::Full {
+                pending: 60,
+                incoming: 41,
+                budget: 100
+            })
+        );
+        assert_eq!(mb.reserve(&key("a"), 1).err(), Some(Refusal::InFlight));
+        drop(r);
+        assert_eq!(
+            mb.pending_bytes(),
+            0,
+            "a dropped reservation frees its bytes"
+        );
+        mb.put(&key("a"), vec![7; 60]).unwrap();
+        assert_eq!(mb.pending_bytes(), 60);
+        let got = mb
+            .recv(&key("a"), Instant::now(), &CancelToken::new())
+            .unwrap();
+        assert_eq!(got, vec![7; 60]);
+        assert_eq!(mb.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn a_delivered_key_is_ignored_until_cleanup() {
+        let mb = Mailbox::new(100);
+        mb.put(&key("a"), vec![1]).unwrap();
+        assert!(matches!(mb.reserve(&key("a"), 1), Ok(Admit::Duplicate)));
+        mb.recv(&key("a"), Instant::now(), &CancelToken::new())
+            .unwrap();
+        mb.put(&key("a"), vec![2]).unwrap();
+        assert_eq!(mb.pending_frames(), 0, "the second copy was ignored");
+        mb.cleanup("s");
+        mb.put(&key("a"), vec![3]).unwrap();
+        assert_eq!(mb.pending_frames(), 1, "after cleanup the key is new again");
+    }
+}

@@ -1,0 +1,523 @@
+//! The router: a gRPC server speaking eggroll's `DataTransferService` that delivers pushes for
+//! this site's parties into a [`Mailbox`] or forwards them to the next hop of the route table,
+//! packet by packet (cut-through), as rollsite and OSX do (fate-spec §2.3-§2.5).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fate_types::Party;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::client::{Client, ClientOptions, describe, hop_error};
+use crate::envelope::{Envelope, MAX_HOPS, set_hops};
+use crate::mailbox::{Admit, Mailbox, Refusal};
+use crate::proto::data_transfer_service_server::{DataTransferService, DataTransferServiceServer};
+use crate::proto::{Metadata, Packet, PollingFrame};
+use crate::route::{RouteTable, Routes};
+use crate::tls::{self, TlsConfig};
+use crate::{GrpcError, Limits};
+
+/// Concurrent calls per connection (OSX's `grpc.server.max.concurrent.call.per.connection`).
+const MAX_CONCURRENT_STREAMS: u32 = 1000;
+
+/// gRPC metadata key counting the routers a `unaryCall` passed (pushes count hops in their
+/// transfer header).
+const HOPS_METADATA: &str = "x-fate-rs-hops";
+
+/// Settings of a [`Router`].
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Address to listen on; port 0 picks a free port (see [`Router::local_addr`]).
+    pub listen: SocketAddr,
+    /// The route table (with `self_party`).
+    pub routes: Routes,
+    /// TLS with client certificates for the server and for forwarding; `None` for plaintext.
+    pub tls: Option<TlsConfig>,
+    /// Size limits.
+    pub limits: Limits,
+    /// Forwarding connections.
+    pub client: ClientOptions,
+    /// Threads of the router's own runtime ([`Router::start`]).
+    pub worker_threads: usize,
+}
+
+impl RouterConfig {
+    /// Plaintext router on `listen` with default limits.
+    pub fn new(listen: SocketAddr, routes: Routes) -> Self {
+        RouterConfig {
+            listen,
+            routes,
+            tls: None,
+            limits: Limits::default(),
+            client: ClientOptions::default(),
+            worker_threads: 2,
+        }
+    }
+}
+
+/// A running router on its own runtime. Dropping it stops it abruptly, like [`Router::kill`].
+#[derive(Debug)]
+pub struct Router {
+    addr: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+impl Router {
+    /// Binds `config.listen` and serves on a runtime of its own; packets for `self_party` are
+    /// forwarded by the route table (a site's router), the usual case. Call it outside any
+    /// async runtime (it blocks while binding); inside one, use [`Router::serve`].
+    pub fn start(config: RouterConfig) -> Result<Router, GrpcError> {
+        Self::start_inner(config, None)
+    }
+
+    pub(crate) fn start_inner(
+        config: RouterConfig,
+        mailbox: Option<Arc<Mailbox>>,
+    ) -> Result<Router, GrpcError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.max(1))
+            .thread_name("fate-grpc")
+            .enable_all()
+            .build()
+            .map_err(|e| GrpcError::Runtime(e.to_string()))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (finished, done) = oneshot::channel::<()>();
+        let (addr, serve) = runtime.block_on(bind(config, mailbox, async {
+            let _ = stopped.await;
+        }))?;
+        runtime.spawn(async move {
+            if let Err(err) = serve.await {
+                tracing::error!(error = %err, "Router stopped with an error.");
+            }
+            let _ = finished.send(());
+        });
+        Ok(Router {
+            addr,
+            runtime: Some(runtime),
+            stop: Some(stop),
+            done: Some(done),
+        })
+    }
+
+    /// Serves on the caller's runtime until `shutdown` completes (for a router process).
+    pub async fn serve(
+        config: RouterConfig,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), GrpcError> {
+        let (addr, serve) = bind(config, None, shutdown).await?;
+        tracing::info!(%addr, "Router listening.");
+        serve.await
+    }
+
+    /// Runs `task` on the router's runtime.
+    pub(crate) fn spawn(
+        &self,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), GrpcError> {
+        match &self.runtime {
+            Some(runtime) => {
+                runtime.spawn(task);
+                Ok(())
+            }
+            None => Err(GrpcError::Runtime("the runtime has stopped".to_string())),
+        }
+    }
+
+    /// The address the router listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets running pushes finish (at most `grace`), then stops.
+    pub fn shutdown(mut self, grace: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let (Some(runtime), Some(done)) = (self.runtime.as_ref(), self.done.take()) {
+            let _ = runtime.block_on(async { tokio::time::timeout(grace, done).await });
+        }
+        self.kill_now();
+    }
+
+    /// Stops at once, dropping every connection and push in progress (a crashed process).
+    pub fn kill(mut self) {
+        self.kill_now();
+    }
+
+    fn kill_now(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Waits for the worker threads, so the port is free when this returns.
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+type ServeFuture = std::pin::Pin<Box<dyn Future<Output = Result<(), GrpcError>> + Send>>;
+
+/// Binds the listener and returns its address and the future that serves it.
+pub(crate) async fn bind(
+    config: RouterConfig,
+    mailbox: Option<Arc<Mailbox>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, ServeFuture), GrpcError> {
+    config.limits.check()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| GrpcError::Bind {
+            addr: config.listen,
+            reason: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| GrpcError::Bind {
+        addr: config.listen,
+        reason: e.to_string(),
+    })?;
+    let window = config.client.window_size;
+    let service = RouterService {
+        client: Client::new(
+            config.tls.clone(),
+            config.client.clone(),
+            config.limits.max_packet_size,
+        ),
+        routes: config.routes,
+        tls: config.tls.clone(),
+        limits: config.limits.clone(),
+        mailbox,
+        addr,
+    };
+    let mut server = tonic::transport::Server::builder()
+        .initial_stream_window_size(window)
+        .initial_connection_window_size(window.saturating_mul(2))
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        // Bounds how long a (possibly hostile) push may hold its mailbox reservation.
+        .timeout(config.client.rpc_timeout)
+        .tcp_nodelay(true);
+    if let Some(tls) = &config.tls {
+        server = server
+            .tls_config(tls.server_config())
+            .map_err(|e| GrpcError::Tls {
+                reason: crate::client::chain(&e),
+            })?;
+    }
+    let svc = DataTransferServiceServer::new(service)
+        .max_decoding_message_size(config.limits.max_packet_size)
+        .max_encoding_message_size(config.limits.max_packet_size);
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
+        }
+        conn
+    });
+    let router = server.add_service(svc);
+    let serve = async move {
+        router
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+            .map_err(|e| GrpcError::Serve(crate::client::chain(&e)))
+    };
+    Ok((addr, Box::pin(serve)))
+}
+
+/// The status a router returns for a failed next hop: the same code (so senders retry what
+/// is transient), except that a TLS handshake failure becomes `FAILED_PRECONDITION`.
+fn downstream_error(
+    hop: &crate::route::Hop,
+    dst: &dyn std::fmt::Display,
+    status: &Status,
+) -> Status {
+    let code = if describe(status).1 {
+        tonic::Code::FailedPrecondition
+    } else {
+        status.code()
+    };
+    Status::new(code, hop_error(hop, dst, status))
+}
+
+struct RouterService {
+    client: Arc<Client>,
+    routes: Routes,
+    tls: Option<TlsConfig>,
+    limits: Limits,
+    mailbox: Option<Arc<Mailbox>>,
+    addr: SocketAddr,
+}
+
+fn ack(env: &Envelope, note: &str) -> Metadata {
+    let mut header = env.packet(bytes::Bytes::new()).header.unwrap_or_default();
+    header.ack = env.frame_len as i64;
+    header.operator = note.to_string();
+    header.ext.clear();
+    header
+}
+
+impl RouterService {
+    async fn deliver(
+        &self,
+        mailbox: &Arc<Mailbox>,
+        env: Envelope,
+        first: Packet,
+        mut stream: Streaming<Packet>,
+    ) -> Result<Response<Metadata>, Status> {
+        let key = &env.key;
+        let len = env.frame_len as usize;
+        let reservation = match mailbox.reserve(key, len) {
+            Ok(Admit::Fresh(reservation)) => reservation,
+            Ok(Admit::Duplicate) => {
+                tracing::debug!(%key, "Ignored a frame delivered before.");
+                return Ok(Response::new(ack(&env, "duplicate")));
+            }
+            Err(Refusal::Full {
+                pending,
+                incoming,
+                budget,
+            }) => {
+                return Err(Status::resource_exhausted(format!(
+                    "mailbox of party {} at {} is full: {pending} bytes pending, {incoming} \
+                     more would exceed its budget of {budget} bytes",
+                    key.dst.party_id, self.addr
+                )));
+            }
+            Err(Refusal::InFlight) => {
+                return Err(Status::aborted(format!(
+                    "another push of {key} is still being received at {}",
+                    self.addr
+                )));
+            }
+        };
+        let mut frame = Vec::with_capacity(len);
+        if let Some(body) = first.body {
+            frame.extend_from_slice(&body.value);
+        }
+        while let Some(packet) = stream.message().await? {
+            let chunk = packet.body.map(|b| b.value).unwrap_or_default();
+            if frame.len() + chunk.len() > len {
+                return Err(Status::invalid_argument(format!(
+                    "frame for {key} is longer than the {len} bytes its header declares"
+                )));
+            }
+            frame.extend_from_slice(&chunk);
+        }
+        if frame.len() != len {
+            return Err(Status::invalid_argument(format!(
+                "frame for {key} ended after {} of the {len} bytes its header declares",
+                frame.len()
+            )));
+        }
+        reservation.commit(frame);
+        Ok(Response::new(ack(&env, "delivered")))
+    }
+
+    async fn forward(
+        &self,
+        table: &RouteTable,
+        env: Envelope,
+        mut first: Packet,
+        mut stream: Streaming<Packet>,
+    ) -> Result<Response<Metadata>, Status> {
+        let dst: &Party = &env.key.dst;
+        let hop = table
+            .lookup(dst.party_id.as_str(), dst.role.as_str())
+            .map_err(|e| Status::failed_precondition(format!("router at {}: {e}", self.addr)))?;
+        if env.hops >= MAX_HOPS {
+            return Err(Status::failed_precondition(format!(
+                "routing loop: {} passed {MAX_HOPS} routers; last at {} would send it to {} ({})",
+                env.key,
+                self.addr,
+                hop.route.address(),
+                hop.describe()
+            )));
+        }
+        set_hops(&mut first, env.hops + 1);
+        let channel = self
+            .client
+            .channel(&hop, dst.party_id.as_str(), table.self_party())
+            .map_err(|e| Status::failed_precondition(format!("router at {}: {e}", self.addr)))?;
+        let mut grpc = self.client.grpc(channel);
+        let (tx, rx) = mpsc::channel::<Packet>(16);
+        let first_len = first.body.as_ref().map_or(0, |b| b.value.len());
+        // Cannot fail: the receiver is alive.
+        let _ = tx.send(first).await;
+        let declared = env.frame_len;
+        let key = env.key.clone();
+        let pump = async move {
+            let mut seen = first_len as u64;
+            while let Some(packet) = stream.message().await? {
+                seen += packet.body.as_ref().map_or(0, |b| b.value.len() as u64);
+                if seen > declared {
+                    return Err(Status::invalid_argument(format!(
+                        "frame for {key} is longer than the {declared} bytes its header declares"
+                    )));
+                }
+                if tx.send(packet).await.is_err() {
+                    break; // The downstream push ended; its result says why.
+                }
+            }
+            drop(tx);
+            Ok::<(), Status>(())
+        };
+        let downstream = grpc.push(ReceiverStream::new(rx));
+        tokio::pin!(pump, downstream);
+        let mut pumped = false;
+        loop {
+            tokio::select! {
+                result = &mut downstream => {
+                    return match result {
+                        Ok(response) => Ok(response),
+                        Err(status) => Err(downstream_error(&hop, dst, &status)),
+                    };
+                }
+                result = &mut pump, if !pumped => {
+                    result?;
+                    pumped = true;
+                }
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl DataTransferService for RouterService {
+    async fn push(
+        &self,
+        request: Request<Streaming<Packet>>,
+    ) -> Result<Response<Metadata>, Status> {
+        let peer_cert = tls::peer_leaf(&request);
+        let mut stream = request.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty push: the stream carried no packet"))?;
+        let env = Envelope::decode(&first).map_err(Status::invalid_argument)?;
+        let table = self.routes.current();
+        if let Some(tls) = &self.tls {
+            tls::check_peer(
+                tls,
+                peer_cert.as_ref(),
+                env.key.src.party_id.as_str(),
+                table.self_party(),
+            )
+            .map_err(Status::permission_denied)?;
+        }
+        let max = self.limits.max_frame_size as u64;
+        if env.frame_len > max {
+            return Err(Status::invalid_argument(format!(
+                "frame for {} declares {} bytes, over the limit of {max} bytes (max_frame_size) \
+                 at {}",
+                env.key, env.frame_len, self.addr
+            )));
+        }
+        let first_len = first.body.as_ref().map_or(0, |b| b.value.len() as u64);
+        if first_len > env.frame_len {
+            return Err(Status::invalid_argument(format!(
+                "frame for {} is longer than the {} bytes its header declares",
+                env.key, env.frame_len
+            )));
+        }
+        match &self.mailbox {
+            Some(mailbox) if table.is_self(env.key.dst.party_id.as_str()) => {
+                self.deliver(mailbox, env, first, stream).await
+            }
+            _ => self.forward(&table, env, first, stream).await,
+        }
+    }
+
+    type pullStream = tokio_stream::Empty<Result<Packet, Status>>;
+
+    async fn pull(
+        &self,
+        _request: Request<Metadata>,
+    ) -> Result<Response<Self::pullStream>, Status> {
+        Err(Status::unimplemented(
+            "pull is not supported by fate-rs routers: frames are pushed to the receiving site",
+        ))
+    }
+
+    async fn unary_call(&self, request: Request<Packet>) -> Result<Response<Packet>, Status> {
+        // The fate_flow command relay (fate-spec §2.3): forwarded across sites; no local
+        // command handler is attached to a router yet.
+        let peer_cert = tls::peer_leaf(&request);
+        let hops: u8 = request
+            .metadata()
+            .get(HOPS_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let packet = request.into_inner();
+        let header = packet
+            .header
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("unaryCall packet has no header"))?;
+        let (Some(src), Some(dst)) = (header.src.as_ref(), header.dst.as_ref()) else {
+            return Err(Status::invalid_argument(
+                "unaryCall packet lacks header.src or header.dst",
+            ));
+        };
+        let table = self.routes.current();
+        if let Some(tls) = &self.tls {
+            tls::check_peer(tls, peer_cert.as_ref(), &src.party_id, table.self_party())
+                .map_err(Status::permission_denied)?;
+        }
+        let (role, party_id) = (dst.role.clone(), dst.party_id.clone());
+        if table.is_self(&party_id) {
+            return Err(Status::unimplemented(format!(
+                "unaryCall for {role}:{party_id} reached its site's router at {}, which has no \
+                 command handler (the fate_flow relay is not served here)",
+                self.addr
+            )));
+        }
+        let hop = table
+            .lookup(&party_id, &role)
+            .map_err(|e| Status::failed_precondition(format!("router at {}: {e}", self.addr)))?;
+        if hops >= MAX_HOPS {
+            return Err(Status::failed_precondition(format!(
+                "routing loop: unaryCall to {role}:{party_id} passed {MAX_HOPS} routers; last at \
+                 {} would send it to {} ({})",
+                self.addr,
+                hop.route.address(),
+                hop.describe()
+            )));
+        }
+        let dst_party = format!("{role}:{party_id}");
+        let channel = self
+            .client
+            .channel(&hop, &party_id, table.self_party())
+            .map_err(|e| Status::failed_precondition(format!("router at {}: {e}", self.addr)))?;
+        let mut forward = Request::new(packet);
+        forward.metadata_mut().insert(
+            HOPS_METADATA,
+            tonic::metadata::MetadataValue::from(u32::from(hops) + 1),
+        );
+        self.client
+            .grpc(channel)
+            .unary_call(forward)
+            .await
+            .map_err(|status| downstream_error(&hop, &dst_party, &status))
+    }
+
+    type pollingStream = tokio_stream::Empty<Result<PollingFrame, Status>>;
+
+    async fn polling(
+        &self,
+        _request: Request<Streaming<PollingFrame>>,
+    ) -> Result<Response<Self::pollingStream>, Status> {
+        Err(Status::unimplemented(
+            "polling (is_polling routes) is not supported by fate-rs routers: give the party an \
+             ip and port in the route table",
+        ))
+    }
+}
