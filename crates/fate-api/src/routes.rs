@@ -55,6 +55,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/output/model/query", get(model_query))
         .route("/v2/output/data/table", get(output_data_table))
         .route("/v2/output/data/display", get(output_data_display))
+        .route("/v2/output/data/download", get(output_data_download))
         .route("/v2/site/info/query", get(site_info))
         .route("/v2/server/fateflow", get(server_fateflow))
         .fallback(unsupported)
@@ -679,4 +680,144 @@ async fn server_fateflow(State(st): State<Arc<ApiState>>) -> Envelope {
     Envelope::ok(
         json!({"host": host, "http_port": port.parse::<u16>().unwrap_or(9380), "protocol": "http"}),
     )
+}
+
+/// One stored dataframe as CSV in FATE's layout: sample id, match id, label and weight, then the
+/// features; a prediction frame (see `fate_runtime::data::predict`) as FATE's predict output:
+/// `label, predict_result, predict_score, predict_detail, type`, with predict_detail a quoted
+/// `{'class': probability}` map, which is how fate_client parses it.
+fn frame_csv(schema: &fate_runtime::Schema, rows: &[(String, fate_runtime::Row)]) -> String {
+    use fate_runtime::data::predict;
+    let num = |x: f64| {
+        if x.fract() == 0.0 && x.abs() < 1e15 {
+            format!("{x:.0}")
+        } else {
+            format!("{x}")
+        }
+    };
+    let mut out = String::new();
+    let (sid, mid) = (&schema.sample_id_name, &schema.match_id_name);
+    let score = schema.column(predict::SCORE);
+    let result = schema.column(predict::RESULT);
+    if let (Some(score), Some(result)) = (score, result) {
+        let details: Vec<(usize, &str)> = schema
+            .feature_names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.strip_prefix(predict::DETAIL_PREFIX).map(|c| (i, c)))
+            .collect();
+        out.push_str(&format!(
+            "{sid},{mid},label,predict_result,predict_score,predict_detail,type\n"
+        ));
+        for (k, r) in rows {
+            let s = r.features.get(score).copied().unwrap_or(f64::NAN);
+            let detail = if details.is_empty() {
+                format!("{{'0': {}, '1': {}}}", 1.0 - s, s)
+            } else {
+                let parts: Vec<String> = details
+                    .iter()
+                    .map(|(i, c)| {
+                        format!("'{c}': {}", r.features.get(*i).copied().unwrap_or(f64::NAN))
+                    })
+                    .collect();
+                format!("{{{}}}", parts.join(", "))
+            };
+            let label = r.label.map(num).unwrap_or_default();
+            let res = r.features.get(result).copied().map(num).unwrap_or_default();
+            out.push_str(&format!(
+                "{k},{},{label},{res},{s},\"{detail}\",train\n",
+                r.match_id
+            ));
+        }
+        return out;
+    }
+    let mut header = vec![sid.clone(), mid.clone()];
+    if let Some(l) = &schema.label_name {
+        header.push(l.clone());
+    }
+    if let Some(w) = &schema.weight_name {
+        header.push(w.clone());
+    }
+    header.extend(schema.feature_names.iter().cloned());
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for (k, r) in rows {
+        let mut cells = vec![k.clone(), r.match_id.clone()];
+        if schema.label_name.is_some() {
+            cells.push(r.label.map(num).unwrap_or_default());
+        }
+        if schema.weight_name.is_some() {
+            cells.push(r.weight.map(num).unwrap_or_default());
+        }
+        cells.extend(r.features.iter().map(|x| format!("{x}")));
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// `GET /v2/output/data/download`: a tar of `<output_key>/<name>.csv`, as fate_client extracts it.
+async fn output_data_download(
+    State(st): State<Arc<ApiState>>,
+    Query(p): Params,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let k = output_key(&p)?;
+    let only = opt_param(&p, "output_key");
+    let recs: Vec<_> = st
+        .scheduler
+        .store()
+        .output_data(&k.job_id, k.role, &k.party_id, k.task_name.as_deref())
+        .await?
+        .into_iter()
+        .filter(|r| only.as_ref().is_none_or(|o| *o == r.output_key))
+        .collect();
+    if recs.is_empty() {
+        return Err(ApiError::new(
+            RetCode::TableNotFound,
+            format!(
+                "no output data for job {} {}:{} task {}",
+                k.job_id,
+                k.role,
+                k.party_id,
+                k.task_name.unwrap_or_default()
+            ),
+        ));
+    }
+    let mut files = Vec::new();
+    for r in recs {
+        let schema: fate_runtime::Schema = st
+            .scheduler
+            .store()
+            .table(&r.namespace, &r.name)
+            .await?
+            .and_then(|t| serde_json::from_value(t.schema).ok())
+            .unwrap_or_default();
+        files.push((r.output_key, r.namespace, r.name, schema));
+    }
+    let computing = st.scheduler.computing().clone();
+    let tar = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (key, ns, name, schema) in files {
+            let table: fate_computing::Table<String, fate_runtime::Row> =
+                computing.load(&ns, &name).map_err(|e| e.to_string())?;
+            let csv = frame_csv(&schema, &table.collect());
+            let mut header = tar::Header::new_gnu();
+            header.set_size(csv.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, format!("{key}/{name}.csv"), csv.as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        builder.into_inner().map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?
+    .map_err(|e| ApiError::new(RetCode::ServerError, e))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
+        tar,
+    )
+        .into_response())
 }
