@@ -25,6 +25,16 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// FATE's vertical benchmark jobs (PSI + CoordinatedLR, PSI + SecureBoost, with evaluation)
+    /// on breast and default_credit, end to end in one process, beside FATE 2.2's times and AUCs.
+    Vfl {
+        /// Folder with FATE's example CSVs.
+        #[arg(long, default_value = "../shared/data")]
+        datasets: std::path::PathBuf,
+        /// Only the breast jobs.
+        #[arg(long)]
+        breast_only: bool,
+    },
     /// The standalone skeleton: toy end to end, upload, and table map/join/reduce throughput
     /// against a plain single-threaded loop.
     Standalone {
@@ -49,29 +59,73 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Crypto { key_bits, seconds, json } => {
+        BenchCommand::Crypto {
+            key_bits,
+            seconds,
+            json,
+        } => {
             if !json {
-                println!("{:<18} {:>6} {:>14} {:>14} {:>9} {:>12} {:>9}", "op", "bits", "ops/s (1 core)", "baseline op/s", "x base", "FATE op/s", "x FATE");
+                println!(
+                    "{:<18} {:>6} {:>14} {:>14} {:>9} {:>12} {:>9}",
+                    "op",
+                    "bits",
+                    "ops/s (1 core)",
+                    "baseline op/s",
+                    "x base",
+                    "FATE op/s",
+                    "x FATE"
+                );
             }
             fate_crypto::bench::run(key_bits, seconds, &mut |r| {
                 if json {
                     println!("{}", serde_json::to_string(&r).unwrap_or_default());
                 } else {
-                    let ratio = |a: Option<f64>| a.map(|b| format!("{:.2}", r.ops_per_sec / b)).unwrap_or_else(|| "-".into());
-                    let num = |a: Option<f64>| a.map(|b| format!("{b:.0}")).unwrap_or_else(|| "-".into());
+                    let ratio = |a: Option<f64>| {
+                        a.map(|b| format!("{:.2}", r.ops_per_sec / b))
+                            .unwrap_or_else(|| "-".into())
+                    };
+                    let num =
+                        |a: Option<f64>| a.map(|b| format!("{b:.0}")).unwrap_or_else(|| "-".into());
                     println!(
                         "{:<18} {:>6} {:>14.0} {:>14} {:>9} {:>12} {:>9}",
-                        r.op, r.key_bits, r.ops_per_sec, num(r.baseline_ops_per_sec), ratio(r.baseline_ops_per_sec), num(r.fate_ops_per_sec), ratio(r.fate_ops_per_sec)
+                        r.op,
+                        r.key_bits,
+                        r.ops_per_sec,
+                        num(r.baseline_ops_per_sec),
+                        ratio(r.baseline_ops_per_sec),
+                        num(r.fate_ops_per_sec),
+                        ratio(r.fate_ops_per_sec)
                     );
                 }
             })?;
             Ok(())
         }
-        BenchCommand::Standalone { rows, toy_runs, upload_file, json } => standalone(rows, toy_runs.max(1), upload_file, json),
+        BenchCommand::Vfl {
+            datasets,
+            breast_only,
+        } => {
+            let sets: &[crate::demo::Dataset] = if breast_only {
+                &[crate::demo::BREAST]
+            } else {
+                &[crate::demo::BREAST, crate::demo::DEFAULT_CREDIT]
+            };
+            crate::demo::run_benchmarks(&datasets, sets)
+        }
+        BenchCommand::Standalone {
+            rows,
+            toy_runs,
+            upload_file,
+            json,
+        } => standalone(rows, toy_runs.max(1), upload_file, json),
     }
 }
 
-fn standalone(rows: usize, toy_runs: usize, upload_file: Option<std::path::PathBuf>, json_out: bool) -> Result<()> {
+fn standalone(
+    rows: usize,
+    toy_runs: usize,
+    upload_file: Option<std::path::PathBuf>,
+    json_out: bool,
+) -> Result<()> {
     // Toy end to end: submit to success, in process, the same job FATE's 30.6 s anchor measures.
     let mut toy = Vec::new();
     for _ in 0..toy_runs {
@@ -82,7 +136,10 @@ fn standalone(rows: usize, toy_runs: usize, upload_file: Option<std::path::PathB
     let toy_rec = json!({"bench": "toy_end_to_end", "secs": toy_secs, "fate_secs": FATE_TOY_SECS, "speedup_vs_fate": FATE_TOY_SECS / toy_secs});
 
     // Upload of FATE's breast guest CSV through the upload job.
-    let candidates = [std::path::PathBuf::from("../shared/data/breast_hetero_guest.csv"), std::path::PathBuf::from("shared/data/breast_hetero_guest.csv")];
+    let candidates = [
+        std::path::PathBuf::from("../shared/data/breast_hetero_guest.csv"),
+        std::path::PathBuf::from("shared/data/breast_hetero_guest.csv"),
+    ];
     let file = upload_file.or_else(|| candidates.iter().find(|p| p.is_file()).cloned());
     let upload_rec = match file {
         Some(file) => {
@@ -94,7 +151,9 @@ fn standalone(rows: usize, toy_runs: usize, upload_file: Option<std::path::PathB
 
     // Table throughput against a plain single-threaded loop over the same data.
     let computing = fate_computing::Computing::new(fate_computing::ComputingConfig {
-        cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
         default_partitions: 8,
         data_dir: None,
     })?;
@@ -107,14 +166,33 @@ fn standalone(rows: usize, toy_runs: usize, upload_file: Option<std::path::PathB
             println!("{}", serde_json::to_string(t)?);
         }
     } else {
-        println!("toy end to end (median of {toy_runs}): {:.3} s   FATE 2.2: {FATE_TOY_SECS} s   ({:.0}x faster)", toy_secs, FATE_TOY_SECS / toy_secs);
+        println!(
+            "toy end to end (median of {toy_runs}): {:.3} s   FATE 2.2: {FATE_TOY_SECS} s   ({:.0}x faster)",
+            toy_secs,
+            FATE_TOY_SECS / toy_secs
+        );
         match upload_rec.get("secs").and_then(|v| v.as_f64()) {
-            Some(s) => println!("upload {}: {:.3} s   FATE 2.2: {FATE_UPLOAD_SECS} s   ({:.0}x faster)", upload_rec["file"].as_str().unwrap_or(""), s, FATE_UPLOAD_SECS / s),
+            Some(s) => println!(
+                "upload {}: {:.3} s   FATE 2.2: {FATE_UPLOAD_SECS} s   ({:.0}x faster)",
+                upload_rec["file"].as_str().unwrap_or(""),
+                s,
+                FATE_UPLOAD_SECS / s
+            ),
             None => println!("upload: skipped (no CSV found; pass --upload-file)"),
         }
-        println!("{:<12} {:>10} {:>16} {:>22} {:>8}", "table op", "rows", "rows/s", "plain loop rows/s", "ratio");
+        println!(
+            "{:<12} {:>10} {:>16} {:>22} {:>8}",
+            "table op", "rows", "rows/s", "plain loop rows/s", "ratio"
+        );
         for t in &tables {
-            println!("{:<12} {:>10} {:>16.0} {:>22.0} {:>8.2}", t.op, t.rows, t.rows_per_sec, t.baseline_rows_per_sec, t.rows_per_sec / t.baseline_rows_per_sec);
+            println!(
+                "{:<12} {:>10} {:>16.0} {:>22.0} {:>8.2}",
+                t.op,
+                t.rows,
+                t.rows_per_sec,
+                t.baseline_rows_per_sec,
+                t.rows_per_sec / t.baseline_rows_per_sec
+            );
         }
     }
     Ok(())
@@ -124,7 +202,11 @@ fn upload_secs(file: &std::path::Path) -> Result<f64> {
     let dir = tempfile::tempdir()?;
     let file = std::fs::canonicalize(file)?;
     crate::node::runtime()?.block_on(async {
-        let engine = crate::node::EngineArgs { cores: None, partitions: 4, federation_timeout: 60 };
+        let engine = crate::node::EngineArgs {
+            cores: None,
+            partitions: 4,
+            federation_timeout: 60,
+        };
         let scheduler = crate::node::build_scheduler(dir.path(), &engine).await?;
         let dag: fate_dag::DagSchema = serde_json::from_value(json!({
             "dag": {
@@ -139,7 +221,10 @@ fn upload_secs(file: &std::path::Path) -> Result<f64> {
         let start = Instant::now();
         let s = scheduler.submit(dag, "bench").await?;
         let status = scheduler.wait(&s.job_id, Duration::from_secs(120)).await?;
-        anyhow::ensure!(status == fate_types::JobStatus::Success, "upload job {status}");
+        anyhow::ensure!(
+            status == fate_types::JobStatus::Success,
+            "upload job {status}"
+        );
         Ok(start.elapsed().as_secs_f64())
     })
 }

@@ -23,27 +23,54 @@ pub struct DemoArgs {
 }
 
 /// A FATE benchmark job: its DAG and FATE 2.2's figures (anchors.md "Jobs").
-struct BenchJob {
+pub struct BenchJob {
     name: &'static str,
     dag: &'static str,
     fate_secs: f64,
     fate_auc: f64,
 }
 
-const JOBS: [BenchJob; 2] = [
-    BenchJob {
-        name: "PSI + CoordinatedLR + evaluation (breast)",
-        dag: include_str!("../../../examples/pipeline/breast_psi_lr.yaml"),
-        fate_secs: 266.0,
-        fate_auc: 0.994411,
-    },
-    BenchJob {
-        name: "PSI + HeteroSecureBoost + evaluation (breast, 10 trees)",
-        dag: include_str!("../../../examples/pipeline/breast_psi_sbt.yaml"),
-        fate_secs: 238.0,
-        fate_auc: 0.999194,
-    },
-];
+/// A dataset of FATE's benchmark: the guest and host CSVs and its jobs.
+pub struct Dataset {
+    pub name: &'static str,
+    jobs: [BenchJob; 2],
+}
+
+pub const BREAST: Dataset = Dataset {
+    name: "breast",
+    jobs: [
+        BenchJob {
+            name: "PSI + CoordinatedLR + evaluation (breast)",
+            dag: include_str!("../../../examples/pipeline/breast_psi_lr.yaml"),
+            fate_secs: 266.0,
+            fate_auc: 0.994411,
+        },
+        BenchJob {
+            name: "PSI + HeteroSecureBoost + evaluation (breast, 10 trees)",
+            dag: include_str!("../../../examples/pipeline/breast_psi_sbt.yaml"),
+            fate_secs: 238.0,
+            fate_auc: 0.999194,
+        },
+    ],
+};
+
+pub const DEFAULT_CREDIT: Dataset = Dataset {
+    name: "default_credit",
+    jobs: [
+        BenchJob {
+            name: "PSI + CoordinatedLR + evaluation (default_credit)",
+            dag: include_str!("../../../examples/pipeline/default_credit_psi_lr.yaml"),
+            fate_secs: 479.0,
+            fate_auc: 0.712496,
+        },
+        BenchJob {
+            name: "PSI + HeteroSecureBoost + evaluation (default_credit, 5 trees)",
+            dag: include_str!("../../../examples/pipeline/default_credit_psi_sbt.yaml"),
+            fate_secs: 764.0,
+            fate_auc: 0.768586,
+        },
+    ],
+};
 
 async fn run_job(scheduler: &Scheduler, dag: fate_dag::DagSchema) -> Result<(String, Duration)> {
     let start = Instant::now();
@@ -52,17 +79,28 @@ async fn run_job(scheduler: &Scheduler, dag: fate_dag::DagSchema) -> Result<(Str
     if status != JobStatus::Success {
         let jobs = scheduler
             .store()
-            .jobs(&fate_store::JobFilter { job_id: Some(s.job_id.clone()), ..Default::default() })
+            .jobs(&fate_store::JobFilter {
+                job_id: Some(s.job_id.clone()),
+                ..Default::default()
+            })
             .await?;
-        let err = jobs.iter().find_map(|j| j.error.clone()).unwrap_or_default();
+        let err = jobs
+            .iter()
+            .find_map(|j| j.error.clone())
+            .unwrap_or_default();
         bail!("job {} {status}: {err}", s.job_id);
     }
     Ok((s.job_id, start.elapsed()))
 }
 
 async fn upload(scheduler: &Scheduler, file: &Path, name: &str, label: bool) -> Result<Duration> {
-    let file = std::fs::canonicalize(file).with_context(|| format!("dataset {} not found (see --datasets)", file.display()))?;
-    let meta = if label { json!({"label_name": "y", "match_id_name": "id"}) } else { json!({"match_id_name": "id"}) };
+    let file = std::fs::canonicalize(file)
+        .with_context(|| format!("dataset {} not found (see --datasets)", file.display()))?;
+    let meta = if label {
+        json!({"label_name": "y", "match_id_name": "id"})
+    } else {
+        json!({"match_id_name": "id"})
+    };
     let dag: fate_dag::DagSchema = serde_json::from_value(json!({
         "dag": {
             "parties": [{"role": "local", "party_id": ["0"]}],
@@ -75,13 +113,22 @@ async fn upload(scheduler: &Scheduler, file: &Path, name: &str, label: bool) -> 
 }
 
 async fn metric(scheduler: &Scheduler, job_id: &str, name: &str) -> Result<Option<f64>> {
-    let metrics = scheduler.store().metrics(job_id, Role::Guest, "9999", Some("evaluation_0")).await?;
-    Ok(metrics.iter().find(|m| m.name == name).and_then(|m| m.data[name].as_f64()))
+    let metrics = scheduler
+        .store()
+        .metrics(job_id, Role::Guest, "9999", Some("evaluation_0"))
+        .await?;
+    Ok(metrics
+        .iter()
+        .find(|m| m.name == name)
+        .and_then(|m| m.data[name].as_f64()))
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
     let toy = crate::toy::run_in_process("9999", "10000", 1000, 4, Duration::from_secs(120))?;
-    println!("success to calculate secure_sum, it is {:?}", toy.secure_sum);
+    println!(
+        "success to calculate secure_sum, it is {:?}",
+        toy.secure_sum
+    );
     println!(
         "toy (guest 9999, host 10000): {:.3} s   FATE 2.2: 30.6 s   ({:.0}x faster)\n",
         toy.elapsed.as_secs_f64(),
@@ -90,32 +137,61 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if args.toy_only {
         return Ok(());
     }
+    run_benchmarks(&args.datasets, &[BREAST])
+}
+
+/// Uploads each dataset's guest and host CSVs and runs its FATE benchmark jobs in this process,
+/// printing time and AUC next to FATE 2.2's.
+pub fn run_benchmarks(datasets_dir: &Path, datasets: &[Dataset]) -> Result<()> {
     let dir = tempfile::tempdir()?;
     runtime()?.block_on(async {
-        let engine = EngineArgs { cores: None, partitions: 4, federation_timeout: 600 };
+        let engine = EngineArgs {
+            cores: None,
+            partitions: 4,
+            federation_timeout: 600,
+        };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
-        let mut up = Duration::ZERO;
-        up += upload(&scheduler, &args.datasets.join("breast_hetero_guest.csv"), "breast_hetero_guest", true).await?;
-        up += upload(&scheduler, &args.datasets.join("breast_hetero_host.csv"), "breast_hetero_host", false).await?;
-        println!("upload breast guest + host (569 rows each): {:.3} s   FATE 2.2: 15-18 s each", up.as_secs_f64());
-        println!();
-        println!("{:<58} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8}", "job", "ours (s)", "FATE (s)", "speedup", "AUC", "FATE AUC", "KS");
-        for job in &JOBS {
-            let dag = fate_dag::parse_dag(job.dag)?;
-            let (job_id, elapsed) = run_job(&scheduler, dag).await.with_context(|| job.name)?;
-            let auc = metric(&scheduler, &job_id, "auc").await?;
-            let ks = metric(&scheduler, &job_id, "ks").await?;
-            let f = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_else(|| "-".into());
-            println!(
-                "{:<58} {:>9.2} {:>9.0} {:>7.0}x {:>10} {:>10.6} {:>8}",
-                job.name,
-                elapsed.as_secs_f64(),
-                job.fate_secs,
-                job.fate_secs / elapsed.as_secs_f64(),
-                f(auc),
-                job.fate_auc,
-                f(ks)
+        println!(
+            "{:<64} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8}",
+            "job", "ours (s)", "FATE (s)", "speedup", "AUC", "FATE AUC", "KS"
+        );
+        for ds in datasets {
+            let (g, h) = (
+                format!("{}_hetero_guest", ds.name),
+                format!("{}_hetero_host", ds.name),
             );
+            let up = upload(&scheduler, &datasets_dir.join(format!("{g}.csv")), &g, true).await?
+                + upload(
+                    &scheduler,
+                    &datasets_dir.join(format!("{h}.csv")),
+                    &h,
+                    false,
+                )
+                .await?;
+            println!(
+                "{:<64} {:>9.2} {:>9} {:>7.0}x",
+                format!("upload {} guest + host", ds.name),
+                up.as_secs_f64(),
+                "30",
+                30.0 / up.as_secs_f64()
+            );
+            for job in &ds.jobs {
+                let dag = fate_dag::parse_dag(job.dag)?;
+                let (job_id, elapsed) = run_job(&scheduler, dag).await.with_context(|| job.name)?;
+                let auc = metric(&scheduler, &job_id, "auc").await?;
+                let ks = metric(&scheduler, &job_id, "ks").await?;
+                let f = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<64} {:>9.2} {:>9.0} {:>7.0}x {:>10} {:>10.6} {:>8}",
+                    job.name,
+                    elapsed.as_secs_f64(),
+                    job.fate_secs,
+                    job.fate_secs / elapsed.as_secs_f64(),
+                    f(auc),
+                    job.fate_auc,
+                    f(ks)
+                );
+            }
         }
         Ok(())
     })
