@@ -1047,3 +1047,25 @@ mod bench_entry {
         assert!(fate_crypto::bench::run(1024, f64::NAN, &mut |_| {}).is_err());
     }
 }
+
+/// Regression: the first encryptions with a fresh key run in parallel while the fixed-base table
+/// is built (itself in parallel). Building it inside `OnceLock::get_or_init` could deadlock a
+/// rayon worker that picked up another encryption of the same key while waiting.
+#[test]
+fn first_parallel_encryptions_with_a_fresh_key_do_not_deadlock() {
+    let (pk, sk) = test_keypair_1024();
+    for seed in 0..3u64 {
+        let fresh = pk.with_fresh_djn_base(&mut test_rng(seed));
+        let values: Vec<f64> = (0..64).map(|i| i as f64 - 32.0).collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job = fresh.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(job.encrypt_f64_vec(&values, 10));
+        });
+        let cts = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("parallel encryption with a fresh key did not finish")
+            .unwrap();
+        assert_eq!(sk.decrypt_f64(&cts[5], 10).unwrap(), -27.0);
+    }
+}

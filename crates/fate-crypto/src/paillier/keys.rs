@@ -252,9 +252,15 @@ impl PublicKey {
             Obfuscation::Djn { exponent_bits } => exponent_bits,
             Obfuscation::Classic => DEFAULT_DJN_EXPONENT_BITS,
         };
-        self.inner
-            .table
-            .get_or_init(|| DjnTable::build(&self.inner.hs, &self.inner.n2, bits))
+        if let Some(table) = self.inner.table.get() {
+            return table;
+        }
+        // Built outside `OnceLock::get_or_init`: the build is parallel (rayon), and a worker
+        // waiting inside it may pick up another encryption for this key, which would then block
+        // on the same lock forever. Two threads may build the table at once; one result is kept.
+        let table = DjnTable::build(&self.inner.hs, &self.inner.n2, bits);
+        let _ = self.inner.table.set(table);
+        self.inner.table.get().expect("the table was just set")
     }
 
     /// Encrypts m (|m| < n; negatives as n − |m|) with the thread's CSPRNG.
