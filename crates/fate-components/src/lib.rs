@@ -10,7 +10,10 @@ use fate_types::component::{ArtifactKind, ArtifactSpec, ParamSpec};
 use fate_types::Role;
 use std::sync::Arc;
 
+pub mod coordinated_lr;
 pub mod evaluation;
+pub mod hetero_secureboost;
+pub mod psi;
 pub mod reader;
 pub mod secure_add;
 pub mod toy;
@@ -24,6 +27,9 @@ pub fn registry() -> Registry {
     r.register(Arc::new(upload::Upload));
     r.register(Arc::new(reader::Reader));
     r.register(Arc::new(evaluation::Evaluation));
+    r.register(Arc::new(coordinated_lr::CoordinatedLr));
+    r.register(Arc::new(psi::Psi));
+    r.register(Arc::new(hetero_secureboost::HeteroSecureBoost));
     r
 }
 

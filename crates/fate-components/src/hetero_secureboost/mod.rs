@@ -173,6 +173,20 @@ impl Component for HeteroSecureBoost {
                     Some(json!({"kind": "paillier", "key_length": 1024})),
                     "homomorphic encryption",
                 ),
+                // Declared by FATE; they act only in the cross_validation stage, which fate-rs
+                // refuses with a clear error.
+                param(
+                    "cv_param",
+                    false,
+                    Some(json!({"n_splits": 5, "shuffle": false, "random_state": null})),
+                    "cross validation (cross_validation stage only)",
+                ),
+                param(
+                    "output_cv_data",
+                    false,
+                    Some(json!(true)),
+                    "output cross-validation data (cross_validation stage only)",
+                ),
             ],
             inputs: vec![
                 artifact("train_data", ArtifactKind::Data, true, gh),
@@ -195,6 +209,11 @@ impl Component for HeteroSecureBoost {
             return Err(ComponentError::Failed(format!(
                 "hetero_secureboost does not run as {role}"
             )));
+        }
+        if ctx.stage == "cross_validation" {
+            return Err(ComponentError::Failed(
+                "hetero_secureboost: the cross_validation stage is not supported by fate-rs (train, predict)".into(),
+            ));
         }
         if ctx.stage == "predict" {
             let model = ctx
