@@ -191,7 +191,7 @@ fn flow_cli_and_pipeline_sdk_run_unchanged() {
         &["init", "--ip", "127.0.0.1", "--port", &port],
         dir.path(),
     );
-    assert!(out.contains("success"), "{out}");
+    assert!(out.contains("configuration succeeded"), "{out}");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/vfl_pipelines.py");
     let out = run(&venv, "python", &[script.to_str().unwrap()], dir.path());
     let line = out
