@@ -6,8 +6,8 @@
 //! (upload reads the file it is given, as FATE's upload task does).
 
 use fate_runtime::Registry;
-use fate_types::component::{ArtifactKind, ArtifactSpec, ParamSpec};
 use fate_types::Role;
+use fate_types::component::{ArtifactKind, ArtifactSpec, ParamSpec};
 use std::sync::Arc;
 
 pub mod coordinated_lr;
@@ -33,10 +33,31 @@ pub fn registry() -> Registry {
     r
 }
 
-pub(crate) fn param(name: &str, required: bool, default: Option<serde_json::Value>, description: &str) -> ParamSpec {
-    ParamSpec { name: name.into(), required, default, description: description.into() }
+pub(crate) fn param(
+    name: &str,
+    required: bool,
+    default: Option<serde_json::Value>,
+    description: &str,
+) -> ParamSpec {
+    ParamSpec {
+        name: name.into(),
+        required,
+        default,
+        description: description.into(),
+    }
 }
 
-pub(crate) fn artifact(key: &str, kind: ArtifactKind, optional: bool, roles: &[Role]) -> ArtifactSpec {
-    ArtifactSpec { key: key.into(), kind, optional, multi: false, roles: roles.to_vec() }
+pub(crate) fn artifact(
+    key: &str,
+    kind: ArtifactKind,
+    optional: bool,
+    roles: &[Role],
+) -> ArtifactSpec {
+    ArtifactSpec {
+        key: key.into(),
+        kind,
+        optional,
+        multi: false,
+        roles: roles.to_vec(),
+    }
 }

@@ -491,7 +491,7 @@ impl Scheduler {
                 .or_else(|_| TaskLog::new(job_id, party, &task.name, None))
                 .map_err(|e| {
                     SchedulerError::Store(StoreError::Invalid {
-                        field: "logs_dir".into(),
+                        field: "logs_dir",
                         reason: e.to_string(),
                     })
                 })?;
@@ -508,7 +508,11 @@ impl Scheduler {
                 task_version: version as u32,
                 // FATE gives stage-agnostic tasks (reader, psi, evaluation) the stage `default`;
                 // they run in the job's stage.
-                stage: if task.stage == "default" { plan.stage.clone() } else { task.stage.clone() },
+                stage: if task.stage == "default" {
+                    plan.stage.clone()
+                } else {
+                    task.stage.clone()
+                },
                 local: party.clone(),
                 parties: task.parties.clone(),
                 computing: self.inner.computing.clone(),
@@ -904,7 +908,7 @@ impl Scheduler {
         }
         let dag: fate_dag::DagSchema =
             serde_json::from_value(jobs[0].dag.clone()).map_err(|e| StoreError::Invalid {
-                field: "dag".into(),
+                field: "dag",
                 reason: e.to_string(),
             })?;
         let plan = self.plan(&dag)?;
@@ -963,11 +967,11 @@ impl Scheduler {
         })
         .await
         .map_err(|e| StoreError::Invalid {
-            field: "logs".into(),
+            field: "logs",
             reason: e.to_string(),
         })?
         .map_err(|e| StoreError::Invalid {
-            field: "logs".into(),
+            field: "logs",
             reason: e.to_string(),
         })?;
         Ok(lines)
