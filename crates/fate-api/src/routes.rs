@@ -179,7 +179,8 @@ async fn job_submit_v1(State(st): State<Arc<ApiState>>, body: String) -> axum::J
     }
 }
 
-async fn job_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
+/// The job filter of `/job/query` and `/job/list/query` (job_id, role, party_id, status).
+fn job_filter(p: &HashMap<String, String>) -> Result<JobFilter, ApiError> {
     let status = p
         .get("status")
         .filter(|s| !s.is_empty())
@@ -188,13 +189,17 @@ async fn job_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResu
                 .map_err(|e| ApiError::param("status", e))
         })
         .transpose()?;
-    let filter = JobFilter {
-        job_id: opt_param(&p, "job_id"),
-        role: opt_role(&p)?,
-        party_id: opt_param(&p, "party_id"),
+    Ok(JobFilter {
+        job_id: opt_param(p, "job_id"),
+        role: opt_role(p)?,
+        party_id: opt_param(p, "party_id"),
         status,
         ..Default::default()
-    };
+    })
+}
+
+async fn job_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
+    let filter = job_filter(&p)?;
     let jobs = st.scheduler.store().jobs(&filter).await?;
     if jobs.is_empty() {
         let mut e = Envelope::error(
@@ -247,21 +252,7 @@ fn page(p: &HashMap<String, String>) -> Result<(i64, i64), ApiError> {
 
 async fn job_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let (limit, offset) = page(&p)?;
-    let status = p
-        .get("status")
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<JobStatus>()
-                .map_err(|e| ApiError::param("status", e))
-        })
-        .transpose()?;
-    let base = JobFilter {
-        job_id: opt_param(&p, "job_id"),
-        role: opt_role(&p)?,
-        party_id: opt_param(&p, "party_id"),
-        status,
-        ..Default::default()
-    };
+    let base = job_filter(&p)?;
     let count = st.scheduler.store().jobs(&base).await?.len();
     let jobs = st
         .scheduler
