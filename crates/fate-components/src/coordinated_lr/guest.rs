@@ -6,7 +6,7 @@ use super::model::{Meta, PartyEstimator, PartyModel};
 use super::names::*;
 use super::optim::{LrScheduler, OptimSpec, Regularizer, initialize};
 use super::params::{TrainParams, x_precision_bits};
-use super::{SETUP_TAG, Session, check_overflow, check_plain, tag};
+use super::{SETUP_TAG, Session, apply_arbiter_update, check_plain, finish_epoch, tag};
 use fate_computing::Table;
 use fate_crypto::encoding::encode_i64_vec;
 use fate_crypto::paillier::{Ciphertext, PublicKey};
@@ -319,7 +319,6 @@ impl Fit<'_> {
         y: &[f64],
     ) -> Result<(), ComponentError> {
         let ctx = self.s.ctx;
-        let fed = &ctx.federation;
         let ys: Vec<Vec<f64>> = batches
             .iter()
             .map(|b| b.rows.iter().map(|&r| y[r]).collect())
@@ -334,26 +333,11 @@ impl Fit<'_> {
                 } else {
                     self.asynchronous_gradient(&t, batch, yb, est)?
                 };
-                fed.remote(G_ENC, &t, std::slice::from_ref(self.arbiter), &g)?;
-                let delta: Vec<f64> = fed.get_one(G, &t, self.arbiter)?;
-                check_plain(&delta, est.w.len(), G, self.arbiter)?;
-                est.w = est
-                    .reg
-                    .update(&est.w, &delta, est.fit_intercept, est.sched.lr(), epoch);
-                check_overflow(&est.w, &ctx.local)?;
+                let fit_intercept = est.fit_intercept;
+                apply_arbiter_update(ctx, &t, self.arbiter, &g, est, fit_intercept, epoch)?;
             }
-            let converged: bool = fed.get_one(
-                CONVERGE_FLAG,
-                &tag(self.class, &format!("iter-{epoch}")),
-                self.arbiter,
-            )?;
-            if converged {
-                est.is_converged = true;
-                est.end_epoch = epoch as i64;
+            if finish_epoch(ctx, self.class, epoch, self.epochs, self.arbiter, est)? {
                 break;
-            }
-            if epoch + 1 < self.epochs {
-                est.sched.step();
             }
         }
         if !est.is_converged {

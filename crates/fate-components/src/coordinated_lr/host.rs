@@ -6,7 +6,9 @@ use super::model::{Meta, PartyEstimator, PartyModel};
 use super::names::*;
 use super::optim::{LrScheduler, OptimSpec, Regularizer, initialize};
 use super::params::{InitParam, TrainParams, x_precision_bits};
-use super::{MAX_BATCHES, MAX_CLASSES, SETUP_TAG, Session, check_overflow, check_plain, tag};
+use super::{
+    MAX_BATCHES, MAX_CLASSES, SETUP_TAG, Session, apply_arbiter_update, finish_epoch, tag,
+};
 use fate_crypto::paillier::PublicKey;
 use fate_runtime::ComponentError;
 use fate_runtime::fedtable::remote_table;
@@ -261,31 +263,16 @@ struct Fit<'a> {
 impl Fit<'_> {
     fn run(&self, est: &mut PartyEstimator, batches: &[Batch]) -> Result<(), ComponentError> {
         let ctx = self.s.ctx;
-        let fed = &ctx.federation;
         est.is_converged = false;
         for epoch in 0..self.epochs {
             ctx.check_canceled()?;
             for (b, batch) in batches.iter().enumerate() {
                 let t = tag(self.class, &format!("iter-{epoch}.batch-{b}"));
                 let g = self.gradient(&t, batch, est, self.s.hosts.len() > 1)?;
-                fed.remote(G_ENC, &t, std::slice::from_ref(self.arbiter), &g)?;
-                let delta: Vec<f64> = fed.get_one(G, &t, self.arbiter)?;
-                check_plain(&delta, est.w.len(), G, self.arbiter)?;
-                est.w = est.reg.update(&est.w, &delta, false, est.sched.lr(), epoch);
-                check_overflow(&est.w, &ctx.local)?;
+                apply_arbiter_update(ctx, &t, self.arbiter, &g, est, false, epoch)?;
             }
-            let converged: bool = fed.get_one(
-                CONVERGE_FLAG,
-                &tag(self.class, &format!("iter-{epoch}")),
-                self.arbiter,
-            )?;
-            if converged {
-                est.is_converged = true;
-                est.end_epoch = epoch as i64;
+            if finish_epoch(ctx, self.class, epoch, self.epochs, self.arbiter, est)? {
                 break;
-            }
-            if epoch + 1 < self.epochs {
-                est.sched.step();
             }
         }
         if !est.is_converged {

@@ -260,6 +260,53 @@ fn tag(class: Option<usize>, rest: &str) -> String {
 const SETUP_TAG: &str = "train";
 
 /// A fixed-size plain vector from a peer: length and finiteness checked.
+/// One batch at a guest or host (fate-spec §4.3): its encrypted gradient goes to the arbiter,
+/// the plain update comes back and is applied to this party's weights.
+fn apply_arbiter_update(
+    ctx: &fate_runtime::Ctx,
+    t: &str,
+    arbiter: &Party,
+    g: &(impl serde::Serialize + ?Sized),
+    est: &mut model::PartyEstimator,
+    fit_intercept: bool,
+    epoch: usize,
+) -> Result<(), ComponentError> {
+    let fed = &ctx.federation;
+    fed.remote(names::G_ENC, t, std::slice::from_ref(arbiter), g)?;
+    let delta: Vec<f64> = fed.get_one(names::G, t, arbiter)?;
+    check_plain(&delta, est.w.len(), names::G, arbiter)?;
+    est.w = est
+        .reg
+        .update(&est.w, &delta, fit_intercept, est.sched.lr(), epoch);
+    check_overflow(&est.w, &ctx.local)
+}
+
+/// The end of an epoch at a guest or host: reads the arbiter's converge flag; `true` stops
+/// training (and records where), otherwise the learning-rate scheduler steps.
+fn finish_epoch(
+    ctx: &fate_runtime::Ctx,
+    class: Option<usize>,
+    epoch: usize,
+    epochs: usize,
+    arbiter: &Party,
+    est: &mut model::PartyEstimator,
+) -> Result<bool, ComponentError> {
+    let converged: bool = ctx.federation.get_one(
+        names::CONVERGE_FLAG,
+        &tag(class, &format!("iter-{epoch}")),
+        arbiter,
+    )?;
+    if converged {
+        est.is_converged = true;
+        est.end_epoch = epoch as i64;
+        return Ok(true);
+    }
+    if epoch + 1 < epochs {
+        est.sched.step();
+    }
+    Ok(false)
+}
+
 fn check_plain(v: &[f64], expected: usize, what: &str, from: &Party) -> Result<(), ComponentError> {
     if v.len() != expected {
         return Err(ComponentError::Data(format!(
