@@ -288,15 +288,7 @@ impl Scheduler {
         error: Option<String>,
     ) -> Result<(), SchedulerError> {
         let store = &self.inner.store;
-        store
-            .set_job_status_checked(
-                job_id,
-                party.role,
-                party.party_id.as_str(),
-                status,
-                now_ms(),
-            )
-            .await?;
+        // Error and progress first: a client that sees the end status must also see why.
         let update = fate_store::JobUpdate {
             error,
             progress: if status == JobStatus::Success {
@@ -308,6 +300,15 @@ impl Scheduler {
         };
         store
             .update_job(job_id, party.role, party.party_id.as_str(), &update)
+            .await?;
+        store
+            .set_job_status_checked(
+                job_id,
+                party.role,
+                party.party_id.as_str(),
+                status,
+                now_ms(),
+            )
             .await?;
         Ok(())
     }
