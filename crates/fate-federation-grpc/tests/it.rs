@@ -911,7 +911,9 @@ fn a_router_restarted_mid_transfer_loses_nothing() {
     // death was not retried (slice 3 never arrived, the receiver timed out). Until the retry
     // classification of a reset stream is fixed this test is flaky, so it runs only on request.
     if std::env::var_os("FATE_TEST_ROUTER_RESTART").is_none() {
-        eprintln!("skipped: set FATE_TEST_ROUTER_RESTART=1 (flaky: a reset push is not always retried)");
+        eprintln!(
+            "skipped: set FATE_TEST_ROUTER_RESTART=1 (flaky: a reset push is not always retried)"
+        );
         return;
     }
     let (r_routes, a_routes, b_routes) = (empty_routes(), empty_routes(), empty_routes());
