@@ -571,12 +571,7 @@ fn output_key(p: &HashMap<String, String>) -> Result<OutputKey, ApiError> {
 }
 
 async fn metric_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
-    let k = output_key(&p)?;
-    let metrics = st
-        .scheduler
-        .store()
-        .metrics(&k.job_id, k.role, &k.party_id, k.task_name.as_deref())
-        .await?;
+    let metrics = metrics_of(&st, &p).await?;
     let out: Vec<Value> = metrics
         .into_iter()
         .map(|m| json!({"name": m.name, "type": m.metric_type, "groups": m.groups, "step_axis": m.step_axis, "data": m.data, "task_name": m.task_name}))
@@ -584,13 +579,21 @@ async fn metric_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiR
     Ok(Envelope::ok(out))
 }
 
-async fn metric_key_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
-    let k = output_key(&p)?;
-    let metrics = st
+/// The metrics of one task output (`/output/metric/query` and `/output/metric/key/query`).
+async fn metrics_of(
+    st: &ApiState,
+    p: &HashMap<String, String>,
+) -> Result<Vec<fate_store::MetricRecord>, ApiError> {
+    let k = output_key(p)?;
+    Ok(st
         .scheduler
         .store()
         .metrics(&k.job_id, k.role, &k.party_id, k.task_name.as_deref())
-        .await?;
+        .await?)
+}
+
+async fn metric_key_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
+    let metrics = metrics_of(&st, &p).await?;
     let out: Vec<Value> = metrics.into_iter().map(|m| json!({"name": m.name, "type": m.metric_type, "groups": m.groups, "step_axis": m.step_axis})).collect();
     Ok(Envelope::ok(out))
 }
