@@ -96,6 +96,7 @@ impl From<SchedulerError> for ApiError {
                 Envelope::error(RetCode::JobStatus, e.to_string()).with_job(job_id.clone()),
             ),
             SchedulerError::Store(s) => ApiError::from_store(s),
+            SchedulerError::Partner(msg) => ApiError::new(RetCode::Federated, msg.clone()),
         }
     }
 }

@@ -7,7 +7,9 @@
 //! Architecture invariant: this is the only crate that knows HTTP and the REST DTOs.
 
 mod envelope;
+mod partner;
 mod routes;
 
 pub use envelope::Envelope;
+pub use partner::SRC_PARTY_HEADER;
 pub use routes::{ApiState, router};

@@ -58,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/output/data/download", get(output_data_download))
         .route("/v2/site/info/query", get(site_info))
         .route("/v2/server/fateflow", get(server_fateflow))
+        .merge(crate::partner::routes())
         .fallback(unsupported)
         .with_state(Arc::new(state))
 }
@@ -72,7 +73,7 @@ async fn unsupported(method: Method, uri: Uri) -> Envelope {
     e
 }
 
-fn body_json(body: &str) -> Result<serde_json::Map<String, Value>, ApiError> {
+pub(crate) fn body_json(body: &str) -> Result<serde_json::Map<String, Value>, ApiError> {
     match serde_json::from_str::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(ApiError::param("body", "expected a JSON object")),
@@ -80,7 +81,7 @@ fn body_json(body: &str) -> Result<serde_json::Map<String, Value>, ApiError> {
     }
 }
 
-fn req_str(m: &serde_json::Map<String, Value>, field: &str) -> Result<String, ApiError> {
+pub(crate) fn req_str(m: &serde_json::Map<String, Value>, field: &str) -> Result<String, ApiError> {
     match m.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
@@ -665,8 +666,14 @@ async fn output_data_display(State(st): State<Arc<ApiState>>, Query(p): Params) 
     Ok(Envelope::ok(out))
 }
 
-async fn site_info() -> Envelope {
-    Envelope::error(RetCode::SiteStandalone, "Site is standalone")
+/// A node of a federation answers its party id (FATE's `{"party_id": ...}`); a standalone
+/// node, hosting every party, answers FATE's standalone code.
+async fn site_info(State(st): State<Arc<ApiState>>) -> Envelope {
+    let hosted = st.scheduler.hosted_party_ids();
+    match hosted.first() {
+        Some(first) => Envelope::ok(json!({"party_id": first, "party_ids": hosted})),
+        None => Envelope::error(RetCode::SiteStandalone, "Site is standalone"),
+    }
 }
 
 async fn server_fateflow(State(st): State<Arc<ApiState>>) -> Envelope {

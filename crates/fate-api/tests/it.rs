@@ -40,6 +40,7 @@ async fn node_at(dir: &Path) -> Node {
         SchedulerConfig {
             logs_dir: dir.join("logs"),
             federation,
+            site: None,
         },
     )
     .await

@@ -29,6 +29,7 @@
 //! needs no `protoc`.
 
 mod client;
+pub mod command;
 mod envelope;
 mod mailbox;
 mod router;
@@ -55,6 +56,7 @@ pub mod proto {
 use std::net::SocketAddr;
 
 pub use client::{ClientOptions, RetryPolicy};
+pub use command::{Command, CommandHandler, Commands};
 pub use envelope::{MAX_HOPS, OPERATOR_PUSH, VERSION};
 pub use mailbox::Mailbox;
 pub use route::{Hop, Route, RouteError, RouteTable, Routes};

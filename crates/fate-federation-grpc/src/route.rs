@@ -143,12 +143,16 @@ pub struct Hop {
     pub party_entry: Option<String>,
     /// `Some(role)` when the role's own list matched, `None` for the `default` list.
     pub role_entry: Option<String>,
+    /// The party is one of this site's own (`self_party`): the hop leads to its node.
+    pub local: bool,
 }
 
 impl Hop {
-    /// How the hop is described in errors: `router of 10000` or `default route`.
+    /// How the hop is described in errors: `router of 10000`, `node of 9999` (a site's own
+    /// party) or `default route`.
     pub fn describe(&self) -> String {
         match (&self.party_entry, &self.role_entry) {
+            (Some(party), _) if self.local => format!("node of {party}"),
             (Some(party), None) => format!("router of {party}"),
             (Some(party), Some(role)) => format!("{role} of {party}"),
             (None, Some(role)) => format!("default route for {role}"),
@@ -259,10 +263,14 @@ impl RouteTable {
                 entry: entry_name,
             });
         }
+        let local = party_entry
+            .as_deref()
+            .is_some_and(|p| self.self_party.iter().any(|s| s == p));
         Ok(Hop {
             route: route.clone(),
             party_entry,
             role_entry,
+            local,
         })
     }
 

@@ -14,6 +14,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::client::{Client, ClientOptions, describe, hop_error};
+use crate::command::{self, Commands};
 use crate::envelope::{Envelope, MAX_HOPS, set_hops};
 use crate::mailbox::{Admit, Mailbox, Refusal};
 use crate::proto::data_transfer_service_server::{DataTransferService, DataTransferServiceServer};
@@ -74,12 +75,13 @@ impl Router {
     /// forwarded by the route table (a site's router), the usual case. Call it outside any
     /// async runtime (it blocks while binding); inside one, use [`Router::serve`].
     pub fn start(config: RouterConfig) -> Result<Router, GrpcError> {
-        Self::start_inner(config, None)
+        Self::start_inner(config, None, None)
     }
 
     pub(crate) fn start_inner(
         config: RouterConfig,
         mailbox: Option<Arc<Mailbox>>,
+        commands: Option<Commands>,
     ) -> Result<Router, GrpcError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
@@ -89,7 +91,7 @@ impl Router {
             .map_err(|e| GrpcError::Runtime(e.to_string()))?;
         let (stop, stopped) = oneshot::channel::<()>();
         let (finished, done) = oneshot::channel::<()>();
-        let (addr, serve) = runtime.block_on(bind(config, mailbox, async {
+        let (addr, serve) = runtime.block_on(bind(config, mailbox, commands, async {
             let _ = stopped.await;
         }))?;
         runtime.spawn(async move {
@@ -111,7 +113,7 @@ impl Router {
         config: RouterConfig,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GrpcError> {
-        let (addr, serve) = bind(config, None, shutdown).await?;
+        let (addr, serve) = bind(config, None, None, shutdown).await?;
         tracing::info!(%addr, "Router listening.");
         serve.await
     }
@@ -173,6 +175,7 @@ type ServeFuture = std::pin::Pin<Box<dyn Future<Output = Result<(), GrpcError>> 
 pub(crate) async fn bind(
     config: RouterConfig,
     mailbox: Option<Arc<Mailbox>>,
+    commands: Option<Commands>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, ServeFuture), GrpcError> {
     config.limits.check()?;
@@ -197,6 +200,7 @@ pub(crate) async fn bind(
         tls: config.tls.clone(),
         limits: config.limits.clone(),
         mailbox,
+        commands,
         addr,
     };
     let mut server = tonic::transport::Server::builder()
@@ -254,6 +258,8 @@ struct RouterService {
     tls: Option<TlsConfig>,
     limits: Limits,
     mailbox: Option<Arc<Mailbox>>,
+    /// The node's handler of relayed fate_flow commands (a transport's server has one).
+    commands: Option<Commands>,
     addr: SocketAddr,
 }
 
@@ -448,8 +454,9 @@ impl DataTransferService for RouterService {
     }
 
     async fn unary_call(&self, request: Request<Packet>) -> Result<Response<Packet>, Status> {
-        // The fate_flow command relay (fate-spec §2.3): forwarded across sites; no local
-        // command handler is attached to a router yet.
+        // The fate_flow command relay (fate-spec §2.3): a node's server runs it; a router
+        // forwards it by the route table (for its own party: to the `fateflow` route, i.e. the
+        // node).
         let peer_cert = tls::peer_leaf(&request);
         let hops: u8 = request
             .metadata()
@@ -473,12 +480,19 @@ impl DataTransferService for RouterService {
                 .map_err(Status::permission_denied)?;
         }
         let (role, party_id) = (dst.role.clone(), dst.party_id.clone());
-        if table.is_self(&party_id) {
-            return Err(Status::unimplemented(format!(
-                "unaryCall for {role}:{party_id} reached its site's router at {}, which has no \
-                 command handler (the fate_flow relay is not served here)",
-                self.addr
-            )));
+        if table.is_self(&party_id)
+            && let Some(commands) = &self.commands
+        {
+            let (cmd, header) = command::parse(packet).map_err(Status::invalid_argument)?;
+            let path = cmd.path.clone();
+            tracing::debug!(src = %cmd.src_party, dst = %cmd.dst_party, %path, "Relayed command.");
+            return match commands.0.handle(cmd).await {
+                Ok(body) => Ok(Response::new(command::reply_packet(header, &path, body))),
+                Err(e) => Err(Status::internal(format!(
+                    "node of party {party_id} at {} could not run {path}: {e}",
+                    self.addr
+                ))),
+            };
         }
         let hop = table
             .lookup(&party_id, &role)

@@ -11,7 +11,8 @@ use fate_federation::wire::{self, Head};
 use fate_federation::{CancelToken, FederationError, MessageKey, Transport};
 use parking_lot::{Condvar, Mutex};
 
-use crate::client::{Client, ClientOptions};
+use crate::client::{Client, ClientOptions, hop_error};
+use crate::command::{self, Commands, FATEFLOW_ROLE};
 use crate::envelope::Envelope;
 use crate::mailbox::{Mailbox, Refusal};
 use crate::route::Routes;
@@ -41,6 +42,9 @@ pub struct TransportConfig {
     /// Most slices of split objects pushed at once (their acknowledgements overlap; `send`
     /// of an object's last slice waits for all of them and reports the first failure).
     pub max_in_flight: usize,
+    /// The node's handler of fate_flow commands relayed to this site's parties (`unaryCall`,
+    /// fate-spec §2.3); `None` refuses them.
+    pub commands: Option<Commands>,
 }
 
 impl TransportConfig {
@@ -55,6 +59,7 @@ impl TransportConfig {
             send_timeout: Duration::from_secs(300),
             worker_threads: 2,
             max_in_flight: 16,
+            commands: None,
         }
     }
 }
@@ -101,6 +106,7 @@ impl GrpcTransport {
                 worker_threads: config.worker_threads,
             },
             Some(mailbox.clone()),
+            config.commands,
         )?;
         Ok(Arc::new(GrpcTransport {
             server,
@@ -127,6 +133,66 @@ impl GrpcTransport {
     /// The route table handle.
     pub fn routes(&self) -> &Routes {
         &self.routes
+    }
+
+    /// Relays a REST call to the node of `dst_party` (FATE-Flow's command relay over
+    /// `unaryCall`, fate-spec §2.3) and returns its reply body. Blocks the calling thread (call
+    /// it outside async code, e.g. from `spawn_blocking`). Errors name the hop that failed.
+    pub fn call(
+        &self,
+        job_id: &str,
+        dst_party: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        let table = self.routes.current();
+        let src_party = table
+            .self_party()
+            .first()
+            .cloned()
+            .ok_or("the route table has no self_party, so calls have no source party")?;
+        let dst = format!("{FATEFLOW_ROLE}:{dst_party}");
+        let hop = table
+            .lookup(dst_party, FATEFLOW_ROLE)
+            .map_err(|e| format!("route to {dst}: {e}"))?;
+        let packet = command::request_packet(
+            job_id,
+            &src_party,
+            dst_party,
+            "POST",
+            path,
+            Bytes::from(body),
+            timeout.as_millis() as i64,
+        );
+        let (client, dst_party) = (self.client.clone(), dst_party.to_string());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.server
+            .spawn(async move {
+                // Channels are made on the transport's runtime (they spawn their connection).
+                let result = match client.channel(&hop, &dst_party, table.self_party()) {
+                    Ok(channel) => {
+                        let mut request = tonic::Request::new(packet);
+                        request.set_timeout(timeout);
+                        client
+                            .grpc(channel)
+                            .unary_call(request)
+                            .await
+                            .map_err(|status| hop_error(&hop, &dst, &status))
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(result);
+            })
+            .map_err(|e| e.to_string())?;
+        let reply = rx
+            .recv()
+            .map_err(|_| "the transport's runtime stopped during the call".to_string())??;
+        Ok(reply
+            .into_inner()
+            .body
+            .map(|b| b.value.to_vec())
+            .unwrap_or_default())
     }
 }
 

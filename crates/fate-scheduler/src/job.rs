@@ -1,6 +1,7 @@
 //! The job runner.
 
 use crate::logs::{self, LogLine};
+use crate::site::Scope;
 use fate_computing::Computing;
 use fate_dag::{InputSource, JobPlan, PlanError, TaskPlan};
 use fate_federation::{CancelToken, Federation, FederationConfig, Transport};
@@ -32,6 +33,9 @@ pub enum SchedulerError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another party's node refused or could not be reached; the text names the party.
+    #[error("{0}")]
+    Partner(String),
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +44,9 @@ pub struct SchedulerConfig {
     pub logs_dir: PathBuf,
     /// Federation limits and the `get` timeout for tasks.
     pub federation: FederationConfig,
+    /// The parties this node hosts and how it reaches the others' nodes; `None` hosts every
+    /// party in this process (standalone).
+    pub site: Option<crate::site::Site>,
 }
 
 /// What `submit` returns (FATE's `{job_id, data: {model_id, model_version}}`).
@@ -50,25 +57,28 @@ pub struct Submitted {
     pub model_version: String,
 }
 
-struct Running {
-    cancel: CancelToken,
-    stop_requested: Arc<AtomicBool>,
+pub(crate) struct Running {
+    pub(crate) cancel: CancelToken,
+    pub(crate) stop_requested: Arc<AtomicBool>,
+    /// Why the job ends early when the reason is not a local task's failure: another party
+    /// failed, became unreachable, or the initiator stopped the job.
+    pub(crate) outcome: Arc<Mutex<Option<String>>>,
 }
 
-struct Inner {
-    store: MetaStore,
-    computing: Computing,
-    transport: Arc<dyn Transport>,
-    registry: Registry,
-    ids: JobIdGenerator,
-    config: SchedulerConfig,
-    running: Mutex<HashMap<String, Running>>,
+pub(crate) struct Inner {
+    pub(crate) store: MetaStore,
+    pub(crate) computing: Computing,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) registry: Registry,
+    pub(crate) ids: JobIdGenerator,
+    pub(crate) config: SchedulerConfig,
+    pub(crate) running: Mutex<HashMap<String, Running>>,
 }
 
 /// Schedules jobs for every party this node hosts (in standalone mode: all of them).
 #[derive(Clone)]
 pub struct Scheduler {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 fn now_ms() -> i64 {
@@ -159,7 +169,43 @@ impl Scheduler {
         user_name: &str,
     ) -> Result<Submitted, SchedulerError> {
         let plan = self.plan(&dag)?;
+        let scope = self.scope(&plan);
+        if !scope.initiator {
+            return Err(SchedulerError::Partner(format!(
+                "the initiator {} is not hosted by this node (it hosts parties {:?}): submit the \
+                 job to the initiator's node",
+                plan.initiator,
+                self.hosted_party_ids()
+            )));
+        }
         let job_id = self.inner.ids.next();
+        let submitted = self.record_job(&job_id, &plan, &scope, user_name).await?;
+        if !scope.remotes.is_empty()
+            && let Err(reason) = self
+                .create_at_partners(&job_id, &plan, &scope, user_name)
+                .await
+        {
+            self.schedule_log(&job_id, LogLevel::Error, &reason);
+            for party in &scope.rows {
+                self.finish_job(&job_id, party, JobStatus::Failed, Some(reason.clone()))
+                    .await?;
+            }
+            return Err(SchedulerError::Partner(reason));
+        }
+        self.spawn_run(job_id, plan, scope);
+        Ok(submitted)
+    }
+
+    /// Records the job and its tasks (status waiting) for the parties whose rows this node
+    /// keeps.
+    pub(crate) async fn record_job(
+        &self,
+        job_id: &str,
+        plan: &JobPlan,
+        scope: &Scope,
+        user_name: &str,
+    ) -> Result<Submitted, SchedulerError> {
+        let job_id = job_id.to_string();
         let model_id = plan.conf.model_id.clone().unwrap_or_else(|| job_id.clone());
         let model_version = plan
             .conf
@@ -169,7 +215,7 @@ impl Scheduler {
         let now = now_ms();
         let dag_json = serde_json::to_value(&plan.dag).unwrap_or_default();
         let parties_json = serde_json::to_value(&plan.dag.dag.parties).unwrap_or_default();
-        for party in &plan.parties {
+        for party in &scope.rows {
             let rec = JobRecord {
                 job_id: job_id.clone(),
                 role: party.role,
@@ -194,9 +240,10 @@ impl Scheduler {
             self.inner.store.insert_job(&rec).await?;
         }
         for task in &plan.tasks {
-            self.insert_task_rows(&job_id, task, 0, now).await?;
+            self.insert_task_rows(&job_id, task, &scope.rows, 0, now)
+                .await?;
         }
-        for party in &plan.parties {
+        for party in &scope.rows {
             self.inner
                 .store
                 .set_job_status_checked(
@@ -208,7 +255,6 @@ impl Scheduler {
                 )
                 .await?;
         }
-        self.spawn_run(job_id.clone(), plan);
         Ok(Submitted {
             job_id,
             model_id,
@@ -220,10 +266,11 @@ impl Scheduler {
         &self,
         job_id: &str,
         task: &TaskPlan,
+        rows: &[Party],
         version: i64,
         now: i64,
     ) -> Result<(), SchedulerError> {
-        for party in &task.parties {
+        for party in task.parties.iter().filter(|p| rows.contains(p)) {
             let params = task.parameters_for(party).cloned().unwrap_or_default();
             let rec = TaskRecord {
                 job_id: job_id.to_string(),
@@ -246,22 +293,32 @@ impl Scheduler {
         Ok(())
     }
 
-    fn spawn_run(&self, job_id: String, plan: JobPlan) {
+    pub(crate) fn spawn_run(&self, job_id: String, plan: JobPlan, scope: Scope) {
         let cancel = CancelToken::default();
         let stop_requested = Arc::new(AtomicBool::new(false));
+        let outcome = Arc::new(Mutex::new(None));
         self.inner.running.lock().insert(
             job_id.clone(),
             Running {
                 cancel: cancel.clone(),
                 stop_requested: stop_requested.clone(),
+                outcome: outcome.clone(),
             },
         );
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.run_job(&job_id, &plan, &cancel, &stop_requested).await {
+            let run = JobRun {
+                job_id: &job_id,
+                plan: &plan,
+                scope: &scope,
+                cancel: &cancel,
+                stop_requested: &stop_requested,
+                outcome: &outcome,
+            };
+            if let Err(e) = this.run_job(run).await {
                 tracing::error!(job_id, error = %e, "Job runner failed.");
                 this.schedule_log(&job_id, LogLevel::Error, &format!("job runner failed: {e}"));
-                for party in &plan.parties {
+                for party in &scope.rows {
                     let _ = this
                         .finish_job(&job_id, party, JobStatus::Failed, Some(e.to_string()))
                         .await;
@@ -272,7 +329,7 @@ impl Scheduler {
         });
     }
 
-    fn schedule_log(&self, job_id: &str, level: LogLevel, msg: &str) {
+    pub(crate) fn schedule_log(&self, job_id: &str, level: LogLevel, msg: &str) {
         let path = logs::schedule_log_path(&self.inner.config.logs_dir, job_id);
         let local = Party::new(Role::Local, "0");
         if let Ok(log) = TaskLog::new(job_id, &local, "schedule", Some(path)) {
@@ -280,7 +337,7 @@ impl Scheduler {
         }
     }
 
-    async fn finish_job(
+    pub(crate) async fn finish_job(
         &self,
         job_id: &str,
         party: &Party,
@@ -334,15 +391,17 @@ impl Scheduler {
         ))
     }
 
-    async fn run_job(
-        &self,
-        job_id: &str,
-        plan: &JobPlan,
-        cancel: &CancelToken,
-        stop_requested: &AtomicBool,
-    ) -> Result<(), SchedulerError> {
+    async fn run_job(&self, run: JobRun<'_>) -> Result<(), SchedulerError> {
+        let JobRun {
+            job_id,
+            plan,
+            scope,
+            cancel,
+            stop_requested,
+            outcome,
+        } = run;
         let store = &self.inner.store;
-        for party in &plan.parties {
+        for party in &scope.rows {
             store
                 .set_job_status_checked(
                     job_id,
@@ -358,6 +417,23 @@ impl Scheduler {
             LogLevel::Info,
             &format!("job {job_id} running with {} tasks", plan.tasks.len()),
         );
+        // Other nodes of the job: a failure there (or their silence) ends the job here.
+        let watcher = (!scope.remotes.is_empty()).then(|| {
+            let (this, job_id, scope) = (self.clone(), job_id.to_string(), scope.clone());
+            let (cancel, outcome) = (cancel.clone(), Arc::clone(outcome));
+            tokio::spawn(async move {
+                let result = this.watch(&job_id, &scope).await;
+                if let Err(reason) = &result {
+                    let mut slot = outcome.lock();
+                    if slot.is_none() {
+                        *slot = Some(reason.clone());
+                    }
+                    drop(slot);
+                    cancel.cancel();
+                }
+                result
+            })
+        });
         let n_tasks = plan.tasks.len().max(1);
         let mut failure: Option<String> = None;
         for (done, task) in plan.tasks.iter().enumerate() {
@@ -373,7 +449,7 @@ impl Scheduler {
                 break;
             }
             let progress = (((done + 1) * 100) / n_tasks) as i32;
-            for party in &plan.parties {
+            for party in scope.rows.iter().filter(|p| self.hosts_party(p)) {
                 let update = fate_store::JobUpdate {
                     progress: Some(progress),
                     ..Default::default()
@@ -383,12 +459,47 @@ impl Scheduler {
                     .await?;
             }
         }
+        if let Some(watcher) = watcher {
+            let local_ok = failure.is_none() && !cancel.is_canceled();
+            if scope.initiator && local_ok {
+                // Our parties are done: the job ends when every other party's has.
+                if let Ok(Err(reason)) = watcher.await {
+                    let mut slot = outcome.lock();
+                    if slot.is_none() {
+                        *slot = Some(reason);
+                    }
+                }
+            } else {
+                watcher.abort();
+            }
+        }
         let stopped = stop_requested.load(Ordering::SeqCst);
-        let (status, error) = match (failure, stopped) {
-            (_, true) => (JobStatus::Canceled, Some("stopped by request".to_string())),
-            (Some(msg), false) => (JobStatus::Failed, Some(msg)),
-            (None, false) => (JobStatus::Success, None),
+        let remote = outcome.lock().clone();
+        let (status, error) = if stopped {
+            // By a user, or by another party (`stopped by party ...`).
+            (
+                JobStatus::Canceled,
+                Some(remote.unwrap_or_else(|| "stopped by request".to_string())),
+            )
+        } else {
+            // The root cause wins over the cancellation it caused here.
+            let failure = match (failure, remote) {
+                (Some(local), Some(remote)) if local.contains("canceled") => Some(remote),
+                (None, Some(remote)) => Some(remote),
+                (local, _) => local,
+            };
+            match failure {
+                Some(msg) => (JobStatus::Failed, Some(msg)),
+                None => (JobStatus::Success, None),
+            }
         };
+        if scope.initiator && !scope.remotes.is_empty() {
+            if status != JobStatus::Success {
+                let reason = error.clone().unwrap_or_default();
+                self.stop_partners(job_id, &scope.remotes, &reason).await;
+            }
+            self.sync_once(job_id, &scope.remotes).await;
+        }
         // Tasks that never started end with the job.
         if status != JobStatus::Success {
             for task in &plan.tasks {
@@ -420,7 +531,18 @@ impl Scheduler {
                     .unwrap_or_default()
             ),
         );
-        for party in &plan.parties {
+        let current = self.jobs_of(job_id).await?;
+        for party in &scope.rows {
+            // Another node's row (the initiator's copy) keeps the end status it reported.
+            let ended_remote = !self.hosts_party(party)
+                && current.iter().any(|j| {
+                    j.role == party.role
+                        && j.party_id == party.party_id.as_str()
+                        && j.status.is_end()
+                });
+            if ended_remote {
+                continue;
+            }
             self.finish_job(job_id, party, status, error.clone())
                 .await?;
         }
@@ -449,7 +571,7 @@ impl Scheduler {
         };
         let session_id = federation_session_id(job_id, &task.name, version as u32);
         let mut handles = Vec::new();
-        for party in &task.parties {
+        for party in task.parties.iter().filter(|p| self.hosts_party(p)) {
             let inputs = match self.resolve_inputs(job_id, plan, task, party).await {
                 Ok(i) => i,
                 Err(msg) => {
@@ -850,7 +972,7 @@ impl Scheduler {
         }
     }
 
-    async fn jobs_of(&self, job_id: &str) -> Result<Vec<JobRecord>, SchedulerError> {
+    pub(crate) async fn jobs_of(&self, job_id: &str) -> Result<Vec<JobRecord>, SchedulerError> {
         let jobs = self
             .inner
             .store
@@ -886,6 +1008,17 @@ impl Scheduler {
     /// Reruns a job that ended without success: tasks that succeeded are kept, the others run
     /// again with their task version increased (fate-spec §3.1).
     pub async fn rerun(&self, job_id: &str) -> Result<(), SchedulerError> {
+        self.rerun_tasks(job_id, None).await
+    }
+
+    /// Reruns `only` the named tasks (a partner rerun, decided by the initiator), or every
+    /// task that did not succeed. The initiator first has every other node rerun the same
+    /// tasks, so task versions (and federation sessions) stay equal everywhere.
+    pub(crate) async fn rerun_tasks(
+        &self,
+        job_id: &str,
+        only: Option<&[String]>,
+    ) -> Result<(), SchedulerError> {
         let jobs = self.jobs_of(job_id).await?;
         if self.inner.running.lock().contains_key(job_id) || jobs.iter().any(|j| !j.status.is_end())
         {
@@ -900,7 +1033,7 @@ impl Scheduler {
                 action: "rerun",
             });
         }
-        if jobs.iter().all(|j| j.status == JobStatus::Success) {
+        if only.is_none() && jobs.iter().all(|j| j.status == JobStatus::Success) {
             return Err(SchedulerError::BadState {
                 job_id: job_id.into(),
                 status: JobStatus::Success,
@@ -913,13 +1046,46 @@ impl Scheduler {
                 reason: e.to_string(),
             })?;
         let plan = self.plan(&dag)?;
-        let now = now_ms();
-        for task in &plan.tasks {
-            let (version, rows) = self.latest_task_version(job_id, &task.name).await?;
-            if rows.iter().all(|t| t.status == TaskStatus::Success) && !rows.is_empty() {
-                continue;
+        let scope = self.scope(&plan);
+        if only.is_none() && !scope.initiator {
+            return Err(SchedulerError::Partner(format!(
+                "job {job_id} was initiated by party {}: rerun it at that party's node",
+                plan.initiator
+            )));
+        }
+        let names: Vec<String> = match only {
+            Some(list) => list.to_vec(),
+            None => {
+                let mut names = Vec::new();
+                for task in &plan.tasks {
+                    let (_, rows) = self.latest_task_version(job_id, &task.name).await?;
+                    if rows.is_empty() || rows.iter().any(|t| t.status != TaskStatus::Success) {
+                        names.push(task.name.clone());
+                    }
+                }
+                names
             }
-            self.insert_task_rows(job_id, task, version + 1, now)
+        };
+        if scope.initiator && !scope.remotes.is_empty() {
+            let body = serde_json::json!({"job_id": job_id, "tasks": names});
+            for party in &scope.remotes {
+                self.partner_call(
+                    job_id,
+                    party,
+                    crate::site::paths::JOB_RERUN,
+                    body.clone(),
+                    None,
+                )
+                .await
+                .map_err(|e| {
+                    SchedulerError::Partner(format!("party {party} could not rerun: {e}"))
+                })?;
+            }
+        }
+        let now = now_ms();
+        for task in plan.tasks.iter().filter(|t| names.contains(&t.name)) {
+            let (version, _) = self.latest_task_version(job_id, &task.name).await?;
+            self.insert_task_rows(job_id, task, &scope.rows, version + 1, now)
                 .await?;
         }
         for j in &jobs {
@@ -937,7 +1103,7 @@ impl Scheduler {
                 .await?;
         }
         self.schedule_log(job_id, LogLevel::Info, "rerun requested");
-        self.spawn_run(job_id.to_string(), plan);
+        self.spawn_run(job_id.to_string(), plan, scope);
         Ok(())
     }
 
@@ -982,6 +1148,17 @@ impl Scheduler {
     pub fn party(role: Role, party_id: &str) -> Party {
         party_of(role, party_id)
     }
+}
+
+/// One run of a job (the arguments of `run_job`).
+#[derive(Clone, Copy)]
+struct JobRun<'a> {
+    job_id: &'a str,
+    plan: &'a JobPlan,
+    scope: &'a Scope,
+    cancel: &'a CancelToken,
+    stop_requested: &'a AtomicBool,
+    outcome: &'a Arc<Mutex<Option<String>>>,
 }
 
 /// The reader's view of stored tables, over the metadata store.

@@ -11,6 +11,8 @@
 
 mod job;
 mod logs;
+pub mod site;
 
 pub use job::{Scheduler, SchedulerConfig, SchedulerError, Submitted};
 pub use logs::LogLine;
+pub use site::{Partners, Site};

@@ -4,8 +4,10 @@
 mod bench;
 mod client;
 mod demo;
+mod deploy;
 mod node;
 mod output;
+mod site;
 mod toy;
 
 use anyhow::Result;
@@ -61,6 +63,22 @@ enum Command {
     /// Query or delete stored tables.
     #[command(subcommand)]
     Table(client::TableCommand),
+    /// Run one party's node of a federation: REST API, scheduler and the gRPC link to its site
+    /// router (configuration from `fate deploy local` or written by hand).
+    Node(site::NodeArgs),
+    /// Run a site router (FATE's rollsite/OSX) or an exchange: forwards by FATE's
+    /// route_table.json, reloaded when it changes; mutual TLS with `tls`.
+    Router(site::RouterArgs),
+    /// Create a federation CA and per-party certificates named `<party>.<domain>` (replaces
+    /// the openssl steps of FATE's deployment guides).
+    Cert(site::CertArgs),
+    /// Check every hop from this node to its peers (node API, site router, each peer's router
+    /// and node) and say which failed and why.
+    Doctor(site::DoctorArgs),
+    /// Generate and start a federation of separate processes on this machine (FATE's
+    /// docker-compose deployment, for one machine).
+    #[command(subcommand)]
+    Deploy(deploy::DeployCommand),
     /// Benchmarks with an in-run baseline and FATE's figure beside ours.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -101,6 +119,26 @@ fn main() -> std::process::ExitCode {
         Command::Table(cmd) => {
             init_tracing("warn");
             client::table(cmd)
+        }
+        Command::Node(args) => {
+            init_tracing("info");
+            site::node(args)
+        }
+        Command::Router(args) => {
+            init_tracing("info");
+            site::router(args)
+        }
+        Command::Cert(args) => {
+            init_tracing("warn");
+            site::cert(args)
+        }
+        Command::Doctor(args) => {
+            init_tracing("error");
+            site::doctor(args)
+        }
+        Command::Deploy(cmd) => {
+            init_tracing("warn");
+            deploy::run(cmd)
         }
         Command::Bench(cmd) => {
             init_tracing("warn");

@@ -4,10 +4,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use fate_computing::{Computing, ComputingConfig};
 use fate_federation::FederationConfig;
+use fate_federation::Transport;
 use fate_federation::local::LocalTransport;
-use fate_scheduler::{Scheduler, SchedulerConfig};
+use fate_scheduler::{Scheduler, SchedulerConfig, Site};
 use fate_store::MetaStore;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Args)]
@@ -41,6 +43,17 @@ pub struct EngineArgs {
 /// Builds a standalone scheduler over `data_dir`: redb tables, SQLite metadata, in-process
 /// federation.
 pub async fn build_scheduler(data_dir: &Path, engine: &EngineArgs) -> Result<Scheduler> {
+    build_scheduler_with(data_dir, engine, LocalTransport::new(), None).await
+}
+
+/// Builds a scheduler over `data_dir` (redb tables, SQLite metadata) with the given federation
+/// transport; `site` names the parties this node hosts when it is one node of a federation.
+pub async fn build_scheduler_with(
+    data_dir: &Path,
+    engine: &EngineArgs,
+    transport: Arc<dyn Transport>,
+    site: Option<Site>,
+) -> Result<Scheduler> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let cores = engine.cores.unwrap_or_else(|| {
@@ -64,11 +77,12 @@ pub async fn build_scheduler(data_dir: &Path, engine: &EngineArgs) -> Result<Sch
     let scheduler = Scheduler::new(
         store,
         computing,
-        LocalTransport::new(),
+        transport,
         fate_components::registry(),
         SchedulerConfig {
             logs_dir: data_dir.join("logs"),
             federation,
+            site,
         },
     )
     .await?;

@@ -12,7 +12,7 @@ pub struct ToyArgs {
     /// Guest party id.
     #[arg(short = 'g', long = "guest", alias = "gid", default_value = "9999")]
     pub guest: String,
-    /// Host party id.
+    /// Host party id; several hosts comma-separated (`--host 10000,8888`, with `--api`).
     #[arg(long = "host", alias = "hid", default_value = "10000")]
     pub host: String,
     /// Submit FATE 2.x `toy_example` to the node at this URL instead of running in this process.
@@ -58,7 +58,7 @@ pub fn toy_dag(guest: &str, host: &str, data_num: u64, partition: u32) -> Value 
             "dag": {
                 "parties": [
                     {"role": "guest", "party_id": [guest]},
-                    {"role": "host", "party_id": [host]}
+                    {"role": "host", "party_id": host.split(',').map(str::trim).collect::<Vec<_>>()}
                 ],
                 "conf": {"initiator_party_id": guest, "scheduler_party_id": guest},
                 "tasks": {

@@ -1,0 +1,481 @@
+//! `fate deploy local`: FATE's docker-compose deployment (parties.conf, generate_config.sh,
+//! docker_deploy.sh) for one machine: every party gets a node and a site router as separate
+//! processes on loopback ports, with FATE route tables, optional mutual TLS (certificates from
+//! `fate cert`) and optionally an exchange (star network).
+
+use crate::site::{NodeConfig, RouterFile, TlsFiles, issue_certs};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Subcommand)]
+pub enum DeployCommand {
+    /// Generate every party's configuration, route tables and certificates under --dir and
+    /// start their nodes and routers as separate processes on loopback; print each party's
+    /// API URL. `--stop` stops a deployment.
+    Local(LocalArgs),
+}
+
+#[derive(Args)]
+pub struct LocalArgs {
+    /// Directory for configurations, data, logs and `deploy.json`.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Party ids, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "9999,10000")]
+    pub parties: Vec<String>,
+    /// Star network: every site router sends other parties' traffic to one exchange router.
+    #[arg(long)]
+    pub exchange: bool,
+    /// Mutual TLS on every hop, with a CA and per-party certificates under <dir>/certs.
+    #[arg(long)]
+    pub tls: bool,
+    /// Domain of certificate names.
+    #[arg(long, default_value = "fate.org")]
+    pub domain: String,
+    /// Seconds a node waits for an unreachable peer before failing its running jobs.
+    #[arg(long, default_value_t = 20)]
+    pub partner_timeout: u64,
+    /// Stop the deployment in --dir instead of starting one.
+    #[arg(long)]
+    pub stop: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One started process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Proc {
+    pub name: String,
+    pub pid: u32,
+    pub log: PathBuf,
+}
+
+/// `deploy.json`: what `--stop` and scripts need.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Deployment {
+    pub parties: Vec<PartyInfo>,
+    pub exchange: Option<String>,
+    pub processes: Vec<Proc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PartyInfo {
+    pub party_id: String,
+    pub api: String,
+    pub router: String,
+    pub node_config: PathBuf,
+}
+
+pub fn run(cmd: DeployCommand) -> Result<()> {
+    match cmd {
+        DeployCommand::Local(args) if args.stop => stop(&args.dir),
+        DeployCommand::Local(args) => start(args),
+    }
+}
+
+fn free_port() -> Result<(TcpListener, u16)> {
+    let l = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    let port = l.local_addr()?.port();
+    Ok((l, port))
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+}
+
+fn endpoint(port: u16, secure: bool, hostname: Option<&str>) -> Value {
+    let mut e = json!({"ip": "127.0.0.1", "port": port, "is_secure": secure});
+    if let Some(h) = hostname {
+        e["hostname"] = json!(h);
+    }
+    e
+}
+
+fn write_json(path: &Path, v: &Value) -> Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(v)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write_yaml<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    std::fs::write(path, serde_yaml_ng::to_string(v)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn tls_files(tls: bool, name: &str, domain: &str, relays: &[String]) -> Option<TlsFiles> {
+    tls.then(|| TlsFiles {
+        ca: PathBuf::from("../certs/ca.pem"),
+        cert: PathBuf::from(format!("../certs/{name}.crt")),
+        key: PathBuf::from(format!("../certs/{name}.key")),
+        domain: domain.to_string(),
+        trusted_relays: relays.to_vec(),
+    })
+}
+
+fn spawn(exe: &Path, what: &str, config: &Path, log: &Path) -> Result<Child> {
+    use std::os::unix::process::CommandExt as _;
+    let out =
+        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let err = out.try_clone()?;
+    Command::new(exe)
+        .arg(what)
+        .arg("--config")
+        .arg(config)
+        .env("FATE_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        // Its own process group: a Ctrl-C in the terminal that ran `deploy` leaves it running.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start `fate {what}`"))
+}
+
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+/// Waits until `ready` holds, or fails naming the process and quoting its log.
+fn wait_ready(child: &mut Child, name: &str, log: &Path, ready: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "{name} exited ({status}) while starting; last lines of {}:\n{}",
+                log.display(),
+                log_tail(log)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{name} did not become ready within 30 s; see {}:\n{}",
+                log.display(),
+                log_tail(log)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start(args: LocalArgs) -> Result<()> {
+    let mut parties = args.parties.clone();
+    parties.dedup();
+    if parties.len() < 2 {
+        bail!("--parties: give at least two party ids, comma-separated");
+    }
+    for p in &parties {
+        if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            bail!("--parties: {p:?} is not a party id");
+        }
+    }
+    let dir = &args.dir;
+    let state_file = dir.join("deploy.json");
+    if let Ok(text) = std::fs::read_to_string(&state_file)
+        && let Ok(old) = serde_json::from_str::<Deployment>(&text)
+        && old.processes.iter().any(|p| alive(p.pid))
+    {
+        bail!(
+            "a deployment is running in {} (see deploy.json); stop it first with `fate deploy \
+             local --dir {} --stop`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let exe = std::env::current_exe().context("cannot find the fate binary")?;
+    let secure = args.tls;
+    let domain = &args.domain;
+    if secure {
+        let mut names = parties.clone();
+        if args.exchange {
+            names.push("exchange".into());
+        }
+        issue_certs(&dir.join("certs"), domain, &names)?;
+    }
+    // Ports: api, grpc (node) and router per party, and the exchange's.
+    let mut holders = Vec::new();
+    let mut port = || -> Result<u16> {
+        let (l, p) = free_port()?;
+        holders.push(l);
+        Ok(p)
+    };
+    struct Ports {
+        api: u16,
+        grpc: u16,
+        router: u16,
+    }
+    let ports: Vec<Ports> = parties
+        .iter()
+        .map(|_| {
+            Ok(Ports {
+                api: port()?,
+                grpc: port()?,
+                router: port()?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let exchange_port = if args.exchange { Some(port()?) } else { None };
+    drop(holders);
+    let exchange_name = format!("exchange.{domain}");
+    let relays: Vec<String> = if args.exchange {
+        vec![exchange_name.clone()]
+    } else {
+        Vec::new()
+    };
+    // Configuration files.
+    for (party, p) in parties.iter().zip(&ports) {
+        let pdir = dir.join(party);
+        std::fs::create_dir_all(&pdir)?;
+        // The node's table: everything goes to this site's router.
+        write_json(
+            &pdir.join("node_route_table.json"),
+            &json!({
+                "self_party": [party],
+                "route_table": {"default": {"default": [endpoint(p.router, secure, None)]}},
+                "permission": {"default_allow": true}
+            }),
+        )?;
+        // The router's table: own party -> node (frames and fateflow commands); peers ->
+        // their routers, or everything else -> the exchange.
+        let node_ep = endpoint(p.grpc, secure, None);
+        let mut table = serde_json::Map::new();
+        table.insert(
+            party.clone(),
+            json!({"default": [node_ep.clone()], "fateflow": [node_ep]}),
+        );
+        match exchange_port {
+            Some(ex) => {
+                table.insert(
+                    "default".into(),
+                    json!({"default": [endpoint(ex, secure, Some(&exchange_name))]}),
+                );
+            }
+            None => {
+                for (peer, q) in parties.iter().zip(&ports) {
+                    if peer != party {
+                        table.insert(
+                            peer.clone(),
+                            json!({"default": [endpoint(q.router, secure, None)]}),
+                        );
+                    }
+                }
+            }
+        }
+        write_json(
+            &pdir.join("route_table.json"),
+            &json!({
+                "self_party": [party],
+                "route_table": table,
+                "permission": {"default_allow": exchange_port.is_some()}
+            }),
+        )?;
+        write_yaml(
+            &pdir.join("router.yaml"),
+            &RouterFile {
+                listen: SocketAddr::from(([127, 0, 0, 1], p.router)),
+                route_table: PathBuf::from("route_table.json"),
+                tls: tls_files(secure, party, domain, &relays),
+            },
+        )?;
+        write_yaml(
+            &pdir.join("node.yaml"),
+            &NodeConfig {
+                party_ids: vec![party.clone()],
+                api: SocketAddr::from(([127, 0, 0, 1], p.api)),
+                grpc: SocketAddr::from(([127, 0, 0, 1], p.grpc)),
+                route_table: PathBuf::from("node_route_table.json"),
+                data_dir: PathBuf::from("data"),
+                tls: tls_files(secure, party, domain, &[]),
+                router_config: Some(PathBuf::from("router.yaml")),
+                cores: Some(1),
+                partitions: 4,
+                federation_timeout: 600,
+                partner_timeout: args.partner_timeout,
+            },
+        )?;
+    }
+    if let Some(ex) = exchange_port {
+        let edir = dir.join("exchange");
+        std::fs::create_dir_all(&edir)?;
+        let mut table = serde_json::Map::new();
+        for (party, p) in parties.iter().zip(&ports) {
+            table.insert(
+                party.clone(),
+                json!({"default": [endpoint(p.router, secure, None)]}),
+            );
+        }
+        write_json(
+            &edir.join("route_table.json"),
+            &json!({"self_party": [], "route_table": table, "permission": {"default_allow": false}}),
+        )?;
+        write_yaml(
+            &edir.join("router.yaml"),
+            &RouterFile {
+                listen: SocketAddr::from(([127, 0, 0, 1], ex)),
+                route_table: PathBuf::from("route_table.json"),
+                tls: tls_files(secure, "exchange", domain, &[]),
+            },
+        )?;
+    }
+    // Start: routers first, then nodes.
+    let mut procs: Vec<Proc> = Vec::new();
+    let mut started: Vec<Child> = Vec::new();
+    let result = (|| -> Result<()> {
+        let mut routers: Vec<(PathBuf, u16, String)> = parties
+            .iter()
+            .zip(&ports)
+            .map(|(party, p)| (dir.join(party), p.router, format!("router of {party}")))
+            .collect();
+        if let Some(ex) = exchange_port {
+            routers.push((dir.join("exchange"), ex, "exchange router".into()));
+        }
+        for (rdir, port, name) in &routers {
+            let log = rdir.join("router.log");
+            let mut child = spawn(&exe, "router", &rdir.join("router.yaml"), &log)?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], *port));
+            // Ready once it says it listens (a port that answers may be someone else's).
+            let r = wait_ready(&mut child, name, &log, || {
+                std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Router listening"))
+                    && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            });
+            procs.push(Proc {
+                name: name.clone(),
+                pid: child.id(),
+                log,
+            });
+            started.push(child);
+            r?;
+        }
+        for (party, p) in parties.iter().zip(&ports) {
+            let pdir = dir.join(party);
+            let log = pdir.join("node.log");
+            let mut child = spawn(&exe, "node", &pdir.join("node.yaml"), &log)?;
+            let url = format!("http://127.0.0.1:{}/v2/site/info/query", p.api);
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_millis(500))
+                .build();
+            let name = format!("node of {party}");
+            // Ready once its API answers with its own party id.
+            let r = wait_ready(&mut child, &name, &log, || {
+                agent
+                    .get(&url)
+                    .call()
+                    .ok()
+                    .and_then(|r| r.into_json::<Value>().ok())
+                    .is_some_and(|v| v["data"]["party_id"] == party.as_str())
+            });
+            procs.push(Proc {
+                name,
+                pid: child.id(),
+                log,
+            });
+            started.push(child);
+            r?;
+        }
+        Ok(())
+    })();
+    let deployment = Deployment {
+        parties: parties
+            .iter()
+            .zip(&ports)
+            .map(|(party, p)| PartyInfo {
+                party_id: party.clone(),
+                api: format!("http://127.0.0.1:{}", p.api),
+                router: format!("127.0.0.1:{}", p.router),
+                node_config: dir.join(party).join("node.yaml"),
+            })
+            .collect(),
+        exchange: exchange_port.map(|p| format!("127.0.0.1:{p}")),
+        processes: procs,
+    };
+    std::fs::write(&state_file, serde_json::to_string_pretty(&deployment)?)?;
+    if let Err(e) = result {
+        for child in &mut started {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        return Err(e);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&deployment)?);
+    } else {
+        println!(
+            "federation of {} parties started in {} ({}{})",
+            parties.len(),
+            dir.display(),
+            if args.exchange { "exchange" } else { "direct" },
+            if secure { ", mutual TLS" } else { "" }
+        );
+        println!("{:<10} {:<28} {:<18} NODE CONFIG", "PARTY", "API", "ROUTER");
+        for p in &deployment.parties {
+            println!(
+                "{:<10} {:<28} {:<18} {}",
+                p.party_id,
+                p.api,
+                p.router,
+                p.node_config.display()
+            );
+        }
+        if let Some(ex) = &deployment.exchange {
+            println!("exchange   {ex}");
+        }
+        println!(
+            "try: fate toy --guest {} --host {} --api {}\nstop: fate deploy local --dir {} --stop",
+            parties[0],
+            parties[1],
+            deployment.parties[0].api,
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn stop(dir: &Path) -> Result<()> {
+    let state_file = dir.join("deploy.json");
+    let text = std::fs::read_to_string(&state_file)
+        .with_context(|| format!("no deployment in {} (no deploy.json)", dir.display()))?;
+    let deployment: Deployment = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a deploy.json", state_file.display()))?;
+    // Nodes first (reverse start order), then routers.
+    for p in deployment.processes.iter().rev() {
+        if alive(p.pid) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &p.pid.to_string()])
+                .status();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for p in &deployment.processes {
+        while alive(p.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if alive(p.pid) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.pid.to_string()])
+                .status();
+        }
+    }
+    println!(
+        "stopped {} processes of the deployment in {}",
+        deployment.processes.len(),
+        dir.display()
+    );
+    Ok(())
+}

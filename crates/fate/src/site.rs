@@ -1,0 +1,514 @@
+//! One node per party: `fate node` (API, scheduler, computing and a gRPC federation client),
+//! `fate router` (a site router, FATE's rollsite/OSX), `fate cert`, `fate doctor`. The
+//! configuration files are YAML; route tables are FATE's `route_table.json` unchanged
+//! (fate-spec §2.5).
+
+use crate::node::{EngineArgs, build_scheduler_with, runtime};
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use fate_federation_grpc::{
+    CommandHandler, Commands, GrpcTransport, Router, RouterConfig, Routes, TlsConfig,
+    TransportConfig, certs,
+};
+use fate_scheduler::{Partners, Site};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// How often route tables are re-read (OSX reloads on change; rollsite every minute).
+const ROUTE_RELOAD: Duration = Duration::from_secs(2);
+
+/// TLS files of a node or router (OSX's `certChainFile`, `privateKeyFile`, `caFile`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The federation CA certificate (PEM).
+    pub ca: PathBuf,
+    /// This site's certificate (PEM), named `<party_id>.<domain>`.
+    pub cert: PathBuf,
+    /// This site's private key (PKCS#8 PEM).
+    pub key: PathBuf,
+    /// Domain of site names (`fate.org`: party 9999 is `9999.fate.org`).
+    pub domain: String,
+    /// Certificate names allowed to relay any party's packets (an exchange), e.g.
+    /// `exchange.fate.org`.
+    #[serde(default)]
+    pub trusted_relays: Vec<String>,
+}
+
+impl TlsFiles {
+    fn load(&self, base: &Path) -> Result<TlsConfig> {
+        let mut tls = TlsConfig::from_files(
+            &base.join(&self.cert),
+            &base.join(&self.key),
+            &base.join(&self.ca),
+            &self.domain,
+        )?;
+        for relay in &self.trusted_relays {
+            tls = tls.trust_relay(relay.clone());
+        }
+        Ok(tls)
+    }
+}
+
+/// `node.yaml`: one party's node.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The parties this node hosts (usually one).
+    pub party_ids: Vec<String>,
+    /// REST API address (FATE-Flow's HTTP port 9380).
+    pub api: SocketAddr,
+    /// Where the site router delivers frames and relayed commands (FATE-Flow's gRPC port 9360).
+    pub grpc: SocketAddr,
+    /// The node's route table: normally `default` → this site's router.
+    pub route_table: PathBuf,
+    /// Tables, metadata and logs.
+    pub data_dir: PathBuf,
+    /// Mutual TLS towards the router; absent for plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    /// The site router's configuration, read by `fate doctor` to list the peers to check.
+    #[serde(default)]
+    pub router_config: Option<PathBuf>,
+    /// Table partition threads; default all cores.
+    #[serde(default)]
+    pub cores: Option<usize>,
+    /// Default partitions of new tables.
+    #[serde(default = "default_partitions")]
+    pub partitions: usize,
+    /// Seconds a party waits for another party's message.
+    #[serde(default = "default_federation_timeout")]
+    pub federation_timeout: u64,
+    /// Seconds another party's node may stay unreachable before a running job fails.
+    #[serde(default = "default_partner_timeout")]
+    pub partner_timeout: u64,
+}
+
+fn default_partitions() -> usize {
+    4
+}
+fn default_federation_timeout() -> u64 {
+    600
+}
+fn default_partner_timeout() -> u64 {
+    20
+}
+
+/// `router.yaml`: a site router or an exchange.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterFile {
+    /// Address to listen on (rollsite/OSX's 9370).
+    pub listen: SocketAddr,
+    /// FATE's `route_table.json`.
+    pub route_table: PathBuf,
+    /// Mutual TLS; absent for plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+fn load_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, PathBuf)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: T =
+        serde_yaml_ng::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Ok((value, base))
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<(Self, PathBuf)> {
+        let (config, base): (NodeConfig, PathBuf) = load_yaml(path)?;
+        if config.party_ids.is_empty() {
+            bail!("{}: party_ids: list at least one party", path.display());
+        }
+        Ok((config, base))
+    }
+}
+
+/// Replays commands relayed by the routers (FATE's `unaryCall` relay, fate-spec §2.3) as
+/// local HTTP requests to this node's API. Only the partner endpoints are reachable this
+/// way: another party may create, stop, rerun and poll a job here, never read data or
+/// submit its own jobs.
+#[derive(Default)]
+struct ApiRelay {
+    app: OnceLock<axum::Router>,
+}
+
+impl CommandHandler for ApiRelay {
+    fn handle(
+        &self,
+        command: fate_federation_grpc::Command,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<bytes::Bytes, String>> + Send + 'static>>
+    {
+        let app = self.app.get().cloned();
+        Box::pin(async move {
+            use tower::ServiceExt as _;
+            if !command.path.starts_with("/v2/partner/") {
+                return Err(format!(
+                    "{} is not a partner endpoint; other parties may only call /v2/partner/*",
+                    command.path
+                ));
+            }
+            let app = app.ok_or("the node is still starting")?;
+            let request = axum::http::Request::builder()
+                .method(command.method.as_str())
+                .uri(&command.path)
+                .header("content-type", "application/json")
+                .header(fate_api::SRC_PARTY_HEADER, &command.src_party)
+                .body(axum::body::Body::from(command.body))
+                .map_err(|e| format!("bad relayed request: {e}"))?;
+            let response = app
+                .oneshot(request)
+                .await
+                .map_err(|e| format!("API: {e}"))?;
+            axum::body::to_bytes(response.into_body(), 4 << 20)
+                .await
+                .map_err(|e| format!("API reply: {e}"))
+        })
+    }
+}
+
+/// Partner calls over the routers.
+struct RelayPartners {
+    transport: Arc<GrpcTransport>,
+}
+
+impl Partners for RelayPartners {
+    fn call(
+        &self,
+        job_id: &str,
+        party_id: &str,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, String> {
+        let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        let reply = self.transport.call(job_id, party_id, path, body, timeout)?;
+        let v: Value = serde_json::from_slice(&reply).map_err(|e| {
+            format!("the node of party {party_id} answered {path} with unreadable JSON: {e}")
+        })?;
+        match v.get("code").and_then(Value::as_i64) {
+            Some(0) => Ok(v.get("data").cloned().unwrap_or(Value::Null)),
+            code => Err(format!(
+                "the node of party {party_id} refused {path}: {} (code {})",
+                v.get("message").and_then(Value::as_str).unwrap_or(""),
+                code.map(|c| c.to_string()).unwrap_or_else(|| "none".into())
+            )),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct NodeArgs {
+    /// The node's configuration (YAML; see `fate deploy local` for generated examples).
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+/// Starts the node's gRPC transport (outside any async runtime: it binds on its own).
+fn start_transport(
+    config: &NodeConfig,
+    base: &Path,
+    commands: Option<Commands>,
+) -> Result<Arc<GrpcTransport>> {
+    let routes = Routes::watch(&base.join(&config.route_table), ROUTE_RELOAD)
+        .map_err(|e| anyhow!("route table: {e}"))?;
+    let tls = config.tls.as_ref().map(|t| t.load(base)).transpose()?;
+    let transport = GrpcTransport::start(TransportConfig {
+        tls,
+        commands,
+        ..TransportConfig::new(config.grpc, routes)
+    })
+    .with_context(|| format!("cannot start the node's gRPC server on {}", config.grpc))?;
+    Ok(transport)
+}
+
+pub fn node(args: NodeArgs) -> Result<()> {
+    let (config, base) = NodeConfig::load(&args.config)?;
+    let relay = Arc::new(ApiRelay::default());
+    let transport = start_transport(&config, &base, Some(Commands(relay.clone())))?;
+    let data_dir = base.join(&config.data_dir);
+    let mut site = Site::new(
+        config.party_ids.clone(),
+        Arc::new(RelayPartners {
+            transport: transport.clone(),
+        }),
+    );
+    site.partner_timeout = Duration::from_secs(config.partner_timeout.max(1));
+    let engine = EngineArgs {
+        cores: config.cores,
+        partitions: config.partitions,
+        federation_timeout: config.federation_timeout,
+    };
+    runtime()?.block_on(async move {
+        let scheduler = build_scheduler_with(&data_dir, &engine, transport.clone(), Some(site))
+            .await?;
+        let listener = tokio::net::TcpListener::bind(config.api)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.api))?;
+        let local = listener.local_addr()?;
+        let app = fate_api::router(fate_api::ApiState {
+            scheduler,
+            upload_dir: data_dir.join("uploads"),
+            address: local.to_string(),
+        });
+        let _ = relay.app.set(app.clone());
+        tracing::info!(parties = ?config.party_ids, api = %local, grpc = %transport.local_addr(), "Node started.");
+        println!(
+            "fate node for parties {}: API at http://{local}, gRPC at {} (data in {})",
+            config.party_ids.join(","),
+            transport.local_addr(),
+            data_dir.display()
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[derive(Args)]
+pub struct RouterArgs {
+    /// The router's configuration (YAML: listen, route_table, tls).
+    #[arg(long, short)]
+    pub config: PathBuf,
+}
+
+pub fn router(args: RouterArgs) -> Result<()> {
+    let (file, base): (RouterFile, PathBuf) = load_yaml(&args.config)?;
+    let routes = Routes::watch(&base.join(&file.route_table), ROUTE_RELOAD)
+        .map_err(|e| anyhow!("route table: {e}"))?;
+    let tls = file.tls.as_ref().map(|t| t.load(&base)).transpose()?;
+    let config = RouterConfig {
+        tls,
+        ..RouterConfig::new(file.listen, routes.clone())
+    };
+    println!(
+        "fate router on {} for parties [{}] (route table {})",
+        file.listen,
+        routes.current().self_party().join(","),
+        base.join(&file.route_table).display()
+    );
+    runtime()?.block_on(async move {
+        Router::serve(config, shutdown_signal())
+            .await
+            .map_err(|e| anyhow!("router: {e}"))
+    })
+}
+
+#[derive(Args)]
+pub struct CertArgs {
+    /// Directory for `ca.pem`, `ca.key` and `<name>.crt`/`<name>.key`. An existing CA there is
+    /// reused, so more parties can be added later.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Domain of site names: party 9999 gets `9999.<domain>`.
+    #[arg(long, default_value = "fate.org")]
+    pub domain: String,
+    /// Parties to issue certificates for, comma-separated (e.g. 9999,10000).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub parties: Vec<String>,
+    /// Also issue `exchange.<domain>` for an exchange router.
+    #[arg(long)]
+    pub exchange: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Creates (or loads) the CA and issues the requested certificates; returns (name, cert, key).
+pub fn issue_certs(
+    dir: &Path,
+    domain: &str,
+    names: &[String],
+) -> Result<Vec<(String, PathBuf, PathBuf)>> {
+    let ca = if dir.join("ca.pem").exists() && dir.join("ca.key").exists() {
+        certs::CertAuthority::load(dir, domain)?
+    } else {
+        let ca = certs::CertAuthority::new(domain)?;
+        ca.write(dir)?;
+        ca
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            bail!("--parties: {name:?} is not a party id or site label (letters, digits, '-')");
+        }
+        let files = ca.issue(&[name.as_str()])?.write(dir)?;
+        out.push((name.clone(), files.cert_chain_file, files.private_key_file));
+    }
+    Ok(out)
+}
+
+pub fn cert(args: CertArgs) -> Result<()> {
+    let mut names = args.parties.clone();
+    if args.exchange {
+        names.push("exchange".into());
+    }
+    let issued = issue_certs(&args.dir, &args.domain, &names)?;
+    if args.json {
+        let rows: Vec<Value> = issued
+            .iter()
+            .map(|(n, c, k)| json!({"name": format!("{n}.{}", args.domain), "cert": c, "key": k}))
+            .collect();
+        println!(
+            "{}",
+            json!({"ca": args.dir.join("ca.pem"), "certificates": rows})
+        );
+    } else {
+        println!("CA: {}", args.dir.join("ca.pem").display());
+        println!("{:<24} {:<40} KEY", "NAME", "CERTIFICATE");
+        for (n, c, k) in &issued {
+            println!(
+                "{:<24} {:<40} {}",
+                format!("{n}.{}", args.domain),
+                c.display(),
+                k.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct DoctorArgs {
+    /// The node's configuration.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Check only these peer parties (comma-separated); default: every party of the site
+    /// router's route table (`router_config` in the node's configuration).
+    #[arg(long, value_delimiter = ',')]
+    pub party: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The kind of failure an error text shows.
+pub fn classify(error: &str) -> &'static str {
+    let e = error.to_ascii_lowercase();
+    if e.contains("no route") || e.contains("no default entry") || e.contains("default not allowed")
+    {
+        "missing route"
+    } else if e.contains("does not back") || e.contains("permission") {
+        "permission"
+    } else if e.contains("certificate") || e.contains("tls") || e.contains("handshake") {
+        "TLS/certificate"
+    } else if e.contains("refused") {
+        "refused"
+    } else if e.contains("timed out") || e.contains("deadline") || e.contains("timeout") {
+        "timeout"
+    } else if e.contains("lookup") || e.contains("resolve") || e.contains("name or service") {
+        "name resolution"
+    } else if e.contains("unreachable") {
+        "unreachable"
+    } else {
+        "error"
+    }
+}
+
+pub fn doctor(args: DoctorArgs) -> Result<()> {
+    let (config, base) = NodeConfig::load(&args.config)?;
+    let mut checks: Vec<(String, String, Result<String, String>)> = Vec::new();
+    // 1. The node's API.
+    let api = format!("http://{}", config.api);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build();
+    let api_check = match agent.get(&format!("{api}/v2/site/info/query")).call() {
+        Ok(r) => Ok(format!("HTTP {}", r.status())),
+        Err(ureq::Error::Status(code, _)) => Ok(format!("HTTP {code}")),
+        Err(e) => Err(e.to_string()),
+    };
+    checks.push(("local node API".into(), api.clone(), api_check));
+    // 2. Through the site router back to this node, then 3. to each peer's node.
+    let listen: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    let probe = NodeConfig {
+        grpc: listen,
+        ..config.clone()
+    };
+    let transport = start_transport(&probe, &base, None)?;
+    let me = config.party_ids[0].clone();
+    let ping = |party: &str| -> Result<String, String> {
+        let reply = transport.call(
+            "doctor",
+            party,
+            fate_scheduler::site::paths::PING,
+            b"{}".to_vec(),
+            Duration::from_secs(5),
+        )?;
+        let v: Value = serde_json::from_slice(&reply).map_err(|e| e.to_string())?;
+        match v["code"].as_i64() {
+            Some(0) => Ok(format!("node hosts {}", v["data"]["party_ids"])),
+            _ => Err(format!("node answered: {}", v["message"])),
+        }
+    };
+    checks.push((
+        "local router -> this node".into(),
+        format!("fateflow:{me}"),
+        ping(&me),
+    ));
+    let peers: Vec<String> = if !args.party.is_empty() {
+        args.party.clone()
+    } else if let Some(router) = &config.router_config {
+        let (file, rbase): (RouterFile, PathBuf) = load_yaml(&base.join(router))?;
+        let table = fate_federation_grpc::RouteTable::load(&rbase.join(&file.route_table))
+            .map_err(|e| anyhow!("{e}"))?;
+        table
+            .parties()
+            .filter(|p| *p != "default" && !config.party_ids.iter().any(|m| m == p))
+            .map(String::from)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for peer in &peers {
+        checks.push((
+            format!("route to party {peer}"),
+            format!("fateflow:{peer}"),
+            ping(peer),
+        ));
+    }
+    let failed = checks.iter().filter(|c| c.2.is_err()).count();
+    if args.json {
+        let rows: Vec<Value> = checks
+            .iter()
+            .map(|(hop, target, r)| match r {
+                Ok(d) => json!({"hop": hop, "target": target, "ok": true, "detail": d}),
+                Err(e) => json!({"hop": hop, "target": target, "ok": false,
+                                  "kind": classify(e), "detail": e}),
+            })
+            .collect();
+        println!("{}", json!({"checks": rows, "failed": failed}));
+    } else {
+        println!("{:<28} {:<24} {:<16} DETAIL", "HOP", "TARGET", "RESULT");
+        for (hop, target, r) in &checks {
+            let (result, detail) = match r {
+                Ok(d) => ("ok".to_string(), d.clone()),
+                Err(e) => (format!("FAIL {}", classify(e)), e.clone()),
+            };
+            println!("{hop:<28} {target:<24} {result:<16} {detail}");
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} checks failed", checks.len());
+    }
+    Ok(())
+}

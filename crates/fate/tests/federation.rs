@@ -1,0 +1,532 @@
+//! Parties on separate processes: `fate deploy local` starts a node and a site router per party
+//! (and an exchange), then jobs run across them through the routers, with and without mutual
+//! TLS. Faults: a party's node killed mid-job, a wrong certificate, an unknown party and a
+//! missing route, each answered with an error that names the party and the hop.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn fate() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fate"));
+    c.env_remove("FATE_API")
+        .env_remove("FATE_HOME")
+        .env("FATE_LOG", "warn");
+    c
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running `fate deploy local`, stopped on drop.
+struct Deployment {
+    dir: tempfile::TempDir,
+    info: Value,
+}
+
+/// One deployment at a time: they share the machine's two cores and its free ports (a router
+/// restarted by one test could otherwise take a port another deployment just picked).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Deployment {
+    fn start(parties: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = fate()
+            .args(["deploy", "local", "--json", "--partner-timeout", "5"])
+            .args(["--parties", parties, "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "deploy failed: {}", text(&out));
+        let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+        Deployment { dir, info }
+    }
+
+    fn party(&self, id: &str) -> &Value {
+        self.info["parties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["party_id"] == id)
+            .unwrap_or_else(|| panic!("party {id} not deployed"))
+    }
+
+    fn api(&self, id: &str) -> String {
+        self.party(id)["api"].as_str().unwrap().to_string()
+    }
+
+    fn node_config(&self, id: &str) -> PathBuf {
+        PathBuf::from(self.party(id)["node_config"].as_str().unwrap())
+    }
+
+    fn pid(&self, name: &str) -> u32 {
+        self.info["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["pid"].as_u64())
+            .unwrap_or_else(|| panic!("no process {name}")) as u32
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn toy(&self, guest: &str, hosts: &str, data_num: u64) -> Output {
+        fate()
+            .args([
+                "toy",
+                "--json",
+                "--timeout",
+                "120",
+                "--guest",
+                guest,
+                "--host",
+                hosts,
+            ])
+            .args([
+                "--data-num",
+                &data_num.to_string(),
+                "--api",
+                &self.api(guest),
+            ])
+            .output()
+            .unwrap()
+    }
+
+    fn toy_ok(&self, guest: &str, hosts: &str) {
+        let out = self.toy(guest, hosts, 1024);
+        assert!(
+            out.status.success(),
+            "toy {guest} -> {hosts} failed: {}",
+            text(&out)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["status"], "success", "{v}");
+        // Every party's rows reached the initiator's store with the hosts' own statuses.
+        let job_id = v["job_id"].as_str().unwrap();
+        let tasks = self.get(guest, "/v2/job/task/query", &[("job_id", job_id)]);
+        let rows = tasks["data"].as_array().unwrap();
+        for host in hosts.split(',') {
+            let row = rows
+                .iter()
+                .find(|t| t["party_id"] == host && t["role"] == "host")
+                .unwrap_or_else(|| panic!("no task row of host {host}: {tasks}"));
+            assert_eq!(row["status"], "success", "{row}");
+        }
+        // ... and each host's node ran its own part.
+        for host in hosts.split(',') {
+            let jobs = self.get(host, "/v2/job/query", &[("job_id", job_id)]);
+            assert_eq!(jobs["data"][0]["status"], "success", "host {host}: {jobs}");
+            assert_eq!(jobs["data"][0]["party_id"], host);
+        }
+    }
+
+    fn get(&self, party: &str, path: &str, query: &[(&str, &str)]) -> Value {
+        let url = format!("{}{path}", self.api(party));
+        let mut req = ureq::get(&url);
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        req.call().unwrap().into_json().unwrap()
+    }
+
+    fn doctor(&self, party: &str, extra: &[&str]) -> (bool, Value) {
+        let out = fate()
+            .args(["doctor", "--json", "-c"])
+            .arg(self.node_config(party))
+            .args(extra)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {}", text(&out)));
+        (out.status.success(), v)
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = fate()
+            .args(["deploy", "local", "--stop", "--dir"])
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+#[test]
+fn toy_runs_across_processes_in_direct_mode() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::start("9999,10000", &[]);
+    d.toy_ok("9999", "10000");
+    let (ok, report) = d.doctor("9999", &[]);
+    assert!(ok, "{report}");
+    assert_eq!(report["checks"].as_array().unwrap().len(), 3, "{report}");
+}
+
+#[test]
+fn toy_runs_through_an_exchange_with_mutual_tls_for_two_and_three_parties() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::start("9999,10000,8888", &["--exchange", "--tls"]);
+    assert!(d.path().join("certs/exchange.crt").exists());
+    d.toy_ok("9999", "10000");
+    d.toy_ok("9999", "10000,8888");
+}
+
+#[test]
+fn toy_runs_directly_with_mutual_tls_for_three_parties() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::start("9999,10000,8888", &["--tls"]);
+    d.toy_ok("9999", "10000,8888");
+    let (ok, report) = d.doctor("10000", &[]);
+    assert!(ok, "{report}");
+}
+
+fn job_of(d: &Deployment, party: &str, job_id: &str) -> Value {
+    d.get(party, "/v2/job/query", &[("job_id", job_id)])["data"][0].clone()
+}
+
+fn latest_job_id(d: &Deployment, party: &str) -> Option<String> {
+    let v = d.get(party, "/v2/job/list/query", &[]);
+    v["data"]["jobs"]
+        .as_array()
+        .or(v["data"].as_array())
+        .and_then(|jobs| {
+            jobs.iter()
+                .filter_map(|j| j["job_id"].as_str())
+                .max()
+                .map(String::from)
+        })
+}
+
+#[test]
+fn a_party_killed_mid_job_ends_the_job_everywhere_naming_it() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::start("9999,10000,8888", &[]);
+    // A toy big enough to be running when the node of 8888 dies.
+    let toy = {
+        let mut c = fate();
+        c.args(["toy", "--json", "--timeout", "120", "--guest", "9999"])
+            .args(["--host", "10000,8888", "--data-num", "3000000", "--api"])
+            .arg(d.api("9999"));
+        c.spawn().unwrap()
+    };
+    // Wait until the job runs at 8888, then kill its node.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job_id = loop {
+        if let Some(id) = latest_job_id(&d, "8888")
+            && job_of(&d, "8888", &id)["status"] == "running"
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the job never ran at 8888");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let killed = Instant::now();
+    Command::new("kill")
+        .args(["-9", &d.pid("node of 8888").to_string()])
+        .status()
+        .unwrap();
+    let out = toy.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the toy succeeded without 8888");
+    // Every surviving party ends the job within a bounded time.
+    let bound = Duration::from_secs(40);
+    for party in ["9999", "10000"] {
+        loop {
+            let job = job_of(&d, party, &job_id);
+            let status = job["status"].as_str().unwrap_or("").to_string();
+            if ["failed", "canceled"].contains(&status.as_str()) {
+                break;
+            }
+            assert!(
+                killed.elapsed() < bound,
+                "party {party} still has the job {status} {:?} after the kill",
+                killed.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // The initiator says which party failed and why.
+    let job = job_of(&d, "9999", &job_id);
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("8888"),
+        "the error does not name 8888: {error}"
+    );
+    assert!(
+        error.contains("refused") || error.contains("unreachable"),
+        "the error does not say why: {error}"
+    );
+    // And the surviving host was stopped by the initiator.
+    let host = job_of(&d, "10000", &job_id);
+    assert!(
+        host["error"].as_str().unwrap_or("").contains("9999"),
+        "host 10000's error does not name who stopped it: {host}"
+    );
+}
+
+#[test]
+fn unknown_parties_missing_routes_and_wrong_certificates_are_named() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::start("9999,10000", &["--tls"]);
+    // Unknown party: the job is refused at submission, naming the party and the hop.
+    let out = d.toy("9999", "7777", 16);
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("party 7777") && msg.contains("no route to party 7777"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("via 127.0.0.1:"),
+        "the hop is not named: {msg}"
+    );
+
+    // Missing route: 9999's router forgets 10000 (the table is reloaded on change).
+    let table_path = d.path().join("9999/route_table.json");
+    let original = std::fs::read_to_string(&table_path).unwrap();
+    let mut table: Value = serde_json::from_str(&original).unwrap();
+    table["route_table"]
+        .as_object_mut()
+        .unwrap()
+        .remove("10000");
+    std::fs::write(&table_path, table.to_string()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let report = loop {
+        let (ok, report) = d.doctor("9999", &["--party", "10000"]);
+        if !ok {
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the route table was not reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let check = &report["checks"][2];
+    assert_eq!(check["kind"], "missing route", "{report}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no route to party 10000"),
+        "{report}"
+    );
+    std::fs::write(&table_path, &original).unwrap();
+
+    // Wrong certificate: 10000's router presents a certificate of another CA.
+    let other = tempfile::tempdir().unwrap();
+    let out = fate()
+        .args(["cert", "--parties", "10000", "--dir"])
+        .arg(other.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for f in ["10000.crt", "10000.key"] {
+        std::fs::copy(other.path().join(f), d.path().join("certs").join(f)).unwrap();
+    }
+    // Restart 10000's router so it serves the new certificate.
+    let router_pid = d.pid("router of 10000");
+    Command::new("kill")
+        .args(["-9", &router_pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let log = std::fs::File::create(d.path().join("10000/router2.log")).unwrap();
+    let mut router = fate()
+        .args(["router", "-c"])
+        .arg(d.path().join("10000/router.yaml"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let report = loop {
+        let (ok, report) = d.doctor("9999", &["--party", "10000"]);
+        let check = &report["checks"][2];
+        if !ok && check["kind"] == "TLS/certificate" {
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no certificate error reported: {report}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let detail = report["checks"][2]["detail"].as_str().unwrap().to_string();
+    assert!(
+        detail.contains("router of 10000") && detail.contains("certificate"),
+        "{detail}"
+    );
+    let _ = router.kill();
+    let _ = router.wait();
+}
+
+const READER_PSI: &str = r#"
+dag:
+  parties:
+  - {party_id: ['9999'], role: guest}
+  - {party_id: ['10000'], role: host}
+  conf: {initiator_party_id: '9999', scheduler_party_id: '9999'}
+  party_tasks:
+    guest_9999:
+      parties: [{party_id: ['9999'], role: guest}]
+      tasks: {reader_0: {parameters: {name: breast_hetero_guest, namespace: experiment}}}
+    host_10000:
+      parties: [{party_id: ['10000'], role: host}]
+      tasks: {reader_0: {parameters: {name: breast_hetero_host, namespace: experiment}}}
+  stage: train
+  tasks:
+    reader_0: {component_ref: reader, parameters: {}, stage: default}
+    psi_0:
+      component_ref: psi
+      dependent_tasks: [reader_0]
+      inputs:
+        data:
+          input_data:
+            task_output_artifact:
+              output_artifact_key: output_data
+              parties:
+              - {party_id: ['9999'], role: guest}
+              - {party_id: ['10000'], role: host}
+              producer_task: reader_0
+      parameters: {}
+      parties:
+      - {party_id: ['9999'], role: guest}
+      - {party_id: ['10000'], role: host}
+      stage: default
+schema_version: 2.2.0
+"#;
+
+fn upload(d: &Deployment, party: &str, conf: &str) {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/upload")
+        .join(conf);
+    let out = fate()
+        .args(["data", "upload", "--json", "-c"])
+        .arg(&conf)
+        .args(["--api", &d.api(party)])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "upload at {party}: {}", text(&out));
+}
+
+fn wait_end(d: &Deployment, party: &str, job_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = job_of(d, party, job_id);
+        if ["success", "failed", "canceled", "timeout"]
+            .contains(&job["status"].as_str().unwrap_or(""))
+        {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {job_id} did not end at {party}: {job}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_host_failure_reaches_the_initiator_and_a_rerun_and_a_stop_reach_every_party() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::start("9999,10000", &[]);
+    // An upload is a `local` job on one node; it needs no other party.
+    upload(&d, "9999", "breast_hetero_guest.json");
+    // The host has not uploaded its table: its reader fails, and the initiator says so.
+    let submitted: Value = ureq::post(&format!("{}/v2/job/submit", d.api("9999")))
+        .send_string(READER_PSI)
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(submitted["code"], 0, "{submitted}");
+    let job_id = submitted["job_id"].as_str().unwrap().to_string();
+    let job = wait_end(&d, "9999", &job_id);
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("host:10000") && error.contains("breast_hetero_host"),
+        "the initiator's error does not carry the host's: {error}"
+    );
+    assert_eq!(wait_end(&d, "10000", &job_id)["status"], "failed");
+
+    // After the host uploads, a rerun at the initiator reruns the failed tasks everywhere.
+    upload(&d, "10000", "breast_hetero_host.json");
+    let out = fate()
+        .args(["job", "rerun", "-j", &job_id, "--api", &d.api("9999")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for party in ["9999", "10000"] {
+        let job = wait_end(&d, party, &job_id);
+        assert_eq!(job["status"], "success", "at {party}: {job}");
+    }
+    let tasks = d.get("10000", "/v2/job/task/query", &[("job_id", &job_id)]);
+    let psi = tasks["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["task_name"] == "psi_0" && t["status"] == "success")
+        .map(|t| t["task_version"].as_i64().unwrap())
+        .max();
+    assert_eq!(
+        psi,
+        Some(1),
+        "psi_0 reran as version 1 at the host: {tasks}"
+    );
+
+    // A stop at the initiator reaches the host.
+    let toy = {
+        let mut c = fate();
+        c.args([
+            "toy",
+            "--json",
+            "--timeout",
+            "120",
+            "--guest",
+            "9999",
+            "--host",
+            "10000",
+        ])
+        .args(["--data-num", "3000000", "--api"])
+        .arg(d.api("9999"));
+        c.spawn().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let toy_id = loop {
+        if let Some(id) = latest_job_id(&d, "10000")
+            && id != job_id
+            && job_of(&d, "10000", &id)["status"] == "running"
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the toy never ran at 10000");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = fate()
+        .args(["job", "stop", "-j", &toy_id, "--api", &d.api("9999")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let _ = toy.wait_with_output();
+    let host = wait_end(&d, "10000", &toy_id);
+    assert_eq!(host["status"], "canceled", "{host}");
+    assert!(
+        host["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("stopped by party 9999"),
+        "{host}"
+    );
+    assert_eq!(wait_end(&d, "9999", &toy_id)["status"], "canceled");
+}
