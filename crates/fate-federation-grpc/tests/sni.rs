@@ -15,7 +15,7 @@ use fate_federation::{
     CancelToken, Federation, FederationConfig, FederationError, MessageKey, Transport,
 };
 use fate_federation_grpc::certs::{self, CertAuthority, CertFiles};
-use fate_federation_grpc::testing::ats::{TrafficServer, Tunnel};
+use fate_federation_grpc::testing::ats::{AtsConfig, TrafficServer, Tunnel};
 use fate_federation_grpc::{
     ClientOptions, GrpcTransport, Limits, RetryPolicy, RouteTable, Router, RouterConfig, Routes,
     TlsConfig, TransportConfig,
@@ -151,6 +151,11 @@ struct Star {
 impl Star {
     /// `None` when the test skips (no Traffic Server).
     fn start(test: &str) -> Option<Star> {
+        Self::start_with(test, Duration::from_secs(300))
+    }
+
+    /// With Traffic Server closing tunnels idle for `idle_timeout`.
+    fn start_with(test: &str, idle_timeout: Duration) -> Option<Star> {
         let dir = tempfile::tempdir().unwrap();
         // A CA and one certificate per site named `<party>.fate.org`, as files.
         let files = certs::generate(dir.path(), DOMAIN, &[SITE_A, SITE_B]).unwrap();
@@ -168,7 +173,11 @@ impl Star {
                 .iter()
                 .map(|p| Tunnel::new(format!("{p}.{DOMAIN}"), rb.local_addr())),
         );
-        let ats = TrafficServer::for_test(test, &tunnels)?;
+        let config = AtsConfig {
+            idle_timeout,
+            ..AtsConfig::new(tunnels)
+        };
+        let ats = TrafficServer::for_test(test, &config)?;
         let proxy = ats.addr();
 
         // Each transport pushes to its own router; the routers know the peer only as the
@@ -357,4 +366,45 @@ fn merge(base: RouteTable, extra: &RouteTable) -> RouteTable {
         }
     }
     RouteTable::from_parts(entries, base.default_allow(), base.self_party().to_vec())
+}
+
+/// Connections from site A's router to the proxy, by `ss`.
+fn established_to(addr: SocketAddr) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-Htn", "state", "established"])
+        .arg(format!("( dport = :{} )", addr.port()))
+        .output()
+        .expect("ss (iproute2) runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn a_tunnel_the_proxy_closed_when_idle_is_opened_again() {
+    let test = "a_tunnel_the_proxy_closed_when_idle_is_opened_again";
+    let Some(star) = Star::start_with(test, Duration::from_secs(1)) else {
+        return;
+    };
+    let proxy = star.ats.addr();
+    star.a
+        .send(&key("before_idle", "9999", "10000"), vec![1; 10])
+        .unwrap();
+    assert_eq!(established_to(proxy), 1, "router A holds one tunnel");
+    // ATS checks its inactivity timeouts every few seconds, not to the millisecond.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while established_to(proxy) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the proxy never closed the idle tunnel"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let k = key("after_idle", "9999", "10000");
+    star.a.send(&k, vec![2; 10]).unwrap();
+    let far = Instant::now() + Duration::from_secs(10);
+    assert_eq!(
+        star.b.recv(&k, far, &CancelToken::new()).unwrap(),
+        vec![2; 10]
+    );
+    assert_eq!(established_to(proxy), 1, "a new tunnel");
 }

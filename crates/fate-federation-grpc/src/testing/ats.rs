@@ -21,8 +21,8 @@
 //!   `proxy.config.crash_log_helper` `NULL` stops it from leaving a `traffic_crashlog`
 //!   process behind.
 //! - Tunnels idle longer than `transaction_no_activity_timeout_in/out` (30 s by default)
-//!   are closed; they are raised to 300 s here. A router's channel through ATS reconnects
-//!   after such a close (pushes are retried).
+//!   are closed ([`AtsConfig::idle_timeout`], 300 s here); a router's channel through ATS
+//!   connects again on its next push (tests/sni.rs checks this).
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -67,6 +67,25 @@ impl Tunnel {
     }
 }
 
+/// What [`TrafficServer::start`] configures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AtsConfig {
+    /// The `sni.yaml` entries.
+    pub tunnels: Vec<Tunnel>,
+    /// How long a tunnel may be idle before ATS closes it (whole seconds, at least 1).
+    pub idle_timeout: Duration,
+}
+
+impl AtsConfig {
+    /// `tunnels`, closed after 300 s idle.
+    pub fn new(tunnels: Vec<Tunnel>) -> Self {
+        AtsConfig {
+            tunnels,
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
 /// A running `traffic_server`; dropping it kills the process and deletes its directory.
 #[derive(Debug)]
 pub struct TrafficServer {
@@ -88,9 +107,9 @@ pub fn binary() -> Result<PathBuf, AtsError> {
 }
 
 impl TrafficServer {
-    /// Starts Traffic Server on a free port of 127.0.0.1 with one tunnel per entry and
-    /// waits until it accepts connections.
-    pub fn start(tunnels: &[Tunnel]) -> Result<TrafficServer, AtsError> {
+    /// Starts Traffic Server on a free port of 127.0.0.1 with one tunnel per entry of
+    /// `config.tunnels` and waits until it accepts connections.
+    pub fn start(config: &AtsConfig) -> Result<TrafficServer, AtsError> {
         let binary = binary()?;
         let err = |what: &str, e: &dyn std::fmt::Display| AtsError::Start(format!("{what}: {e}"));
         // The port is picked free and then released, so another process may take it before
@@ -106,7 +125,7 @@ impl TrafficServer {
                 .prefix("fate-ats-")
                 .tempdir()
                 .map_err(|e| err("cannot create a directory", &e))?;
-            write_config(dir.path(), &binary, addr, tunnels)?;
+            write_config(dir.path(), &binary, addr, config)?;
             let out = |name: &str| {
                 std::fs::File::create(dir.path().join(name))
                     .map(Stdio::from)
@@ -132,8 +151,8 @@ impl TrafficServer {
     /// [`TrafficServer::start`] for a test: `None` after printing why the test skips when
     /// `traffic_server` is not installed (a panic instead under CI, see
     /// [`super::unavailable`]); panics on any other failure.
-    pub fn for_test(test: &str, tunnels: &[Tunnel]) -> Option<TrafficServer> {
-        match TrafficServer::start(tunnels) {
+    pub fn for_test(test: &str, config: &AtsConfig) -> Option<TrafficServer> {
+        match TrafficServer::start(config) {
             Ok(ats) => Some(ats),
             Err(err @ AtsError::NotInstalled) => {
                 super::unavailable(test, &err.to_string());
@@ -205,8 +224,9 @@ fn write_config(
     dir: &Path,
     binary: &Path,
     addr: SocketAddr,
-    tunnels: &[Tunnel],
+    config: &AtsConfig,
 ) -> Result<(), AtsError> {
+    let tunnels = &config.tunnels;
     let write = |path: &Path, text: &str| {
         std::fs::write(path, text)
             .map_err(|e| AtsError::Start(format!("cannot write {}: {e}", path.display())))
@@ -260,13 +280,14 @@ fn write_config(
          CONFIG proxy.config.http.wait_for_cache INT 0\n\
          CONFIG proxy.config.log.logging_enabled INT 0\n\
          CONFIG proxy.config.net.connections_throttle INT 1000\n\
-         CONFIG proxy.config.http.transaction_no_activity_timeout_in INT 300\n\
-         CONFIG proxy.config.http.transaction_no_activity_timeout_out INT 300\n\
+         CONFIG proxy.config.http.transaction_no_activity_timeout_in INT {idle}\n\
+         CONFIG proxy.config.http.transaction_no_activity_timeout_out INT {idle}\n\
          CONFIG proxy.config.exec_thread.autoconfig INT 0\n\
          CONFIG proxy.config.exec_thread.limit INT 2\n\
          CONFIG proxy.config.task_threads INT 1\n",
         port = addr.port(),
         ip = addr.ip(),
+        idle = config.idle_timeout.as_secs().max(1),
     );
     write(&etc.join("records.config"), &records)?;
 
