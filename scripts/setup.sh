@@ -7,6 +7,10 @@ need_apt=()
 # rug links Debian's GMP (gmp-mpfr-sys `use-system-libs`), so no m4 and no GMP build is needed.
 dpkg -s libgmp-dev >/dev/null 2>&1 || need_apt+=(libgmp-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# Apache Traffic Server: the seeds' SNI proxy, run by the federation's star-network tests.
+command -v traffic_server >/dev/null 2>&1 || [ -x /usr/bin/traffic_server ] || need_apt+=(trafficserver)
+# ip and tc: the network-namespace tests (separate hosts, rate-limited links).
+{ command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

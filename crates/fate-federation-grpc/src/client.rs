@@ -137,6 +137,34 @@ impl Client {
         format!("{party}.{domain}")
     }
 
+    /// The server name a secure hop is connected with (sent as SNI, so an SNI proxy such as
+    /// Traffic Server tunnels by it), empty for a plaintext hop.
+    fn tls_server_name(&self, hop: &Hop, dst_party_id: &str, self_party: &[String]) -> String {
+        if !hop.route.is_secure {
+            return String::new();
+        }
+        let domain = self.tls.as_ref().map(|t| t.domain.as_str()).unwrap_or("");
+        self.server_name(hop, dst_party_id, self_party, domain)
+    }
+
+    /// [`hop_error`], with the TLS server name added to a TLS failure: through an SNI proxy
+    /// the name also chose the tunnel, so it tells which one failed.
+    pub fn hop_error(
+        &self,
+        hop: &Hop,
+        dst: &dyn std::fmt::Display,
+        dst_party_id: &str,
+        self_party: &[String],
+        status: &Status,
+    ) -> String {
+        let mut text = hop_error(hop, dst, status);
+        if describe(status).1 {
+            let name = self.tls_server_name(hop, dst_party_id, self_party);
+            text.push_str(&format!(" (TLS server name {name})"));
+        }
+        text
+    }
+
     /// A (lazily connecting) channel to the hop.
     pub fn channel(
         &self,
@@ -145,15 +173,10 @@ impl Client {
         self_party: &[String],
     ) -> Result<Channel, String> {
         let route = &hop.route;
-        let domain = self.tls.as_ref().map(|t| t.domain.as_str()).unwrap_or("");
         let key = ChannelKey {
             address: route.address(),
             secure: route.is_secure,
-            server_name: if route.is_secure {
-                self.server_name(hop, dst_party_id, self_party, domain)
-            } else {
-                String::new()
-            },
+            server_name: self.tls_server_name(hop, dst_party_id, self_party),
             cert_chain_file: route.cert_chain_file.clone(),
             private_key_file: route.private_key_file.clone(),
             ca_file: route.ca_file.clone(),
@@ -278,7 +301,13 @@ impl Client {
                 Ok(_) => return Ok(()),
                 Err(status) => status,
             };
-            let text = hop_error(&hop, dst, &status);
+            let text = self.hop_error(
+                &hop,
+                dst,
+                dst.party_id.as_str(),
+                table.self_party(),
+                &status,
+            );
             let tls_failure = describe(&status).1;
             let now = Instant::now();
             if tls_failure

@@ -12,6 +12,8 @@
 //! - [`certs`] makes a CA and per-site certificates named `<party_id>.<domain>`; [`TlsConfig`]
 //!   turns them into server and client TLS with client certificates required.
 //! - [`bench::bench_throughput`] measures routed throughput against raw gRPC.
+//! - `testing` (cargo feature `testing`): network namespaces with rate-limited links, a TCP
+//!   delay proxy and Apache Traffic Server as an SNI proxy, for tests of separate machines.
 //!
 //! Invariants:
 //! - Peer input is bounded before it is buffered: each packet by `max_packet_size` (tonic's
@@ -38,6 +40,8 @@ mod transport;
 pub mod bench;
 pub mod certs;
 pub mod route;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 
 /// eggroll's `com.webank.ai.eggroll.api.networking.proxy` messages and the

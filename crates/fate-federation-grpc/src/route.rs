@@ -17,6 +17,14 @@
 //! extension, `hostname`: the name the next hop's TLS certificate must carry (default
 //! `<party_id>.<domain>` of the destination). Other fields (OSX's `protocol`, `useSSL`, ...) are
 //! ignored; keystore routes (`useKeyStore: true`) are refused because only PEM is supported.
+//!
+//! `hostname` is independent of `ip`/`port`: the connection goes to `ip:port` and `hostname`
+//! is sent as the TLS server name (SNI) and checked against the certificate. That is what the
+//! seeds' star network needs (fate-spec §2.6): every peer is reached through one SNI proxy
+//! (Apache Traffic Server, `sni.yaml` `tunnel_route` per `<party>.<domain>`), so each peer's
+//! route is `{"ip": <proxy ip>, "port": <proxy port>, "is_secure": true, "hostname":
+//! "10000.fate.org"}` and the proxy tunnels the TLS session, unopened, to that party's router
+//! (tests/sni.rs runs this with a real Traffic Server).
 //! `permission` missing means `default_allow: true`, as in every shipped FATE example.
 
 use std::collections::BTreeMap;
@@ -113,7 +121,8 @@ pub struct Route {
     pub is_secure: bool,
     /// FATE's reverse polling flag; such routes are refused at lookup.
     pub is_polling: bool,
-    /// Name the next hop's certificate must carry (fate-rs extension; see the module docs).
+    /// Name the next hop's certificate must carry, sent as the TLS server name (SNI) while
+    /// connecting to `ip` (fate-rs extension; see the module docs).
     pub hostname: Option<String>,
     /// OSX `certChainFile`: client certificate chain for this hop (PEM).
     pub cert_chain_file: Option<PathBuf>,

@@ -13,7 +13,7 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::client::{Client, ClientOptions, describe, hop_error};
+use crate::client::{Client, ClientOptions, describe};
 use crate::command::{self, Commands};
 use crate::envelope::{Envelope, MAX_HOPS, set_hops};
 use crate::mailbox::{Admit, Mailbox, Refusal};
@@ -240,8 +240,11 @@ pub(crate) async fn bind(
 /// The status a router returns for a failed next hop: the same code (so senders retry what
 /// is transient), except that a TLS handshake failure becomes `FAILED_PRECONDITION`.
 fn downstream_error(
+    client: &Client,
     hop: &crate::route::Hop,
     dst: &dyn std::fmt::Display,
+    dst_party_id: &str,
+    self_party: &[String],
     status: &Status,
 ) -> Status {
     let code = if describe(status).1 {
@@ -249,7 +252,10 @@ fn downstream_error(
     } else {
         status.code()
     };
-    Status::new(code, hop_error(hop, dst, status))
+    Status::new(
+        code,
+        client.hop_error(hop, dst, dst_party_id, self_party, status),
+    )
 }
 
 struct RouterService {
@@ -384,7 +390,14 @@ impl RouterService {
                 result = &mut downstream => {
                     return match result {
                         Ok(response) => Ok(response),
-                        Err(status) => Err(downstream_error(&hop, dst, &status)),
+                        Err(status) => Err(downstream_error(
+                            &self.client,
+                            &hop,
+                            dst,
+                            dst.party_id.as_str(),
+                            table.self_party(),
+                            &status,
+                        )),
                     };
                 }
                 result = &mut pump, if !pumped => {
@@ -520,7 +533,16 @@ impl DataTransferService for RouterService {
             .grpc(channel)
             .unary_call(forward)
             .await
-            .map_err(|status| downstream_error(&hop, &dst_party, &status))
+            .map_err(|status| {
+                downstream_error(
+                    &self.client,
+                    &hop,
+                    &dst_party,
+                    &party_id,
+                    table.self_party(),
+                    &status,
+                )
+            })
     }
 
     type pollingStream = tokio_stream::Empty<Result<PollingFrame, Status>>;

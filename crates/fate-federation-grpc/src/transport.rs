@@ -11,7 +11,7 @@ use fate_federation::wire::{self, Head};
 use fate_federation::{CancelToken, FederationError, MessageKey, Transport};
 use parking_lot::{Condvar, Mutex};
 
-use crate::client::{Client, ClientOptions, hop_error};
+use crate::client::{Client, ClientOptions};
 use crate::command::{self, Commands, FATEFLOW_ROLE};
 use crate::envelope::Envelope;
 use crate::mailbox::{Mailbox, Refusal};
@@ -178,7 +178,15 @@ impl GrpcTransport {
                             .grpc(channel)
                             .unary_call(request)
                             .await
-                            .map_err(|status| hop_error(&hop, &dst, &status))
+                            .map_err(|status| {
+                                client.hop_error(
+                                    &hop,
+                                    &dst,
+                                    &dst_party,
+                                    table.self_party(),
+                                    &status,
+                                )
+                            })
                     }
                     Err(e) => Err(e),
                 };
