@@ -74,6 +74,21 @@ impl ApiError {
         ApiError(Envelope::error(code, message))
     }
 
+    /// An error with a FATE-Flow code that [`RetCode`] does not name (e.g. 2005, "No found
+    /// output model") and FATE's message layout `text: key[value],key[value]`
+    /// (`fate_flow/errors/__init__.py`, `FateFlowError`).
+    pub fn fate(code: i32, text: &str, pairs: &[(&str, &str)]) -> Self {
+        let mut message = text.to_string();
+        if !pairs.is_empty() {
+            let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}[{v}]")).collect();
+            message.push_str(": ");
+            message.push_str(&parts.join(","));
+        }
+        let mut e = Envelope::error(RetCode::ServerError, message);
+        e.code = code;
+        ApiError(e)
+    }
+
     pub fn param(field: &str, reason: impl std::fmt::Display) -> Self {
         ApiError(
             Envelope::error(RetCode::InvalidParameter, format!("{field}: {reason}"))

@@ -13,6 +13,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod artifacts;
+mod bind;
+mod job_logs;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
@@ -50,6 +54,16 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v2/table/query", get(table_query))
         .route("/v2/table/delete", post(table_delete))
+        .route("/v2/table/bind/path", post(bind::bind_path))
+        .route("/v2/job/log/download", post(job_logs::download))
+        .route("/v2/output/model/download", get(artifacts::download))
+        .route("/v2/model/export", post(artifacts::export))
+        .route(
+            "/v2/model/import",
+            post(artifacts::import).layer(axum::extract::DefaultBodyLimit::max(
+                artifacts::IMPORT_LIMIT,
+            )),
+        )
         .route("/v2/output/metric/query", get(metric_query))
         .route("/v2/output/metric/key/query", get(metric_key_query))
         .route("/v2/output/model/query", get(model_query))

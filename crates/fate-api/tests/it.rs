@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tower::ServiceExt;
 
+mod transfer;
+
 struct Node {
     app: Router,
 }

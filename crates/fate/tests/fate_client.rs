@@ -97,11 +97,14 @@ impl Drop for NodeProcess {
 }
 
 fn run(venv: &Path, program: &str, args: &[&str], cwd: &Path) -> String {
-    let out = Command::new(venv.join("bin").join(program))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
+    // Console scripts run through the venv's own python: their shebang names the directory the
+    // venv was created in, which is another one when a target directory was copied.
+    let python = venv.join("bin/python");
+    let mut cmd = Command::new(&python);
+    if program != "python" {
+        cmd.arg(venv.join("bin").join(program));
+    }
+    let out = cmd.args(args).current_dir(cwd).output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -109,6 +112,54 @@ fn run(venv: &Path, program: &str, args: &[&str], cwd: &Path) -> String {
     );
     assert!(out.status.success(), "{program} {args:?} failed:\n{text}");
     text
+}
+
+/// Runs `flow` and reads the JSON it prints (fate_client's `prettify`).
+fn flow(venv: &Path, args: &[&str], cwd: &Path) -> serde_json::Value {
+    let out = run(venv, "flow", args, cwd);
+    let start = out
+        .find('{')
+        .unwrap_or_else(|| panic!("flow {args:?}: no JSON:\n{out}"));
+    let mut de = serde_json::Deserializer::from_str(&out[start..]).into_iter();
+    match de.next() {
+        Some(Ok(v)) => v,
+        _ => panic!("flow {args:?}: no JSON:\n{out}"),
+    }
+}
+
+/// `flow` must answer FATE's success code.
+fn flow_ok(venv: &Path, args: &[&str], cwd: &Path) -> serde_json::Value {
+    let v = flow(venv, args, cwd);
+    assert_eq!(v["code"], 0, "flow {args:?}: {v}");
+    v
+}
+
+/// FATE's predict DAG (FATE-Flow examples/lr/predict_lr.yaml) for the LR pipeline, the model
+/// from the model warehouse, the host's rows from `host_table`.
+fn lr_predict_dag(model_id: &str, model_version: &str, host_table: &str) -> serde_json::Value {
+    let gh = serde_json::json!([{"role": "guest", "party_id": ["9999"]}, {"role": "host", "party_id": ["10000"]}]);
+    serde_json::json!({"dag": {
+        "conf": {"model_warehouse": {"model_id": model_id, "model_version": model_version}},
+        "parties": [{"role": "guest", "party_id": ["9999"]}, {"role": "host", "party_id": ["10000"]},
+                    {"role": "arbiter", "party_id": ["10000"]}],
+        "party_tasks": {
+            "guest_9999": {"parties": [{"role": "guest", "party_id": ["9999"]}],
+                "tasks": {"reader_0": {"parameters": {"namespace": "experiment", "name": "breast_hetero_guest"}}}},
+            "host_10000": {"parties": [{"role": "host", "party_id": ["10000"]}],
+                "tasks": {"reader_0": {"parameters": {"namespace": "experiment", "name": host_table}}}}},
+        "stage": "predict",
+        "tasks": {
+            "reader_0": {"component_ref": "reader", "parameters": {}, "parties": gh, "stage": "default"},
+            "psi_0": {"component_ref": "psi", "dependent_tasks": ["reader_0"], "parties": gh, "stage": "default",
+                "inputs": {"data": {"input_data": {"task_output_artifact":
+                    {"producer_task": "reader_0", "output_artifact_key": "output_data", "parties": gh}}}}},
+            "lr_0": {"component_ref": "coordinated_lr", "dependent_tasks": ["psi_0"], "parameters": {},
+                "inputs": {
+                    "data": {"test_data": {"task_output_artifact":
+                        {"producer_task": "psi_0", "output_artifact_key": "output_data", "parties": gh}}},
+                    "model": {"input_model": {"model_warehouse":
+                        {"producer_task": "lr_0", "output_artifact_key": "output_model"}}}}}}},
+        "schema_version": "2.2.0"})
 }
 
 fn shared_data(name: &str) -> PathBuf {
@@ -203,4 +254,152 @@ fn flow_cli_and_pipeline_sdk_run_unchanged() {
     assert!(r["sbt_auc"].as_f64().unwrap() >= 0.997, "{r}");
     assert_eq!(r["lr_predict_rows"], 569, "{r}");
     assert_eq!(r["sbt_predict_rows"], 569, "{r}");
+
+    // flow's file commands (issue #6): bind a CSV path as a table, download a task's model,
+    // export the LR model of every party, import them under a new model id, predict from the
+    // imported models with a DAG submitted by `flow job submit`, download that job's logs.
+    let cwd = dir.path();
+    let host_csv = shared_data("breast_hetero_host.csv");
+    let v = flow_ok(
+        &venv,
+        &[
+            "table",
+            "bind",
+            "--namespace",
+            "experiment",
+            "--name",
+            "bound_host",
+            "--path",
+            host_csv.to_str().unwrap(),
+        ],
+        cwd,
+    );
+    println!("flow table bind: {v}");
+    let v = flow_ok(
+        &venv,
+        &["table", "query", "-ns", "experiment", "-n", "bound_host"],
+        cwd,
+    );
+    assert_eq!(v["data"]["count"], 569, "{v}");
+
+    let lr_job = r["lr_job_id"].as_str().unwrap();
+    let (model_id, model_version) = (
+        r["lr_model_id"].as_str().unwrap(),
+        r["lr_model_version"].as_str().unwrap(),
+    );
+    let models_dir = cwd.join("models");
+    let v = flow_ok(
+        &venv,
+        &[
+            "output",
+            "download-model",
+            "-j",
+            lr_job,
+            "-r",
+            "guest",
+            "-p",
+            "9999",
+            "-tn",
+            "lr_0",
+            "-o",
+            models_dir.to_str().unwrap(),
+        ],
+        cwd,
+    );
+    println!("flow output download-model: {v}");
+    let got = models_dir.join(format!("output_model_{lr_job}_guest_9999_lr_0"));
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(got.join("json_model")).unwrap()).unwrap();
+    assert!(model.is_object(), "{model}");
+    assert!(got.join("json_model.meta.yaml").is_file());
+
+    let exported = cwd.join("exported");
+    for (role, party) in [("guest", "9999"), ("host", "10000"), ("arbiter", "10000")] {
+        let v = flow_ok(
+            &venv,
+            &[
+                "model",
+                "export",
+                "--model-id",
+                model_id,
+                "--model-version",
+                model_version,
+                "-p",
+                party,
+                "-r",
+                role,
+                "-o",
+                exported.to_str().unwrap(),
+            ],
+            cwd,
+        );
+        println!("flow model export {role}: {v}");
+        let zip = exported.join(format!("{model_id}_{model_version}_{role}_{party}.zip"));
+        assert!(zip.is_file(), "{}", zip.display());
+        let v = flow_ok(
+            &venv,
+            &[
+                "model",
+                "import",
+                "--model-id",
+                "imported_lr",
+                "--model-version",
+                "1",
+                "-i",
+                zip.to_str().unwrap(),
+            ],
+            cwd,
+        );
+        println!("flow model import {role}: {v}");
+    }
+    let dag_path = cwd.join("predict_imported.yaml");
+    std::fs::write(
+        &dag_path,
+        lr_predict_dag("imported_lr", "1", "bound_host").to_string(),
+    )
+    .unwrap();
+    let v = flow_ok(
+        &venv,
+        &["job", "submit", "-c", dag_path.to_str().unwrap()],
+        cwd,
+    );
+    let predict_job = v["job_id"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..600 {
+        let v = flow_ok(&venv, &["job", "query", "-j", &predict_job], cwd);
+        statuses = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["status"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if statuses
+            .iter()
+            .all(|s| matches!(s.as_str(), "success" | "failed" | "canceled" | "timeout"))
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        statuses.iter().all(|s| s == "success"),
+        "predict from imported models: {statuses:?}"
+    );
+    let logs_dir = cwd.join("logs");
+    let v = flow_ok(
+        &venv,
+        &[
+            "job",
+            "download-log",
+            "-j",
+            &predict_job,
+            "-o",
+            logs_dir.to_str().unwrap(),
+        ],
+        cwd,
+    );
+    println!("flow job download-log: {v}");
+    let guest_log = logs_dir.join(format!("{predict_job}_logs/guest/9999/lr_0.log"));
+    let text = std::fs::read_to_string(&guest_log).unwrap();
+    assert!(text.contains(&predict_job), "{text}");
 }

@@ -81,6 +81,10 @@ if __name__ == "__main__":
     result = {}
     lr = lr_pipeline()
     result["lr_auc"] = auc_of(lr)
+    # For the flow CLI's model commands in the Rust test (download-model, model export/import).
+    result["lr_job_id"] = lr.model_info.job_id
+    result["lr_model_id"] = lr.model_info.model_id
+    result["lr_model_version"] = str(lr.model_info.model_version)
     result["lr_predict_rows"] = predict_count(lr, "lr_0")
     sbt = sbt_pipeline()
     result["sbt_auc"] = auc_of(sbt)
