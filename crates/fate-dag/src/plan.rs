@@ -44,6 +44,13 @@ pub struct JobPlan {
 }
 
 impl JobPlan {
+    /// `conf.task.timeout` (FATE's task timeout, seconds): how long a task may wait on the
+    /// other parties. `None` when the job does not set it.
+    pub fn task_timeout(&self) -> Option<std::time::Duration> {
+        let t = self.conf.task.as_ref()?.get("timeout")?.as_f64()?;
+        (t > 0.0 && t.is_finite()).then(|| std::time::Duration::from_secs_f64(t.min(1e9)))
+    }
+
     /// The task with this name.
     pub fn task(&self, name: &str) -> Option<&TaskPlan> {
         self.tasks.iter().find(|t| t.name == name)
@@ -355,6 +362,18 @@ fn check_conf(conf: &JobConfSpec) -> Result<(), PlanError> {
     }
     if let Some(v) = &conf.model_warehouse {
         as_object(v, None, "dag.conf.model_warehouse")?;
+    }
+    if let Some(task) = &conf.task {
+        let task = as_object(task, None, "dag.conf.task")?;
+        if let Some(t) = task.get("timeout")
+            && !t.as_f64().is_some_and(|t| t > 0.0 && t.is_finite())
+        {
+            return Err(PlanError::job(
+                K::BadValue,
+                "dag.conf.task.timeout",
+                format!("{t} is not a positive number of seconds"),
+            ));
+        }
     }
     Ok(())
 }

@@ -956,3 +956,19 @@ fn input_with_two_sources_is_a_syntax_error() {
     assert_eq!(e.kind, K::Syntax);
     assert!(e.message.contains("exactly one source"), "{e}");
 }
+
+#[test]
+fn the_task_timeout_comes_from_the_job_conf_and_must_be_positive() {
+    let ok = plan_text(&job_with("  conf: {task: {timeout: 90}}\n", TOY)).unwrap();
+    assert_eq!(ok.task_timeout(), Some(std::time::Duration::from_secs(90)));
+    assert_eq!(plan_text(&job(TOY)).unwrap().task_timeout(), None);
+    for bad in ["0", "-5", "soon"] {
+        let e = expect_err(
+            &job_with(&format!("  conf: {{task: {{timeout: {bad}}}}}\n"), TOY),
+            K::BadValue,
+            None,
+            "dag.conf.task.timeout",
+        );
+        assert!(e.message.contains("positive number of seconds"), "{e}");
+    }
+}

@@ -618,11 +618,16 @@ impl Scheduler {
                         reason: e.to_string(),
                     })
                 })?;
+            // A job's `conf.task.timeout` bounds how long its tasks wait on other parties.
+            let mut fed_config = self.inner.config.federation.clone();
+            if let Some(timeout) = plan.task_timeout() {
+                fed_config.timeout = timeout;
+            }
             let federation = Federation::new(
                 self.inner.transport.clone(),
                 session_id.clone(),
                 party.clone(),
-                self.inner.config.federation.clone(),
+                fed_config,
                 cancel.clone(),
             );
             let ctx = Ctx {
