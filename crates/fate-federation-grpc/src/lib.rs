@@ -40,6 +40,7 @@ mod transport;
 pub mod bench;
 pub mod certs;
 pub mod route;
+pub mod sni;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;

@@ -35,6 +35,11 @@ pub struct LocalArgs {
     /// Mutual TLS on every hop, with a CA and per-party certificates under <dir>/certs.
     #[arg(long)]
     pub tls: bool,
+    /// The seeds' SNI star: routers reach every peer `<party>.<domain>` through one Apache
+    /// Traffic Server port that tunnels by TLS server name (needs --tls and `traffic_server`,
+    /// Debian package `trafficserver`).
+    #[arg(long, requires = "tls", conflicts_with = "exchange")]
+    pub sni: bool,
     /// Domain of certificate names.
     #[arg(long, default_value = "fate.org")]
     pub domain: String,
@@ -62,6 +67,9 @@ pub struct Proc {
 pub struct Deployment {
     pub parties: Vec<PartyInfo>,
     pub exchange: Option<String>,
+    /// The Traffic Server port of an SNI star.
+    #[serde(default)]
+    pub sni: Option<String>,
     pub processes: Vec<Proc>,
 }
 
@@ -232,7 +240,12 @@ fn start(args: LocalArgs) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let exchange_port = if args.exchange { Some(port()?) } else { None };
+    let sni_port = if args.sni { Some(port()?) } else { None };
     drop(holders);
+    let ats_binary = match sni_port {
+        Some(_) => Some(fate_federation_grpc::sni::binary()?),
+        None => None,
+    };
     let exchange_name = format!("exchange.{domain}");
     let relays: Vec<String> = if args.exchange {
         vec![exchange_name.clone()]
@@ -269,12 +282,15 @@ fn start(args: LocalArgs) -> Result<()> {
             }
             None => {
                 for (peer, q) in parties.iter().zip(&ports) {
-                    if peer != party {
-                        table.insert(
-                            peer.clone(),
-                            json!({"default": [endpoint(q.router, secure, None)]}),
-                        );
+                    if peer == party {
+                        continue;
                     }
+                    // Through the SNI proxy, the peer is chosen by the TLS server name.
+                    let ep = match sni_port {
+                        Some(ats) => endpoint(ats, true, Some(&format!("{peer}.{domain}"))),
+                        None => endpoint(q.router, secure, None),
+                    };
+                    table.insert(peer.clone(), json!({"default": [ep]}));
                 }
             }
         }
@@ -334,10 +350,54 @@ fn start(args: LocalArgs) -> Result<()> {
             },
         )?;
     }
-    // Start: routers first, then nodes.
+    if let (Some(ats), Some(binary)) = (sni_port, &ats_binary) {
+        let tunnels = parties
+            .iter()
+            .zip(&ports)
+            .map(|(party, p)| {
+                fate_federation_grpc::sni::Tunnel::new(
+                    format!("{party}.{domain}"),
+                    SocketAddr::from(([127, 0, 0, 1], p.router)),
+                )
+            })
+            .collect();
+        fate_federation_grpc::sni::write_config(
+            &dir.join("sni"),
+            binary,
+            SocketAddr::from(([127, 0, 0, 1], ats)),
+            &fate_federation_grpc::sni::AtsConfig::new(tunnels),
+        )?;
+    }
+    // Start: the SNI proxy and routers first, then nodes.
     let mut procs: Vec<Proc> = Vec::new();
     let mut started: Vec<Child> = Vec::new();
     let result = (|| -> Result<()> {
+        if let (Some(ats), Some(binary)) = (sni_port, &ats_binary) {
+            use std::os::unix::process::CommandExt as _;
+            let sdir = dir.join("sni");
+            let log = sdir.join("traffic_server.log");
+            let out = std::fs::File::create(&log)?;
+            let mut child = Command::new(binary)
+                .env("TS_RUNROOT", sdir.join("runroot.yaml"))
+                .current_dir(&sdir)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out)
+                .process_group(0)
+                .spawn()
+                .with_context(|| format!("cannot run {}", binary.display()))?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], ats));
+            let r = wait_ready(&mut child, "traffic server", &log, || {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            });
+            procs.push(Proc {
+                name: "traffic server".into(),
+                pid: child.id(),
+                log,
+            });
+            started.push(child);
+            r?;
+        }
         let mut routers: Vec<(PathBuf, u16, String)> = parties
             .iter()
             .zip(&ports)
@@ -403,6 +463,7 @@ fn start(args: LocalArgs) -> Result<()> {
             })
             .collect(),
         exchange: exchange_port.map(|p| format!("127.0.0.1:{p}")),
+        sni: sni_port.map(|p| format!("127.0.0.1:{p}")),
         processes: procs,
     };
     std::fs::write(&state_file, serde_json::to_string_pretty(&deployment)?)?;
@@ -420,7 +481,13 @@ fn start(args: LocalArgs) -> Result<()> {
             "federation of {} parties started in {} ({}{})",
             parties.len(),
             dir.display(),
-            if args.exchange { "exchange" } else { "direct" },
+            if args.exchange {
+                "exchange"
+            } else if args.sni {
+                "SNI star through Traffic Server"
+            } else {
+                "direct"
+            },
             if secure { ", mutual TLS" } else { "" }
         );
         println!("{:<10} {:<28} {:<18} NODE CONFIG", "PARTY", "API", "ROUTER");
@@ -435,6 +502,9 @@ fn start(args: LocalArgs) -> Result<()> {
         }
         if let Some(ex) = &deployment.exchange {
             println!("exchange   {ex}");
+        }
+        if let Some(sni) = &deployment.sni {
+            println!("SNI proxy  {sni} (Traffic Server; tunnels <party>.{domain})");
         }
         println!(
             "try: fate toy --guest {} --host {} --api {}\nstop: fate deploy local --dir {} --stop",

@@ -530,3 +530,33 @@ fn a_host_failure_reaches_the_initiator_and_a_rerun_and_a_stop_reach_every_party
     );
     assert_eq!(wait_end(&d, "9999", &toy_id)["status"], "canceled");
 }
+
+#[test]
+fn toy_runs_through_the_sni_star_of_traffic_server() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = fate_federation_grpc::sni::binary() {
+        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+        assert!(!ci, "cannot run under CI: {e}");
+        eprintln!("skipping toy_runs_through_the_sni_star_of_traffic_server: {e}");
+        return;
+    }
+    let d = Deployment::start("9999,10000,8888", &["--tls", "--sni"]);
+    let sni = d.info["sni"]
+        .as_str()
+        .expect("an SNI proxy address")
+        .to_string();
+    // Every router reaches its peers only through the proxy, by name.
+    let table: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.path().join("9999/route_table.json")).unwrap(),
+    )
+    .unwrap();
+    let route = &table["route_table"]["10000"]["default"][0];
+    assert_eq!(
+        format!("{}:{}", route["ip"].as_str().unwrap(), route["port"]),
+        sni
+    );
+    assert_eq!(route["hostname"], "10000.fate.org");
+    d.toy_ok("9999", "10000,8888");
+    let (ok, report) = d.doctor("8888", &[]);
+    assert!(ok, "{report}");
+}
