@@ -560,3 +560,49 @@ fn toy_runs_through_the_sni_star_of_traffic_server() {
     let (ok, report) = d.doctor("8888", &[]);
     assert!(ok, "{report}");
 }
+
+#[test]
+fn bad_node_and_router_configurations_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("node.yaml");
+    std::fs::write(
+        &node,
+        "party_id: 9999\napi: 127.0.0.1:0\ngrpc: 127.0.0.1:0\nroute_table: r.json\ndata_dir: d\n",
+    )
+    .unwrap();
+    let out = fate().args(["node", "-c"]).arg(&node).output().unwrap();
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("node.yaml") && msg.contains("party_id"),
+        "{msg}"
+    );
+
+    std::fs::write(
+        &node,
+        "party_ids: ['9999']\napi: 127.0.0.1:0\ngrpc: 127.0.0.1:0\nroute_table: r.json\ndata_dir: d\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("r.json"),
+        r#"{"route_table": {"default": {"default": [{"ip": "127.0.0.1", "port": "x"}]}}}"#,
+    )
+    .unwrap();
+    let out = fate().args(["node", "-c"]).arg(&node).output().unwrap();
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains(r#"route_table["default"]["default"][0].port"#),
+        "{msg}"
+    );
+
+    let router = dir.path().join("router.yaml");
+    std::fs::write(&router, "listen: nowhere\nroute_table: r.json\n").unwrap();
+    let out = fate().args(["router", "-c"]).arg(&router).output().unwrap();
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("router.yaml") && msg.contains("listen"),
+        "{msg}"
+    );
+}
