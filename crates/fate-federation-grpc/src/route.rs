@@ -161,7 +161,7 @@ impl Hop {
     /// party) or `default route`.
     pub fn describe(&self) -> String {
         match (&self.party_entry, &self.role_entry) {
-            (Some(party), _) if self.local => format!("node of {party}"),
+            (Some(party), None) if self.local => format!("node of {party}"),
             (Some(party), None) => format!("router of {party}"),
             (Some(party), Some(role)) => format!("{role} of {party}"),
             (None, Some(role)) => format!("default route for {role}"),

@@ -493,6 +493,13 @@ impl DataTransferService for RouterService {
                 .map_err(Status::permission_denied)?;
         }
         let (role, party_id) = (dst.role.clone(), dst.party_id.clone());
+        if table.is_self(&party_id) && self.commands.is_none() && self.mailbox.is_some() {
+            return Err(Status::unimplemented(format!(
+                "unaryCall for {role}:{party_id} reached the node of party {party_id} at {}, \
+                 which takes no relayed commands",
+                self.addr
+            )));
+        }
         if table.is_self(&party_id)
             && let Some(commands) = &self.commands
         {

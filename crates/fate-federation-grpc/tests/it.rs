@@ -1096,14 +1096,14 @@ fn unary_calls_are_relayed_by_route_and_loops_are_stopped() {
         }),
         body: None,
     };
-    // R forwards to site B's server, which names itself and declines.
+    // R forwards to site B's node, which names itself and declines (it has no command handler).
     let status = rt.block_on(client.unary_call(call("10000"))).unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
     let b = net.b.local_addr();
     assert!(
         status.message().starts_with(&format!(
             "route to fateflow:10000 via {b} (router of 10000): unaryCall for fateflow:10000 \
-             reached its site's router at {b}"
+             reached the node of party 10000 at {b}"
         )),
         "{}",
         status.message()

@@ -350,7 +350,7 @@ fn unary_round_trip(addr: SocketAddr) -> Duration {
     let took = start.elapsed();
     assert_eq!(status.code(), tonic::Code::Unimplemented, "{status:?}");
     assert!(
-        status.message().contains("reached its site's router"),
+        status.message().contains("reached the node of party 10000"),
         "{status:?}"
     );
     took
