@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs what building and testing fate-rs needs on a fresh Debian machine. Sourced by
-# scripts/demo.sh and scripts/test.sh; safe to run again (it only installs what is missing).
+# scripts/demo.sh and scripts/test.sh (which sets FATE_SETUP=tests for the test-only servers);
+# safe to run again (it only installs what is missing).
 set -euo pipefail
 
 need_apt=()
 # rug links Debian's GMP (gmp-mpfr-sys `use-system-libs`), so no m4 and no GMP build is needed.
 dpkg -s libgmp-dev >/dev/null 2>&1 || need_apt+=(libgmp-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
-# Apache Traffic Server: the seeds' SNI proxy, run by the federation's star-network tests.
-command -v traffic_server >/dev/null 2>&1 || [ -x /usr/bin/traffic_server ] || need_apt+=(trafficserver)
-# ip and tc: the network-namespace tests (separate hosts, rate-limited links).
-{ command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
+if [ "${FATE_SETUP:-}" = tests ]; then
+  # Apache Traffic Server: the seeds' SNI proxy, run by the federation's star-network tests.
+  command -v traffic_server >/dev/null 2>&1 || [ -x /usr/bin/traffic_server ] || need_apt+=(trafficserver)
+  # ip and tc: the network-namespace tests (separate hosts, rate-limited links).
+  { command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
+fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
