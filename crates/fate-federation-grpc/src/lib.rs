@@ -11,6 +11,9 @@
 //! - [`RouteTable`] / [`Routes`] read FATE's route table unchanged and reload it on change.
 //! - [`certs`] makes a CA and per-site certificates named `<party_id>.<domain>`; [`TlsConfig`]
 //!   turns them into server and client TLS with client certificates required.
+//! - [`osx`]: every router also serves FATE 2.x OSX's queue mode (`PrivateTransferTransport`:
+//!   push, pop, peek, release; fate-spec §2.4), so FATE's OSX federation backend can use it,
+//!   and forwards such pushes between sites as OSX does (`PrivateTransferProtocol.invoke`).
 //! - [`bench::bench_throughput`] measures routed throughput against raw gRPC.
 //! - `testing` (cargo feature `testing`): network namespaces with rate-limited links, a TCP
 //!   delay proxy and Apache Traffic Server as an SNI proxy, for tests of separate machines.
@@ -27,13 +30,14 @@
 //! - Errors name the hop: `route to host:10000 via 127.0.0.1:9371 (router of 10000): connection
 //!   refused`.
 //!
-//! The protobuf code (`proto`) is generated from `proto/proxy.proto` and committed; building
-//! needs no `protoc`.
+//! The protobuf code (`proto`, `ptp`) is generated from `proto/proxy.proto` and
+//! `proto/osx.proto` and committed; building needs no `protoc`.
 
 mod client;
 pub mod command;
 mod envelope;
 mod mailbox;
+pub mod osx;
 mod router;
 mod transport;
 
@@ -58,12 +62,26 @@ pub mod proto {
     include!("generated.rs");
 }
 
+/// FATE 2.x OSX's `org.ppc.ptp` messages and the `PrivateTransferTransport` (queue mode) and
+/// `PrivateTransferProtocol` clients and servers (generated, see `proto/osx.proto`).
+#[allow(
+    missing_docs,
+    non_camel_case_types,
+    clippy::all,
+    clippy::pedantic,
+    unused_qualifications
+)]
+pub mod ptp {
+    include!("ptp_generated.rs");
+}
+
 use std::net::SocketAddr;
 
 pub use client::{ClientOptions, RetryPolicy};
 pub use command::{Command, CommandHandler, Commands};
 pub use envelope::{MAX_HOPS, OPERATOR_PUSH, VERSION};
 pub use mailbox::Mailbox;
+pub use osx::OsxConfig;
 pub use route::{Hop, Route, RouteError, RouteTable, Routes};
 pub use router::{Router, RouterConfig};
 pub use tls::TlsConfig;

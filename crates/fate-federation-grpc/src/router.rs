@@ -17,6 +17,7 @@ use crate::client::{Client, ClientOptions, describe};
 use crate::command::{self, Commands};
 use crate::envelope::{Envelope, MAX_HOPS, set_hops};
 use crate::mailbox::{Admit, Mailbox, Refusal};
+use crate::osx::{OsxConfig, OsxService};
 use crate::proto::data_transfer_service_server::{DataTransferService, DataTransferServiceServer};
 use crate::proto::{Metadata, Packet, PollingFrame};
 use crate::route::{RouteTable, Routes};
@@ -45,6 +46,8 @@ pub struct RouterConfig {
     pub client: ClientOptions,
     /// Threads of the router's own runtime ([`Router::start`]).
     pub worker_threads: usize,
+    /// FATE 2.x OSX queues (the router's `PrivateTransferTransport`, see [`crate::osx`]).
+    pub osx: OsxConfig,
 }
 
 impl RouterConfig {
@@ -57,6 +60,7 @@ impl RouterConfig {
             limits: Limits::default(),
             client: ClientOptions::default(),
             worker_threads: 2,
+            osx: OsxConfig::default(),
         }
     }
 }
@@ -179,6 +183,7 @@ pub(crate) async fn bind(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, ServeFuture), GrpcError> {
     config.limits.check()?;
+    config.osx.check(&config.limits)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| GrpcError::Bind {
@@ -190,26 +195,38 @@ pub(crate) async fn bind(
         reason: e.to_string(),
     })?;
     let window = config.client.window_size;
+    let client = Client::new(
+        config.tls.clone(),
+        config.client.clone(),
+        config.limits.max_packet_size,
+    );
+    let (osx_transport, osx_protocol) = OsxService::new(
+        config.osx.clone(),
+        &config.limits,
+        client.clone(),
+        config.routes.clone(),
+        config.tls.clone(),
+        addr,
+    )
+    .servers();
     let service = RouterService {
-        client: Client::new(
-            config.tls.clone(),
-            config.client.clone(),
-            config.limits.max_packet_size,
-        ),
+        client,
         routes: config.routes,
         tls: config.tls.clone(),
         limits: config.limits.clone(),
         mailbox,
         commands,
         addr,
+        rpc_timeout: config.client.rpc_timeout,
     };
     let mut server = tonic::transport::Server::builder()
         .initial_stream_window_size(window)
         .initial_connection_window_size(window.saturating_mul(2))
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
-        // Bounds how long a (possibly hostile) push may hold its mailbox reservation.
-        .timeout(config.client.rpc_timeout)
+        // No server-wide timeout: an OSX pop waits as long as its request says (FATE asks
+        // for hours). DataTransferService calls are bounded by `rpc_timeout` in their
+        // handlers instead.
         .tcp_nodelay(true);
     if let Some(tls) = &config.tls {
         server = server
@@ -227,7 +244,10 @@ pub(crate) async fn bind(
         }
         conn
     });
-    let router = server.add_service(svc);
+    let router = server
+        .add_service(svc)
+        .add_service(osx_transport)
+        .add_service(osx_protocol);
     let serve = async move {
         router
             .serve_with_incoming_shutdown(incoming, shutdown)
@@ -267,6 +287,8 @@ struct RouterService {
     /// The node's handler of relayed fate_flow commands (a transport's server has one).
     commands: Option<Commands>,
     addr: SocketAddr,
+    /// Longest a push or relayed command may take (a push holds its mailbox reservation).
+    rpc_timeout: Duration,
 }
 
 fn ack(env: &Envelope, note: &str) -> Metadata {
@@ -409,9 +431,23 @@ impl RouterService {
     }
 }
 
-#[tonic::async_trait]
-impl DataTransferService for RouterService {
-    async fn push(
+impl RouterService {
+    /// Runs a call for at most `rpc_timeout`.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let limit = self.rpc_timeout;
+        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(Status::deadline_exceeded(format!(
+                "{what} did not complete within {limit:?} at {}",
+                self.addr
+            )))
+        })
+    }
+
+    async fn push_inner(
         &self,
         request: Request<Streaming<Packet>>,
     ) -> Result<Response<Metadata>, Status> {
@@ -455,18 +491,7 @@ impl DataTransferService for RouterService {
         }
     }
 
-    type pullStream = tokio_stream::Empty<Result<Packet, Status>>;
-
-    async fn pull(
-        &self,
-        _request: Request<Metadata>,
-    ) -> Result<Response<Self::pullStream>, Status> {
-        Err(Status::unimplemented(
-            "pull is not supported by fate-rs routers: frames are pushed to the receiving site",
-        ))
-    }
-
-    async fn unary_call(&self, request: Request<Packet>) -> Result<Response<Packet>, Status> {
+    async fn unary_call_inner(&self, request: Request<Packet>) -> Result<Response<Packet>, Status> {
         // The fate_flow command relay (fate-spec §2.3): a node's server runs it; a router
         // forwards it by the route table (for its own party: to the `fateflow` route, i.e. the
         // node).
@@ -550,6 +575,32 @@ impl DataTransferService for RouterService {
                     &status,
                 )
             })
+    }
+}
+
+#[tonic::async_trait]
+impl DataTransferService for RouterService {
+    async fn push(
+        &self,
+        request: Request<Streaming<Packet>>,
+    ) -> Result<Response<Metadata>, Status> {
+        self.bounded("push", self.push_inner(request)).await
+    }
+
+    type pullStream = tokio_stream::Empty<Result<Packet, Status>>;
+
+    async fn pull(
+        &self,
+        _request: Request<Metadata>,
+    ) -> Result<Response<Self::pullStream>, Status> {
+        Err(Status::unimplemented(
+            "pull is not supported by fate-rs routers: frames are pushed to the receiving site",
+        ))
+    }
+
+    async fn unary_call(&self, request: Request<Packet>) -> Result<Response<Packet>, Status> {
+        self.bounded("unaryCall", self.unary_call_inner(request))
+            .await
     }
 
     type pollingStream = tokio_stream::Empty<Result<PollingFrame, Status>>;

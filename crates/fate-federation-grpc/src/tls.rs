@@ -122,6 +122,43 @@ pub(crate) fn check_peer(
     ))
 }
 
+/// Checks that the client certificate `der` names one of this site's own parties
+/// (`self_party`): only they may read or drop the site's OSX queues (pop, peek, release).
+pub(crate) fn check_local(
+    tls: &TlsConfig,
+    der: Option<&rustls_pki_types::CertificateDer<'static>>,
+    self_party: &[String],
+) -> Result<(), String> {
+    let Some(der) = der else {
+        return Err("TLS: no client certificate presented".to_string());
+    };
+    let cert = webpki::EndEntityCert::try_from(der)
+        .map_err(|e| format!("TLS: unreadable client certificate: {e}"))?;
+    let valid_for = |name: &str| -> bool {
+        rustls_pki_types::ServerName::try_from(name)
+            .map(|server_name| cert.verify_is_valid_for_subject_name(&server_name).is_ok())
+            .unwrap_or(false)
+    };
+    if self_party.iter().any(|p| valid_for(&tls.party_name(p))) {
+        return Ok(());
+    }
+    let names: Vec<&str> = cert.valid_dns_names().collect();
+    let own: Vec<String> = self_party.iter().map(|p| tls.party_name(p)).collect();
+    Err(format!(
+        "TLS: certificate for {} may not read this site's queues (they belong to {})",
+        if names.is_empty() {
+            "no DNS name".to_string()
+        } else {
+            names.join(", ")
+        },
+        if own.is_empty() {
+            "no party: self_party is empty".to_string()
+        } else {
+            own.join(", ")
+        }
+    ))
+}
+
 /// The first certificate of a request's TLS peer chain, if any.
 pub(crate) fn peer_leaf<T>(
     request: &tonic::Request<T>,

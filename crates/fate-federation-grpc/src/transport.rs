@@ -104,6 +104,7 @@ impl GrpcTransport {
                 limits: config.limits.clone(),
                 client: config.client,
                 worker_threads: config.worker_threads,
+                osx: crate::OsxConfig::default(),
             },
             Some(mailbox.clone()),
             config.commands,
