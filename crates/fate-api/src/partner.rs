@@ -44,7 +44,11 @@ fn partner_error(e: fate_scheduler::SchedulerError) -> ApiError {
     }
 }
 
-async fn job_create(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
+async fn job_create(
+    State(st): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: String,
+) -> ApiResult {
     let m = body_json(&body)?;
     let job_id = req_str(&m, "job_id")?;
     let dag = m
@@ -53,7 +57,7 @@ async fn job_create(State(st): State<Arc<ApiState>>, body: String) -> ApiResult 
         .ok_or_else(|| ApiError::param("dag", "is required"))?;
     let user = m.get("user_name").and_then(Value::as_str).unwrap_or("");
     st.scheduler
-        .accept_job(&job_id, dag, user)
+        .accept_job(&src_party(&headers), &job_id, dag, user)
         .await
         .map_err(partner_error)?;
     Ok(Envelope::ok(json!({})).with_job(job_id))
@@ -70,7 +74,7 @@ async fn job_stop(State(st): State<Arc<ApiState>>, headers: HeaderMap, body: Str
     Ok(Envelope::ok(json!({})).with_job(job_id))
 }
 
-async fn job_rerun(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
+async fn job_rerun(State(st): State<Arc<ApiState>>, headers: HeaderMap, body: String) -> ApiResult {
     let m = body_json(&body)?;
     let job_id = req_str(&m, "job_id")?;
     let tasks: Vec<String> = match m.get("tasks") {
@@ -85,16 +89,24 @@ async fn job_rerun(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
         _ => return Err(ApiError::param("tasks", "must be a list of task names")),
     };
     st.scheduler
-        .rerun_by_partner(&job_id, &tasks)
+        .rerun_by_partner(&src_party(&headers), &job_id, &tasks)
         .await
         .map_err(partner_error)?;
     Ok(Envelope::ok(json!({})).with_job(job_id))
 }
 
-async fn job_collect(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
+async fn job_collect(
+    State(st): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: String,
+) -> ApiResult {
     let m = body_json(&body)?;
     let job_id = req_str(&m, "job_id")?;
-    let data = st.scheduler.collect(&job_id).await?;
+    let data = st
+        .scheduler
+        .collect(&src_party(&headers), &job_id)
+        .await
+        .map_err(partner_error)?;
     Ok(Envelope::ok(data).with_job(job_id))
 }
 

@@ -437,8 +437,12 @@ impl Scheduler {
 
     /// `/v2/partner/job/create`: records the job for the parties this node hosts and starts
     /// running their tasks.
+    ///
+    /// Only the job's initiator may create it here: `from_party` is the calling party, which
+    /// the site router has checked against its certificate under mutual TLS.
     pub async fn accept_job(
         &self,
+        from_party: &str,
         job_id: &str,
         dag: Value,
         user_name: &str,
@@ -452,6 +456,12 @@ impl Scheduler {
             SchedulerError::Partner(format!("the initiator sent an unreadable DAG: {e}"))
         })?;
         let plan = self.plan(&dag)?;
+        if plan.initiator.party_id.as_str() != from_party {
+            return Err(SchedulerError::Partner(format!(
+                "party {from_party} may not create job {job_id}: its initiator is party {}",
+                plan.initiator.party_id
+            )));
+        }
         let scope = self.scope(&plan);
         if scope.initiator || scope.rows.is_empty() {
             return Err(SchedulerError::Partner(format!(
@@ -489,10 +499,10 @@ impl Scheduler {
 
     /// `/v2/partner/job/collect`: this node's job and (latest) task rows of the parties it
     /// hosts.
-    pub async fn collect(&self, job_id: &str) -> Result<Value, SchedulerError> {
-        let jobs: Vec<Value> = self
-            .jobs_of(job_id)
-            .await?
+    pub async fn collect(&self, from_party: &str, job_id: &str) -> Result<Value, SchedulerError> {
+        let rows = self.jobs_of(job_id).await?;
+        self.check_member(&rows, from_party, job_id)?;
+        let jobs: Vec<Value> = rows
             .into_iter()
             .filter(|j| self.hosts_party(&Party::new(j.role, j.party_id.as_str())))
             .map(|j| {
@@ -527,7 +537,8 @@ impl Scheduler {
         from_party: &str,
         reason: &str,
     ) -> Result<(), SchedulerError> {
-        self.jobs_of(job_id).await?;
+        let rows = self.jobs_of(job_id).await?;
+        self.check_member(&rows, from_party, job_id)?;
         let running = self.inner.running.lock();
         if let Some(r) = running.get(job_id) {
             set_outcome(r, format!("stopped by party {from_party}: {reason}"));
@@ -541,10 +552,43 @@ impl Scheduler {
     /// `/v2/partner/job/rerun`: reruns the named tasks (the initiator decides which).
     pub async fn rerun_by_partner(
         &self,
+        from_party: &str,
         job_id: &str,
         tasks: &[String],
     ) -> Result<(), SchedulerError> {
+        let rows = self.jobs_of(job_id).await?;
+        if rows.iter().all(|j| j.initiator_party_id != from_party) {
+            return Err(SchedulerError::Partner(format!(
+                "party {from_party} may not rerun job {job_id}: only its initiator may"
+            )));
+        }
         self.rerun_tasks(job_id, Some(tasks)).await.map(|_| ())
+    }
+
+    /// Refuses a caller that is not a party of the job (its rows list the job's parties).
+    fn check_member(
+        &self,
+        rows: &[JobRecord],
+        from_party: &str,
+        job_id: &str,
+    ) -> Result<(), SchedulerError> {
+        let member = rows.iter().any(|j| {
+            j.initiator_party_id == from_party
+                || j.parties
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.get("party_id").and_then(Value::as_array))
+                    .flatten()
+                    .any(|id| id.as_str() == Some(from_party))
+        });
+        if member {
+            Ok(())
+        } else {
+            Err(SchedulerError::Partner(format!(
+                "party {from_party} is not a party of job {job_id}"
+            )))
+        }
     }
 }
 

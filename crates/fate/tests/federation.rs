@@ -102,7 +102,7 @@ impl Deployment {
             .unwrap()
     }
 
-    fn toy_ok(&self, guest: &str, hosts: &str) {
+    fn toy_ok(&self, guest: &str, hosts: &str) -> String {
         let out = self.toy(guest, hosts, 1024);
         assert!(
             out.status.success(),
@@ -128,6 +128,7 @@ impl Deployment {
             assert_eq!(jobs["data"][0]["status"], "success", "host {host}: {jobs}");
             assert_eq!(jobs["data"][0]["party_id"], host);
         }
+        job_id.to_string()
     }
 
     fn get(&self, party: &str, path: &str, query: &[(&str, &str)]) -> Value {
@@ -165,10 +166,56 @@ impl Drop for Deployment {
 fn toy_runs_across_processes_in_direct_mode() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = Deployment::start("9999,10000", &[]);
-    d.toy_ok("9999", "10000");
+    let job_id = d.toy_ok("9999", "10000");
     let (ok, report) = d.doctor("9999", &[]);
     assert!(ok, "{report}");
     assert_eq!(report["checks"].as_array().unwrap().len(), 3, "{report}");
+
+    // Partner calls answer only the job's parties (the router vouches for the caller).
+    let partner = |path: &str, from: &str, body: Value| -> Value {
+        ureq::post(&format!("{}{path}", d.api("10000")))
+            .set("x-fate-src-party", from)
+            .send_json(body)
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    let collect = |from: &str| {
+        partner(
+            "/v2/partner/job/collect",
+            from,
+            serde_json::json!({"job_id": job_id}),
+        )
+    };
+    assert_eq!(collect("9999")["code"], 0);
+    let refused = collect("8888");
+    assert_ne!(refused["code"], 0, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("party 8888 is not a party of job"),
+        "{refused}"
+    );
+    let stop = partner(
+        "/v2/partner/job/stop",
+        "7777",
+        serde_json::json!({"job_id": job_id}),
+    );
+    assert_ne!(stop["code"], 0, "{stop}");
+    let dag = d.get("9999", "/v2/job/query", &[("job_id", &job_id)])["data"][0]["dag"].clone();
+    let create = partner(
+        "/v2/partner/job/create",
+        "8888",
+        serde_json::json!({"job_id": "forged_job", "dag": dag}),
+    );
+    assert!(
+        create["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("party 8888 may not create job forged_job"),
+        "{create}"
+    );
 }
 
 #[test]
