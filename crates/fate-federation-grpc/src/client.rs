@@ -45,9 +45,9 @@ impl Default for ClientOptions {
     }
 }
 
-/// Retries of a push that failed with a transient status (`UNAVAILABLE`,
-/// `RESOURCE_EXHAUSTED`, `ABORTED`, `CANCELLED`, `UNKNOWN`, `DEADLINE_EXCEEDED`). Pushes are
-/// idempotent: the destination ignores a frame whose key it already has.
+/// Retries of a push that was not acknowledged. Pushes are idempotent (the destination
+/// ignores a frame whose key it already has), so every failure that does not prove the push
+/// can never succeed is retried: see [`retryable`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in total, including the first.
@@ -68,15 +68,33 @@ impl Default for RetryPolicy {
     }
 }
 
-fn retryable(code: Code) -> bool {
-    matches!(
+/// Whether a failed push is worth another attempt.
+///
+/// A push counts as delivered only when its acknowledgement arrives; anything else may have
+/// lost the frame, and pushing it again is harmless because the destination's mailbox ignores
+/// a key it already holds. So the only failures not retried are the verdicts of a peer that
+/// read the push and refused it for a reason a retry cannot change: a bad frame or packet
+/// (`INVALID_ARGUMENT`, `OUT_OF_RANGE`), a refused certificate (`PERMISSION_DENIED`,
+/// `UNAUTHENTICATED`), a missing route or a routing loop (`FAILED_PRECONDITION`), a method
+/// the peer does not serve (`UNIMPLEMENTED`), and `NOT_FOUND`/`ALREADY_EXISTS`.
+///
+/// In particular the statuses a dying peer or connection produces are retried: tonic maps an
+/// HTTP/2 `RST_STREAM` or `GOAWAY` with `NO_ERROR`, `INTERNAL_ERROR` or `PROTOCOL_ERROR` to
+/// `INTERNAL`, a broken pipe or connection reset to `UNKNOWN`, a closed connection to
+/// `CANCELLED`, a refused one to `UNAVAILABLE`. Treating `INTERNAL` as final lost a slice
+/// when a router was killed mid-transfer.
+pub(crate) fn retryable(code: Code) -> bool {
+    !matches!(
         code,
-        Code::Unavailable
-            | Code::ResourceExhausted
-            | Code::Aborted
-            | Code::Cancelled
-            | Code::Unknown
-            | Code::DeadlineExceeded
+        Code::Ok
+            | Code::InvalidArgument
+            | Code::OutOfRange
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::FailedPrecondition
+            | Code::Unimplemented
+            | Code::NotFound
+            | Code::AlreadyExists
     )
 }
 
@@ -365,4 +383,40 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_peer_refusal_stops_the_retries() {
+        // What a router killed mid-stream looks like to the sender, as tonic reports it.
+        let dying = [
+            Code::Internal,    // RST_STREAM/GOAWAY with NO_ERROR or INTERNAL_ERROR
+            Code::Unknown,     // broken pipe, connection reset
+            Code::Cancelled,   // connection closed, RST_STREAM(CANCEL)
+            Code::Unavailable, // connection refused while it restarts
+            Code::DeadlineExceeded,
+            Code::DataLoss,
+            Code::ResourceExhausted, // a full mailbox
+            Code::Aborted,           // another copy of the frame is still arriving
+        ];
+        for code in dying {
+            assert!(retryable(code), "{code:?} must be retried");
+        }
+        let refusals = [
+            Code::InvalidArgument,
+            Code::OutOfRange,
+            Code::PermissionDenied,
+            Code::Unauthenticated,
+            Code::FailedPrecondition,
+            Code::Unimplemented,
+            Code::NotFound,
+            Code::AlreadyExists,
+        ];
+        for code in refusals {
+            assert!(!retryable(code), "{code:?} is a final refusal");
+        }
+    }
 }

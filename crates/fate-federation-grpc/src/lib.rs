@@ -17,7 +17,8 @@
 //! - Peer input is bounded before it is buffered: each packet by `max_packet_size` (tonic's
 //!   decoding limit), each frame by `max_frame_size` (checked on the declared length in the
 //!   first packet, then on the bytes that arrive), each mailbox by `mailbox_bytes`
-//!   (`RESOURCE_EXHAUSTED` beyond it).
+//!   (`RESOURCE_EXHAUSTED` beyond it), except that the one frame a waiting `recv` needs is
+//!   never refused (see [`Mailbox`]).
 //! - With TLS, a router accepts a packet only if the client certificate backs the source party
 //!   the packet claims (see [`tls`]).
 //! - A push is idempotent: a mailbox ignores a frame whose key it holds or has delivered in the
