@@ -11,7 +11,8 @@
 //! - [`RouteTable`] / [`Routes`] read FATE's route table unchanged and reload it on change.
 //! - [`certs`] makes a CA and per-site certificates named `<party_id>.<domain>`; [`TlsConfig`]
 //!   turns them into server and client TLS with client certificates required.
-//! - [`bench::bench_throughput`] measures routed throughput against raw gRPC.
+//! - [`bench::bench`] moves one object through two routers and checks it arrived unchanged,
+//!   and measures that throughput against a raw gRPC stream in the same run.
 //!
 //! Invariants:
 //! - Peer input is bounded before it is buffered: each packet by `max_packet_size` (tonic's

@@ -186,7 +186,6 @@ pub(crate) async fn bind(
         addr: config.listen,
         reason: e.to_string(),
     })?;
-    let window = config.client.window_size;
     let service = RouterService {
         client: Client::new(
             config.tls.clone(),
@@ -199,14 +198,13 @@ pub(crate) async fn bind(
         mailbox,
         addr,
     };
-    let mut server = tonic::transport::Server::builder()
-        .initial_stream_window_size(window)
-        .initial_connection_window_size(window.saturating_mul(2))
+    let mut server = config
+        .client
+        .server_builder()
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         // Bounds how long a (possibly hostile) push may hold its mailbox reservation.
-        .timeout(config.client.rpc_timeout)
-        .tcp_nodelay(true);
+        .timeout(config.client.rpc_timeout);
     if let Some(tls) = &config.tls {
         server = server
             .tls_config(tls.server_config())
