@@ -35,8 +35,6 @@ pub enum BenchCommand {
         #[arg(long)]
         breast_only: bool,
     },
-    /// The standalone skeleton: toy end to end, upload, and table map/join/reduce throughput
-    /// against a plain single-threaded loop.
     /// One object through two site routers over gRPC (FATE's eggroll `push`, 1 MiB slices),
     /// with and without mutual TLS, beside a raw gRPC stream of the same bytes measured in the
     /// same run; the receiver's object is checked against the sent one.
@@ -51,6 +49,8 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The standalone skeleton: toy end to end, upload, and table map/join/reduce throughput
+    /// against a plain single-threaded loop.
     Standalone {
         /// Rows for the table throughput runs.
         #[arg(long, default_value_t = 1_000_000)]
