@@ -1,11 +1,21 @@
-//! Throughput of the routed path against raw gRPC on loopback (for `fate bench`).
+//! Throughput of the routed path against raw gRPC on loopback (for `fate bench federation`).
 //!
-//! Routed: a [`GrpcTransport`] for guest 9999 pushes a large object, sliced into
-//! `max_message_size` frames as the federation layer does, through 9999's router and 10000's
-//! router (direct mode) to 10000's transport, all with mutual TLS; the clock stops when the
-//! receiver has taken the last frame from its mailbox. Raw: one plaintext tonic client stream
-//! of the same bytes in packets of the same size into a server that only counts them. Both
-//! run in the same process, one after the other.
+//! Routed: a [`GrpcTransport`] for guest 9999 pushes one object, framed and sliced at
+//! `max_message_size` by the federation's own wire format, through 9999's router and 10000's
+//! router (direct mode) to 10000's transport, with mutual TLS on every hop (or plaintext); the
+//! clock runs from the first `send` until the receiver has taken the last frame from its
+//! mailbox, in order, as `Federation::get` takes them. After the clock stops the received
+//! frames are joined by the federation's [`wire::Reassembler`] (which checks the sender's
+//! CRC-32 of the whole object, as `get` does) and a checksum of the joined object is compared
+//! with the checksum of the object sent.
+//!
+//! Raw: one plaintext tonic client stream carrying the same number of bytes in packets of the
+//! same size into a server that only counts them, measured twice: as this benchmark always
+//! did (tonic's HTTP/2 defaults but 8 MiB stream windows, TCP_NODELAY, tokio's default
+//! runtime of one worker per core), the baseline of [`BenchReport::ratio`]; and tuned (the
+//! routed path's HTTP/2 settings, one worker thread), the fastest raw stream found on a 2-core
+//! machine. Optionally the first over TLS as a second baseline. Every run is in this process,
+//! one after the other, so the ratios compare figures measured under the same load.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,23 +27,85 @@ use fate_types::{Party, Role};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::certs::CertAuthority;
+use crate::client::ClientOptions;
 use crate::proto::data_transfer_service_client::DataTransferServiceClient;
 use crate::proto::data_transfer_service_server::{DataTransferService, DataTransferServiceServer};
 use crate::proto::{Data, Metadata, Packet, PollingFrame};
 use crate::route::{Route, RouteTable, Routes};
 use crate::{GrpcError, GrpcTransport, Router, RouterConfig, TlsConfig, TransportConfig};
 
-/// What [`bench_throughput`] measured.
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Size of the object (and of each raw run).
+    pub bytes: usize,
+    /// The federation's `max_message_size`: the object is cut into slices of this size, and
+    /// the raw stream into packets of this size.
+    pub max_message_size: usize,
+    /// Mutual TLS on the routed path (every hop).
+    pub mtls: bool,
+    /// Also time the raw stream over TLS (a second baseline).
+    pub raw_tls: bool,
+    /// Connection settings of every hop of the routed path; the raw runs use the same HTTP/2
+    /// settings.
+    pub client: ClientOptions,
+    /// Worker threads of each transport's runtime.
+    pub worker_threads: usize,
+    /// Worker threads of each router's runtime.
+    pub router_worker_threads: usize,
+    /// Slices of the object pushed at once by the sending transport.
+    pub max_in_flight: usize,
+}
+
+impl BenchOptions {
+    /// `bytes` in FATE's default 1 MiB slices, with mutual TLS and the default connection
+    /// settings. The four nodes (two transports, two routers) share this machine, so each runs
+    /// on a single worker thread: with two per node on a 2-core machine the hand-offs between
+    /// threads cost about a fifth more CPU per byte and the routed path is slower.
+    pub fn new(bytes: usize) -> Self {
+        let transport = TransportConfig::new(localhost(), Routes::new(RouteTable::default()));
+        BenchOptions {
+            bytes,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            mtls: true,
+            raw_tls: false,
+            client: transport.client,
+            worker_threads: 1,
+            router_worker_threads: 1,
+            max_in_flight: transport.max_in_flight,
+        }
+    }
+}
+
+/// What [`bench`] measured.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BenchReport {
-    /// Bytes moved in each run.
+    /// Bytes of the object (and of each raw run).
     pub bytes: usize,
-    /// Frame (and raw packet) size.
-    pub frame_size: usize,
-    /// Time through two routers with mutual TLS.
+    /// Slice (and raw packet) size.
+    pub max_message_size: usize,
+    /// Whether the routed path used mutual TLS.
+    pub mtls: bool,
+    /// Time through two routers.
     pub routed: Duration,
-    /// Time of the raw plaintext client stream.
+    /// Time of the raw plaintext client stream as this benchmark always measured it: tonic's
+    /// HTTP/2 defaults but 8 MiB stream windows, tokio's default runtime (one worker per core).
     pub raw: Duration,
+    /// Time of the raw stream with the routed path's HTTP/2 settings on a single worker thread
+    /// (no hand-offs between threads): the fastest raw figure on a 2-core machine.
+    pub raw_tuned: Duration,
+    /// Time of the raw stream over TLS, if measured.
+    pub raw_tls: Option<Duration>,
+    /// CPU time of this process during the routed and the raw run (Linux only).
+    pub routed_cpu: Option<Duration>,
+    /// See `routed_cpu`.
+    pub raw_cpu: Option<Duration>,
+    /// Checksum of the object sent.
+    pub sent_checksum: u64,
+    /// Checksum of the object the receiver reassembled.
+    pub received_checksum: u64,
+    /// Bytes of the object the receiver reassembled.
+    pub received_bytes: usize,
 }
 
 impl BenchReport {
@@ -47,9 +119,29 @@ impl BenchReport {
         gib_per_s(self.bytes, self.raw)
     }
 
-    /// Routed throughput as a fraction of raw.
+    /// Raw gRPC over TLS throughput in GiB/s, if measured.
+    pub fn raw_tls_gib_per_s(&self) -> Option<f64> {
+        self.raw_tls.map(|t| gib_per_s(self.bytes, t))
+    }
+
+    /// Tuned raw throughput in GiB/s.
+    pub fn raw_tuned_gib_per_s(&self) -> f64 {
+        gib_per_s(self.bytes, self.raw_tuned)
+    }
+
+    /// Routed throughput as a fraction of raw plaintext gRPC.
     pub fn ratio(&self) -> f64 {
         self.raw.as_secs_f64() / self.routed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// Routed throughput as a fraction of the tuned raw stream.
+    pub fn ratio_to_tuned_raw(&self) -> f64 {
+        self.raw_tuned.as_secs_f64() / self.routed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+
+    /// Whether the receiver got the object sent, byte for byte.
+    pub fn checksum_ok(&self) -> bool {
+        self.received_bytes == self.bytes && self.received_checksum == self.sent_checksum
     }
 }
 
@@ -61,43 +153,166 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:.0} MiB in {} KiB frames: routed (2 routers, mTLS) {:.2} GiB/s in {:.2?}; raw \
-             gRPC stream {:.2} GiB/s in {:.2?}; ratio {:.2}",
+            "{:.0} MiB in {} KiB slices: routed (2 routers, {}) {:.2} GiB/s in {:.2?}; raw \
+             gRPC stream {:.2} GiB/s in {:.2?}",
             self.bytes as f64 / (1 << 20) as f64,
-            self.frame_size >> 10,
+            self.max_message_size >> 10,
+            if self.mtls { "mTLS" } else { "plaintext" },
             self.routed_gib_per_s(),
             self.routed,
             self.raw_gib_per_s(),
             self.raw,
-            self.ratio()
+        )?;
+        if let Some(tls) = self.raw_tls_gib_per_s() {
+            write!(f, "; raw over TLS {tls:.2} GiB/s")?;
+        }
+        write!(
+            f,
+            "; tuned raw {:.2} GiB/s; ratio {:.2} ({:.2} to tuned raw); checksum {:016x} {}",
+            self.raw_tuned_gib_per_s(),
+            self.ratio(),
+            self.ratio_to_tuned_raw(),
+            self.received_checksum,
+            if self.checksum_ok() {
+                "equal"
+            } else {
+                "DIFFERENT"
+            }
         )
     }
 }
 
 /// Moves `bytes` through two routers with mutual TLS and through a raw gRPC stream, and
-/// reports both throughputs (frames of FATE's default 1 MiB `max_message_size`).
+/// reports both throughputs (slices of FATE's default 1 MiB `max_message_size`).
 pub fn bench_throughput(bytes: usize) -> Result<BenchReport, GrpcError> {
-    bench_throughput_with(bytes, DEFAULT_MAX_MESSAGE_SIZE)
+    bench(&BenchOptions::new(bytes))
 }
 
-/// [`bench_throughput`] with another frame size.
+/// [`bench_throughput`] with another slice size.
 pub fn bench_throughput_with(
     bytes: usize,
     max_message_size: usize,
 ) -> Result<BenchReport, GrpcError> {
-    let max_message_size = max_message_size.clamp(1024, 16 << 20);
-    let payload: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
-    let frames = wire::encode_frames(&payload, max_message_size)
-        .map_err(|e| GrpcError::Config(format!("cannot frame {bytes} bytes: {e}")))?;
-    drop(payload);
-    let routed = routed_run(frames)?;
-    let raw = raw_run(bytes, max_message_size)?;
+    bench(&BenchOptions {
+        max_message_size,
+        ..BenchOptions::new(bytes)
+    })
+}
+
+/// Runs the routed path, then the raw stream(s), as `options` says.
+pub fn bench(options: &BenchOptions) -> Result<BenchReport, GrpcError> {
+    let max_message_size = options.max_message_size.clamp(1024, 16 << 20);
+    let payload = bytes::Bytes::from(pattern(options.bytes));
+    let sent_checksum = checksum(&payload);
+    let (routed, routed_cpu, received) = routed_run(&payload, max_message_size, options)?;
+    let received = reassemble(&received)?;
+    let received_checksum = checksum(&received);
+    let received_bytes = received.len();
+    drop(received);
+    // The raw stream as this benchmark measured it before its settings were tuned.
+    let plain = ClientOptions {
+        window_size: 8 << 20,
+        max_frame_size: 16 << 10,
+        ..ClientOptions::default()
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cpu = cpu_time();
+    let raw = raw_run(&payload, max_message_size, false, cores, &plain)?;
+    let raw_cpu = cpu_time().zip(cpu).map(|(after, before)| after - before);
+    let raw_tuned = raw_run(&payload, max_message_size, false, 1, &options.client)?;
+    let raw_tls = if options.raw_tls {
+        Some(raw_run(&payload, max_message_size, true, cores, &plain)?)
+    } else {
+        None
+    };
     Ok(BenchReport {
-        bytes,
-        frame_size: max_message_size,
+        bytes: options.bytes,
+        max_message_size,
+        mtls: options.mtls,
         routed,
         raw,
+        raw_tuned,
+        raw_tls,
+        routed_cpu,
+        raw_cpu,
+        sent_checksum,
+        received_checksum,
+        received_bytes,
     })
+}
+
+/// Bytes that are not all alike (so a lost or reordered slice changes the checksum), quickly:
+/// a 64-bit xorshift stream.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// An order-sensitive 64-bit checksum (FNV-1a over 8-byte words in four lanes, then the
+/// tail), fast enough to run over a GiB in a fraction of a second.
+pub fn checksum(data: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01B3;
+    let mut lanes = [
+        0xCBF2_9CE4_8422_2325u64,
+        0x8422_2325_CBF2_9CE4,
+        0x9E37_79B9_7F4A_7C15,
+        0x7F4A_7C15_9E37_79B9,
+    ];
+    let mut blocks = data.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            *lane = (*lane ^ u64::from_le_bytes(w)).wrapping_mul(PRIME);
+        }
+    }
+    let mut h = (data.len() as u64).wrapping_mul(PRIME);
+    for lane in lanes {
+        h = (h ^ lane).wrapping_mul(PRIME).rotate_left(29);
+    }
+    for &b in blocks.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    h
+}
+
+/// Joins the received frames as `Federation::get` does: the first frame is the split header
+/// (or the whole object), the others the slices in order; the reassembler checks each slice
+/// and the CRC-32 the sender computed over the object.
+fn reassemble(frames: &[Vec<u8>]) -> Result<Vec<u8>, GrpcError> {
+    let bad = |e: wire::WireError| GrpcError::Serve(format!("received object is corrupt: {e}"));
+    let Some(first) = frames.first() else {
+        return Err(GrpcError::Serve("no frame received".to_string()));
+    };
+    match wire::decode_head(first, usize::MAX).map_err(bad)? {
+        wire::Head::Inline(payload) => Ok(payload.to_vec()),
+        wire::Head::Split(mut reassembler) => {
+            for frame in &frames[1..] {
+                reassembler.push(frame).map_err(bad)?;
+            }
+            reassembler.finish().map_err(bad)
+        }
+    }
+}
+
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (Linux).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux platform Rust supports.
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 const DOMAIN: &str = "fate.org";
@@ -106,11 +321,11 @@ fn localhost() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-fn secure(addr: SocketAddr) -> Vec<Route> {
+fn route(addr: SocketAddr, secure: bool) -> Vec<Route> {
     vec![Route {
         ip: addr.ip().to_string(),
         port: addr.port(),
-        is_secure: true,
+        is_secure: secure,
         is_polling: false,
         hostname: None,
         cert_chain_file: None,
@@ -119,84 +334,137 @@ fn secure(addr: SocketAddr) -> Vec<Route> {
     }]
 }
 
-fn table(entries: &[(&str, SocketAddr)], self_party: &str) -> RouteTable {
+fn table(entries: &[(&str, SocketAddr)], self_party: &str, secure: bool) -> RouteTable {
     let entries: BTreeMap<String, BTreeMap<String, Vec<Route>>> = entries
         .iter()
         .map(|(party, addr)| {
             (
                 party.to_string(),
-                BTreeMap::from([("default".to_string(), secure(*addr))]),
+                BTreeMap::from([("default".to_string(), route(*addr, secure))]),
             )
         })
         .collect();
     RouteTable::from_parts(entries, true, vec![self_party.to_string()])
 }
 
-fn routed_run(frames: Vec<Vec<u8>>) -> Result<Duration, GrpcError> {
+/// Time, CPU time (if known) and the frames the receiver took, in order.
+type RoutedRun = (Duration, Option<Duration>, Vec<Vec<u8>>);
+
+/// Sends `payload` from 9999 to 10000 through both routers, framed as `Federation::remote`
+/// frames it; returns the time, the CPU time and the frames the receiver took, in order.
+///
+/// A smaller object crosses first, untimed: the raw runs connect before their clock starts, so
+/// the routed run's connections (three TLS handshakes) are made before its clock starts too,
+/// and the process's allocator has seen buffers of the sizes the transfer uses, as in a
+/// long-running node.
+fn routed_run(
+    payload: &[u8],
+    max_message_size: usize,
+    options: &BenchOptions,
+) -> Result<RoutedRun, GrpcError> {
+    let frame = |payload: &[u8]| {
+        wire::encode_frames(payload, max_message_size)
+            .map_err(|e| GrpcError::Config(format!("cannot frame {} bytes: {e}", payload.len())))
+    };
     let ca = CertAuthority::new(DOMAIN)?;
-    let tls = |party: &str| -> Result<TlsConfig, GrpcError> {
+    let tls = |party: &str| -> Result<Option<TlsConfig>, GrpcError> {
+        if !options.mtls {
+            return Ok(None);
+        }
         let cert = ca.issue(&[party])?;
-        Ok(TlsConfig {
+        Ok(Some(TlsConfig {
             cert_chain_pem: cert.cert_pem.into_bytes(),
             private_key_pem: cert.key_pem.into_bytes(),
             ca_pem: ca.cert_pem().as_bytes().to_vec(),
             domain: DOMAIN.to_string(),
             trusted_relays: Vec::new(),
-        })
+        }))
     };
     let (tls_g, tls_h) = (tls("9999")?, tls("10000")?);
-    let max_frame = frames.iter().map(Vec::len).max().unwrap_or(0);
+    let max_frame = wire::max_frame_len(max_message_size.min(payload.len()));
     let limits = crate::Limits {
         max_frame_size: max_frame.max(1024),
+        max_packet_size: crate::DEFAULT_MAX_PACKET_SIZE.max(max_frame + 4096),
         ..Default::default()
     };
-    let routes = |_: ()| Routes::new(RouteTable::default());
-    let (ra_routes, rb_routes, a_routes, b_routes) =
-        (routes(()), routes(()), routes(()), routes(()));
-    let router = |routes: &Routes, tls: &TlsConfig| {
+    let routes = || Routes::new(RouteTable::default());
+    let (ra_routes, rb_routes, a_routes, b_routes) = (routes(), routes(), routes(), routes());
+    let router = |routes: &Routes, tls: &Option<TlsConfig>| {
         Router::start(RouterConfig {
-            tls: Some(tls.clone()),
+            tls: tls.clone(),
             limits: limits.clone(),
+            client: options.client.clone(),
+            worker_threads: options.router_worker_threads,
             ..RouterConfig::new(localhost(), routes.clone())
         })
     };
     let ra = router(&ra_routes, &tls_g)?;
     let rb = router(&rb_routes, &tls_h)?;
-    let transport = |routes: &Routes, tls: &TlsConfig| {
+    let transport = |routes: &Routes, tls: &Option<TlsConfig>| {
         GrpcTransport::start(TransportConfig {
-            tls: Some(tls.clone()),
+            tls: tls.clone(),
             limits: limits.clone(),
+            client: options.client.clone(),
+            worker_threads: options.worker_threads,
+            max_in_flight: options.max_in_flight,
             ..TransportConfig::new(localhost(), routes.clone())
         })
     };
     let a = transport(&a_routes, &tls_g)?;
     let b = transport(&b_routes, &tls_h)?;
-    a_routes.set(table(&[("default", ra.local_addr())], "9999"));
+    let secure = options.mtls;
+    a_routes.set(table(&[("default", ra.local_addr())], "9999", secure));
     ra_routes.set(table(
         &[("9999", a.local_addr()), ("10000", rb.local_addr())],
         "9999",
+        secure,
     ));
     rb_routes.set(table(
         &[("10000", b.local_addr()), ("9999", ra.local_addr())],
         "10000",
+        secure,
     ));
-    b_routes.set(table(&[("default", rb.local_addr())], "10000"));
+    b_routes.set(table(&[("default", rb.local_addr())], "10000", secure));
 
-    let key = |i: usize| MessageKey {
-        session_id: format!("bench_{}", std::process::id()),
-        name: if i == 0 {
-            "object".to_string()
-        } else {
-            wire::slice_name("object", (i - 1) as u32)
-        },
-        tag: "bench".to_string(),
-        src: Party::new(Role::Guest, "9999"),
-        dst: Party::new(Role::Host, "10000"),
+    let session = format!("bench_{}", std::process::id());
+    let warm_up = &payload[..payload.len().min(32 * max_message_size)];
+    transfer(&a, &b, &session, "warm_up", frame(warm_up)?)?;
+    let frames = frame(payload)?;
+    let cpu = cpu_time();
+    let (elapsed, received) = transfer(&a, &b, &session, "object", frames)?;
+    let cpu = cpu_time().zip(cpu).map(|(after, before)| after - before);
+    b.cleanup(&session);
+    Ok((elapsed, cpu, received))
+}
+
+/// Sends `frames` as object `name` from `a` (guest 9999) and takes them at `b` (host 10000)
+/// in order; returns the time from the first send to the last frame taken.
+fn transfer(
+    a: &std::sync::Arc<GrpcTransport>,
+    b: &std::sync::Arc<GrpcTransport>,
+    session: &str,
+    name: &str,
+    frames: Vec<Vec<u8>>,
+) -> Result<(Duration, Vec<Vec<u8>>), GrpcError> {
+    let key = {
+        let (session, name) = (session.to_string(), name.to_string());
+        move |i: usize| MessageKey {
+            session_id: session.clone(),
+            name: if i == 0 {
+                name.clone()
+            } else {
+                wire::slice_name(&name, (i - 1) as u32)
+            },
+            tag: "bench".to_string(),
+            src: Party::new(Role::Guest, "9999"),
+            dst: Party::new(Role::Host, "10000"),
+        }
     };
     let n = frames.len();
+    let bytes: usize = frames.iter().map(Vec::len).sum();
     let start = Instant::now();
     let sender = {
-        let a = a.clone();
+        let (a, key) = (a.clone(), key.clone());
         std::thread::spawn(move || -> Result<(), String> {
             for (i, frame) in frames.into_iter().enumerate() {
                 a.send(&key(i), frame).map_err(|e| e.to_string())?;
@@ -204,22 +472,22 @@ fn routed_run(frames: Vec<Vec<u8>>) -> Result<Duration, GrpcError> {
             Ok(())
         })
     };
-    let deadline = start + Duration::from_secs(3600);
+    // Generous (10 MiB/s at worst), but a lost slice fails the run instead of hanging it.
+    let deadline = start + Duration::from_secs(60 + (bytes >> 20) as u64 / 10);
     let cancel = CancelToken::new();
-    let mut received = 0usize;
+    let mut received = Vec::with_capacity(n);
     for i in 0..n {
         let frame = b
             .recv(&key(i), deadline, &cancel)
-            .map_err(|e| GrpcError::Serve(e.to_string()))?;
-        received += frame.len();
+            .map_err(|e| GrpcError::Serve(format!("receiving {name}: {e}")))?;
+        received.push(frame);
     }
     let elapsed = start.elapsed();
     sender
         .join()
         .map_err(|_| GrpcError::Serve("the sending thread panicked".to_string()))?
         .map_err(GrpcError::Serve)?;
-    tracing::debug!(received, "Routed run done.");
-    Ok(elapsed)
+    Ok((elapsed, received))
 }
 
 /// A server that counts the bytes pushed to it.
@@ -262,13 +530,35 @@ impl DataTransferService for Sink {
     }
 }
 
-fn raw_run(bytes: usize, packet_size: usize) -> Result<Duration, GrpcError> {
+/// One client stream of `data` in `packet_size` packets into a [`Sink`] on a runtime of
+/// `workers` threads, with the routed path's HTTP/2 settings, over TLS if `tls`.
+fn raw_run(
+    data: &bytes::Bytes,
+    packet_size: usize,
+    tls: bool,
+    workers: usize,
+    h2: &ClientOptions,
+) -> Result<Duration, GrpcError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers.max(1))
         .enable_all()
         .build()
         .map_err(|e| GrpcError::Runtime(e.to_string()))?;
-    let window = crate::ClientOptions::default().window_size;
+    let data = data.clone();
+    let bytes = data.len();
+    let identity = if tls {
+        let ca = CertAuthority::new(DOMAIN)?;
+        let cert = ca.issue(&["sink"])?;
+        Some(TlsConfig {
+            cert_chain_pem: cert.cert_pem.into_bytes(),
+            private_key_pem: cert.key_pem.into_bytes(),
+            ca_pem: ca.cert_pem().as_bytes().to_vec(),
+            domain: DOMAIN.to_string(),
+            trusted_relays: Vec::new(),
+        })
+    } else {
+        None
+    };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(localhost())
             .await
@@ -280,24 +570,36 @@ fn raw_run(bytes: usize, packet_size: usize) -> Result<Duration, GrpcError> {
             addr: localhost(),
             reason: e.to_string(),
         })?;
-        let server = tonic::transport::Server::builder()
-            .initial_stream_window_size(window)
-            .initial_connection_window_size(window.saturating_mul(2))
+        let mut server = h2.server_builder();
+        if let Some(tls) = &identity {
+            server = server
+                .tls_config(tls.server_config())
+                .map_err(|e| GrpcError::Tls {
+                    reason: crate::client::chain(&e),
+                })?;
+        }
+        let server = server
             .add_service(
                 DataTransferServiceServer::new(Sink).max_decoding_message_size(packet_size + 4096),
             )
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
         let server = tokio::spawn(server);
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| GrpcError::Config(e.to_string()))?
-            .initial_stream_window_size(window)
-            .initial_connection_window_size(window.saturating_mul(2))
-            .tcp_nodelay(true)
+        let scheme = if identity.is_some() { "https" } else { "http" };
+        let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| GrpcError::Config(e.to_string()))?;
+        endpoint = h2.tune(endpoint);
+        if let Some(tls) = &identity {
+            endpoint = endpoint
+                .tls_config(tls.client_config("sink.fate.org"))
+                .map_err(|e| GrpcError::Tls {
+                    reason: crate::client::chain(&e),
+                })?;
+        }
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| GrpcError::Serve(crate::client::chain(&e)))?;
         let mut client = DataTransferServiceClient::new(channel);
-        let data = bytes::Bytes::from((0..bytes).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
         let packets = (0..bytes)
             .step_by(packet_size.max(1))
             .map(move |start| Packet {
@@ -323,4 +625,28 @@ fn raw_run(bytes: usize, packet_size: usize) -> Result<Duration, GrpcError> {
         }
         Ok(elapsed)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checksum_sees_order_length_and_content() {
+        let data = pattern(1000);
+        let base = checksum(&data);
+        assert_eq!(base, checksum(&data.clone()));
+        let mut swapped = data.clone();
+        swapped.swap(0, 40);
+        assert_ne!(base, checksum(&swapped), "reordered bytes");
+        let mut flipped = data.clone();
+        flipped[999] ^= 1;
+        assert_ne!(base, checksum(&flipped), "a changed tail byte");
+        assert_ne!(base, checksum(&data[..999]), "a shorter object");
+        // Two 32-byte blocks exchanged (a reordered slice).
+        let mut blocks = data.clone();
+        let (a, b) = blocks.split_at_mut(32);
+        a[..32].swap_with_slice(&mut b[..32]);
+        assert_ne!(base, checksum(&blocks));
+    }
 }

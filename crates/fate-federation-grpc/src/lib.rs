@@ -14,7 +14,8 @@
 //! - [`osx`]: every router also serves FATE 2.x OSX's queue mode (`PrivateTransferTransport`:
 //!   push, pop, peek, release; fate-spec §2.4), so FATE's OSX federation backend can use it,
 //!   and forwards such pushes between sites as OSX does (`PrivateTransferProtocol.invoke`).
-//! - [`bench::bench_throughput`] measures routed throughput against raw gRPC.
+//! - [`bench::bench`] moves one object through two routers and checks it arrived unchanged,
+//!   and measures that throughput against a raw gRPC stream in the same run.
 //! - `testing` (cargo feature `testing`): network namespaces with rate-limited links, a TCP
 //!   delay proxy and Apache Traffic Server as an SNI proxy, for tests of separate machines.
 //!
@@ -22,7 +23,8 @@
 //! - Peer input is bounded before it is buffered: each packet by `max_packet_size` (tonic's
 //!   decoding limit), each frame by `max_frame_size` (checked on the declared length in the
 //!   first packet, then on the bytes that arrive), each mailbox by `mailbox_bytes`
-//!   (`RESOURCE_EXHAUSTED` beyond it).
+//!   (`RESOURCE_EXHAUSTED` beyond it), except that the one frame a waiting `recv` needs is
+//!   never refused (see [`Mailbox`]).
 //! - With TLS, a router accepts a packet only if the client certificate backs the source party
 //!   the packet claims (see [`tls`]).
 //! - A push is idempotent: a mailbox ignores a frame whose key it holds or has delivered in the

@@ -1,6 +1,13 @@
 //! Where frames for this site's parties wait for their `recv`: a map from [`MessageKey`] to
 //! frame with a byte budget, and a memory of delivered keys so that a frame pushed again (a
 //! retry whose acknowledgement was lost) is ignored.
+//!
+//! The budget never refuses the frame a `recv` is waiting for. Senders push the slices of an
+//! object several at a time, so slices can arrive out of order (a retry after a router restart
+//! reorders them at will); if later slices could fill the budget while the receiver waits for
+//! an earlier one, the earlier one would be refused until its sender gave up, and nothing
+//! would ever be read again. Admitting a waited-for frame over the budget costs at most one
+//! frame per waiting `recv`, and that frame leaves at once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +44,8 @@ pub(crate) enum Admit {
 struct State {
     pending: HashMap<MessageKey, Vec<u8>>,
     in_flight: HashSet<MessageKey>,
+    /// Keys a `recv` is waiting for, with the number of waiters.
+    waited: HashMap<MessageKey, usize>,
     /// Keys already handed to `recv`, per session, until the session's cleanup.
     delivered: HashMap<String, HashSet<MessageKey>>,
     pending_bytes: usize,
@@ -45,7 +54,8 @@ struct State {
 }
 
 /// Frames waiting for their receiver. Memory is bounded: the bytes of pending frames plus the
-/// bytes reserved by frames being streamed in never exceed the budget.
+/// bytes reserved by frames being streamed in stay within the budget, plus at most one frame
+/// per waiting `recv` (the frame it waits for is never refused).
 #[derive(Debug)]
 pub struct Mailbox {
     state: Mutex<State>,
@@ -97,7 +107,8 @@ impl Mailbox {
         state.arrivals
     }
 
-    /// Claims room for a frame of `len` bytes under `key`.
+    /// Claims room for a frame of `len` bytes under `key`; over the budget only if a `recv`
+    /// is waiting for `key` (see the module documentation).
     pub(crate) fn reserve(
         self: &Arc<Self>,
         key: &MessageKey,
@@ -116,7 +127,7 @@ impl Mailbox {
             return Err(Refusal::InFlight);
         }
         let used = state.pending_bytes + state.reserved_bytes;
-        if used.saturating_add(len) > self.budget {
+        if used.saturating_add(len) > self.budget && !state.waited.contains_key(key) {
             return Err(Refusal::Full {
                 pending: used,
                 incoming: len,
@@ -151,6 +162,25 @@ impl Mailbox {
     ) -> Result<Vec<u8>, FederationError> {
         let start = Instant::now();
         let mut state = self.state.lock();
+        *state.waited.entry(key.clone()).or_default() += 1;
+        let result = self.wait_for(&mut state, key, start, deadline, cancel);
+        if let Some(waiters) = state.waited.get_mut(key) {
+            *waiters -= 1;
+            if *waiters == 0 {
+                state.waited.remove(key);
+            }
+        }
+        result
+    }
+
+    fn wait_for(
+        &self,
+        state: &mut parking_lot::MutexGuard<'_, State>,
+        key: &MessageKey,
+        start: Instant,
+        deadline: Instant,
+        cancel: &CancelToken,
+    ) -> Result<Vec<u8>, FederationError> {
         loop {
             if let Some(frame) = state.pending.remove(key) {
                 state.pending_bytes -= frame.len();
@@ -169,7 +199,7 @@ impl Mailbox {
                 return Err(FederationError::timeout(key, now - start));
             }
             let wake = deadline.min(now + CANCEL_POLL);
-            self.arrived.wait_until(&mut state, wake);
+            self.arrived.wait_until(state, wake);
         }
     }
 
@@ -266,6 +296,39 @@ mod tests {
             .unwrap();
         assert_eq!(got, vec![7; 60]);
         assert_eq!(mb.pending_bytes(), 0);
+    }
+
+    #[test]
+    fn the_frame_a_receiver_waits_for_is_admitted_over_the_budget() {
+        // Later slices fill the budget while the receiver waits for an earlier one: refusing
+        // it would leave both sides waiting until the sender gives up.
+        let mb = Mailbox::new(20);
+        mb.put(&key("slice_2"), vec![2; 10]).unwrap();
+        mb.put(&key("slice_3"), vec![3; 10]).unwrap();
+        assert!(matches!(
+            mb.reserve(&key("slice_1"), 10),
+            Err(Refusal::Full { .. })
+        ));
+        let receiver = {
+            let mb = mb.clone();
+            std::thread::spawn(move || {
+                let far = Instant::now() + Duration::from_secs(10);
+                mb.recv(&key("slice_1"), far, &CancelToken::new())
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !mb.state.lock().waited.contains_key(&key("slice_1")) {
+            assert!(Instant::now() < deadline, "the receiver never waited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        mb.put(&key("slice_1"), vec![1; 10]).unwrap();
+        assert_eq!(receiver.join().unwrap().unwrap(), vec![1; 10]);
+        assert!(mb.state.lock().waited.is_empty(), "the waiter is forgotten");
+        assert_eq!(mb.pending_bytes(), 20);
+        assert!(
+            matches!(mb.reserve(&key("slice_4"), 10), Err(Refusal::Full { .. })),
+            "frames nobody waits for still respect the budget"
+        );
     }
 
     #[test]

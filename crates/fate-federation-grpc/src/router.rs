@@ -194,7 +194,6 @@ pub(crate) async fn bind(
         addr: config.listen,
         reason: e.to_string(),
     })?;
-    let window = config.client.window_size;
     let client = Client::new(
         config.tls.clone(),
         config.client.clone(),
@@ -219,15 +218,15 @@ pub(crate) async fn bind(
         addr,
         rpc_timeout: config.client.rpc_timeout,
     };
-    let mut server = tonic::transport::Server::builder()
-        .initial_stream_window_size(window)
-        .initial_connection_window_size(window.saturating_mul(2))
+    let mut server = config
+        .client
+        .server_builder()
         .http2_keepalive_interval(Some(Duration::from_secs(60)))
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         // No server-wide timeout: an OSX pop waits as long as its request says (FATE asks
         // for hours). DataTransferService calls are bounded by `rpc_timeout` in their
         // handlers instead.
-        .tcp_nodelay(true);
+        ;
     if let Some(tls) = &config.tls {
         server = server
             .tls_config(tls.server_config())
