@@ -1071,28 +1071,9 @@ impl Scheduler {
                 names
             }
         };
-        if scope.initiator && !scope.remotes.is_empty() {
-            let body = serde_json::json!({"job_id": job_id, "tasks": names});
-            for party in &scope.remotes {
-                self.partner_call(
-                    job_id,
-                    party,
-                    crate::site::paths::JOB_RERUN,
-                    body.clone(),
-                    None,
-                )
-                .await
-                .map_err(|e| {
-                    SchedulerError::Partner(format!("party {party} could not rerun: {e}"))
-                })?;
-            }
-        }
+        // Waiting here first: a partner that starts its rerun and polls this node must not
+        // see the previous run's end status.
         let now = now_ms();
-        for task in plan.tasks.iter().filter(|t| names.contains(&t.name)) {
-            let (version, _) = self.latest_task_version(job_id, &task.name).await?;
-            self.insert_task_rows(job_id, task, &scope.rows, version + 1, now)
-                .await?;
-        }
         for j in &jobs {
             self.inner
                 .store
@@ -1105,6 +1086,34 @@ impl Scheduler {
             self.inner
                 .store
                 .update_job(job_id, j.role, &j.party_id, &update)
+                .await?;
+        }
+        if scope.initiator && !scope.remotes.is_empty() {
+            let body = serde_json::json!({"job_id": job_id, "tasks": names});
+            for party in &scope.remotes {
+                if let Err(e) = self
+                    .partner_call(
+                        job_id,
+                        party,
+                        crate::site::paths::JOB_RERUN,
+                        body.clone(),
+                        None,
+                    )
+                    .await
+                {
+                    let reason = format!("party {party} could not rerun: {e}");
+                    for j in &jobs {
+                        let party = Party::new(j.role, j.party_id.as_str());
+                        self.finish_job(job_id, &party, JobStatus::Failed, Some(reason.clone()))
+                            .await?;
+                    }
+                    return Err(SchedulerError::Partner(reason));
+                }
+            }
+        }
+        for task in plan.tasks.iter().filter(|t| names.contains(&t.name)) {
+            let (version, _) = self.latest_task_version(job_id, &task.name).await?;
+            self.insert_task_rows(job_id, task, &scope.rows, version + 1, now)
                 .await?;
         }
         self.schedule_log(job_id, LogLevel::Info, "rerun requested");
