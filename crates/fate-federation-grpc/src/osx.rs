@@ -847,6 +847,26 @@ impl Inner {
         }
     }
 
+    /// The checks of a call served here (peek, pop, release): under TLS the caller is one of
+    /// this site's parties, and the names the call needs are there. `Some` is the refusal
+    /// to answer.
+    fn refuse_local(
+        &self,
+        what: &str,
+        cert: Option<&rustls_pki_types::CertificateDer<'static>>,
+        headers: &PtpHeaders,
+        topic: &str,
+        topic_required: bool,
+        self_party: &[String],
+    ) -> Option<TransportOutbound> {
+        if let Err(text) = self.check_local(cert, self_party) {
+            return Some(self.error(self_party, code::UNAUTHORIZED, text));
+        }
+        self.names(what, headers, topic, topic_required)
+            .err()
+            .map(|text| self.error(self_party, code::INVALID_REQUEST, text))
+    }
+
     /// With TLS, only this site's parties may read or drop its queues.
     fn check_local(
         &self,
@@ -872,19 +892,10 @@ impl PrivateTransferTransport for OsxService {
         let topic = request.into_inner().topic;
         let table = inner.routes.current();
         let self_party = table.self_party();
-        if let Err(text) = inner.check_local(cert.as_ref(), self_party) {
-            return Ok(Response::new(inner.error(
-                self_party,
-                code::UNAUTHORIZED,
-                text,
-            )));
-        }
-        if let Err(text) = inner.names("peek", &headers, &topic, true) {
-            return Ok(Response::new(inner.error(
-                self_party,
-                code::INVALID_REQUEST,
-                text,
-            )));
+        if let Some(reply) =
+            inner.refuse_local("peek", cert.as_ref(), &headers, &topic, true, self_party)
+        {
+            return Ok(Response::new(reply));
         }
         // As OSX: success either way; an empty payload means no message yet.
         Ok(Response::new(
@@ -905,19 +916,10 @@ impl PrivateTransferTransport for OsxService {
         let PopInbound { topic, timeout } = request.into_inner();
         let table = inner.routes.current();
         let self_party = table.self_party();
-        if let Err(text) = inner.check_local(cert.as_ref(), self_party) {
-            return Ok(Response::new(inner.error(
-                self_party,
-                code::UNAUTHORIZED,
-                text,
-            )));
-        }
-        if let Err(text) = inner.names("pop", &headers, &topic, true) {
-            return Ok(Response::new(inner.error(
-                self_party,
-                code::INVALID_REQUEST,
-                text,
-            )));
+        if let Some(reply) =
+            inner.refuse_local("pop", cert.as_ref(), &headers, &topic, true, self_party)
+        {
+            return Ok(Response::new(reply));
         }
         // OSX `ConsumeService`: a timeout of 0 or less means `consume.msg.waiting.timeout`.
         let wait = match u64::try_from(timeout) {
@@ -978,19 +980,15 @@ impl PrivateTransferTransport for OsxService {
         let topic = request.into_inner().topic;
         let table = inner.routes.current();
         let self_party = table.self_party();
-        if let Err(text) = inner.check_local(cert.as_ref(), self_party) {
-            return Ok(Response::new(inner.error(
-                self_party,
-                code::UNAUTHORIZED,
-                text,
-            )));
-        }
-        if let Err(text) = inner.names("release", &headers, &topic, false) {
-            return Ok(Response::new(inner.error(
-                self_party,
-                code::INVALID_REQUEST,
-                text,
-            )));
+        if let Some(reply) = inner.refuse_local(
+            "release",
+            cert.as_ref(),
+            &headers,
+            &topic,
+            false,
+            self_party,
+        ) {
+            return Ok(Response::new(reply));
         }
         let topic = (!topic.is_empty()).then_some(topic.as_str());
         let (queues, bytes) = inner.queues.release(&headers.session, topic);
