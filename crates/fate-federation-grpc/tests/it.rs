@@ -17,6 +17,7 @@ use fate_federation_grpc::proto::data_transfer_service_server::{
     DataTransferService, DataTransferServiceServer,
 };
 use fate_federation_grpc::proto::{Command, Data, Metadata, Packet, PollingFrame, Task, Topic};
+use fate_federation_grpc::testing::Sites;
 use fate_federation_grpc::{
     ClientOptions, GrpcTransport, Limits, RetryPolicy, RouteError, RouteTable, Router,
     RouterConfig, Routes, TlsConfig, TransportConfig,
@@ -324,47 +325,6 @@ fn start_transport(
 
 fn empty_routes() -> Routes {
     Routes::new(RouteTable::default())
-}
-
-/// One shared [`Transport`] over several sites, as the conformance suite wants: a send goes
-/// out through the source party's site, a receive waits at the destination party's site.
-struct Sites(Vec<(&'static [&'static str], Arc<GrpcTransport>)>);
-
-impl Sites {
-    fn site(&self, party: &Party) -> Result<&Arc<GrpcTransport>, FederationError> {
-        self.0
-            .iter()
-            .find(|(ids, _)| ids.contains(&party.party_id.as_str()))
-            .map(|(_, t)| t)
-            .ok_or_else(|| {
-                FederationError::transport(party, "no site hosts this party in the test")
-            })
-    }
-}
-
-impl Transport for Sites {
-    fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError> {
-        self.site(&key.src)?.send(key, frame)
-    }
-
-    fn recv(
-        &self,
-        key: &MessageKey,
-        deadline: Instant,
-        cancel: &CancelToken,
-    ) -> Result<Vec<u8>, FederationError> {
-        self.site(&key.dst)?.recv(key, deadline, cancel)
-    }
-
-    fn name(&self) -> &'static str {
-        "grpc"
-    }
-
-    fn cleanup(&self, session_id: &str) {
-        for (_, t) in &self.0 {
-            t.cleanup(session_id);
-        }
-    }
 }
 
 struct Net {

@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fate_federation::testing::conformance;
-use fate_federation::{
-    CancelToken, Federation, FederationConfig, FederationError, MessageKey, Transport,
-};
+use fate_federation::{CancelToken, Federation, FederationConfig, MessageKey, Transport};
 use fate_federation_grpc::certs::CertAuthority;
 use fate_federation_grpc::proto::data_transfer_service_client::DataTransferServiceClient;
 use fate_federation_grpc::proto::{Metadata, Packet, Topic};
+use fate_federation_grpc::testing::Sites;
 use fate_federation_grpc::testing::delay::{DelayConfig, DelayProxy};
 use fate_federation_grpc::testing::netns::{Direction, Network};
 use fate_federation_grpc::{
@@ -89,44 +88,6 @@ fn start_transport(listen: IpAddr, routes: &Routes, tls: Option<TlsConfig>) -> A
         ..TransportConfig::new(SocketAddr::new(listen, 0), routes.clone())
     })
     .unwrap()
-}
-
-/// One shared [`Transport`] over both sites, as the conformance suite wants.
-struct Sites(Vec<(&'static [&'static str], Arc<GrpcTransport>)>);
-
-impl Sites {
-    fn site(&self, party: &Party) -> Result<&Arc<GrpcTransport>, FederationError> {
-        self.0
-            .iter()
-            .find(|(ids, _)| ids.contains(&party.party_id.as_str()))
-            .map(|(_, t)| t)
-            .ok_or_else(|| FederationError::transport(party, "no site hosts this party"))
-    }
-}
-
-impl Transport for Sites {
-    fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError> {
-        self.site(&key.src)?.send(key, frame)
-    }
-
-    fn recv(
-        &self,
-        key: &MessageKey,
-        deadline: Instant,
-        cancel: &CancelToken,
-    ) -> Result<Vec<u8>, FederationError> {
-        self.site(&key.dst)?.recv(key, deadline, cancel)
-    }
-
-    fn name(&self) -> &'static str {
-        "grpc between namespaces"
-    }
-
-    fn cleanup(&self, session_id: &str) {
-        for (_, t) in &self.0 {
-            t.cleanup(session_id);
-        }
-    }
 }
 
 /// Node indexes of [`Hosts`].

@@ -15,6 +15,7 @@ use fate_federation::{
     CancelToken, Federation, FederationConfig, FederationError, MessageKey, Transport,
 };
 use fate_federation_grpc::certs::{self, CertAuthority, CertFiles};
+use fate_federation_grpc::testing::Sites;
 use fate_federation_grpc::testing::ats::{AtsConfig, TrafficServer, Tunnel};
 use fate_federation_grpc::{
     ClientOptions, GrpcTransport, Limits, RetryPolicy, RouteTable, Router, RouterConfig, Routes,
@@ -97,44 +98,6 @@ fn start_transport(routes: &Routes, tls: TlsConfig) -> Arc<GrpcTransport> {
         ..TransportConfig::new(localhost(), routes.clone())
     })
     .unwrap()
-}
-
-/// One shared [`Transport`] over both sites, as the conformance suite wants.
-struct Sites(Vec<(&'static [&'static str], Arc<GrpcTransport>)>);
-
-impl Sites {
-    fn site(&self, party: &Party) -> Result<&Arc<GrpcTransport>, FederationError> {
-        self.0
-            .iter()
-            .find(|(ids, _)| ids.contains(&party.party_id.as_str()))
-            .map(|(_, t)| t)
-            .ok_or_else(|| FederationError::transport(party, "no site hosts this party"))
-    }
-}
-
-impl Transport for Sites {
-    fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError> {
-        self.site(&key.src)?.send(key, frame)
-    }
-
-    fn recv(
-        &self,
-        key: &MessageKey,
-        deadline: Instant,
-        cancel: &CancelToken,
-    ) -> Result<Vec<u8>, FederationError> {
-        self.site(&key.dst)?.recv(key, deadline, cancel)
-    }
-
-    fn name(&self) -> &'static str {
-        "grpc via Traffic Server"
-    }
-
-    fn cleanup(&self, session_id: &str) {
-        for (_, t) in &self.0 {
-            t.cleanup(session_id);
-        }
-    }
 }
 
 /// Two sites, each a transport behind its own router, joined only through Traffic Server.

@@ -5,6 +5,7 @@
 //!   code run inside a namespace on a thread of its own, and `tbf` rate limits on links.
 //! - [`delay`]: a userspace TCP proxy that adds a fixed one-way delay per direction (this
 //!   machine's kernel has no `netem`, see the platform notes).
+//! - [`Sites`]: several sites' transports as one `Transport`, for the conformance suite.
 //! - [`ats`]: Apache Traffic Server as the seeds' SNI proxy of a star network (fate-spec §2.6).
 //!
 //! Tests that need something the machine may lack (root, `ip`, `traffic_server`) call
@@ -13,6 +14,9 @@
 pub mod ats;
 pub mod delay;
 pub mod netns;
+mod sites;
+
+pub use sites::Sites;
 
 /// Whether the tests run under CI (the environment variable `CI` is set and not empty or
 /// `false`/`0`). CI installs everything (`scripts/setup.sh`) and runs as root, so a missing
