@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo build -q --release -p fate --locked
-exec target/release/fate demo --datasets ../shared/data "$@"
+exec target/release/fate demo "$@"

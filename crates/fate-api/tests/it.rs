@@ -122,7 +122,7 @@ impl Node {
 
 fn shared_data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
+        .join("../../examples/data")
         .join(name)
 }
 

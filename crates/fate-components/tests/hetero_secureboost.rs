@@ -38,7 +38,7 @@ fn host() -> Party {
 /// Parses one of FATE's example CSVs (keyed by the shared `id`, as after PSI).
 fn csv(c: &Computing, file: &str, label: bool) -> DataFrame {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
+        .join("../../examples/data")
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let meta = UploadMeta {

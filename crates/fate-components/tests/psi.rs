@@ -66,7 +66,7 @@ fn id_range(r: std::ops::Range<usize>) -> Vec<(String, String)> {
 
 fn csv_frame(c: &Computing, file: &str, label: bool, extend_sid: bool) -> DataFrame {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
+        .join("../../examples/data")
         .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let meta = UploadMeta {

@@ -28,9 +28,9 @@ pub enum BenchCommand {
     /// FATE's vertical benchmark jobs (PSI + CoordinatedLR, PSI + SecureBoost, with evaluation)
     /// on breast and default_credit, end to end in one process, beside FATE 2.2's times and AUCs.
     Vfl {
-        /// Folder with FATE's example CSVs.
-        #[arg(long, default_value = "../shared/data")]
-        datasets: std::path::PathBuf,
+        /// Folder with FATE's example CSVs. Default: the repository's examples/data.
+        #[arg(long)]
+        datasets: Option<std::path::PathBuf>,
         /// Only the breast jobs.
         #[arg(long)]
         breast_only: bool,
@@ -58,9 +58,10 @@ pub enum BenchCommand {
         /// Toy runs (the median is reported).
         #[arg(long, default_value_t = 5)]
         toy_runs: usize,
-        /// CSV to upload (default: FATE's breast guest data if found beside the checkout).
+        /// CSV to upload (default: FATE's breast guest data, built in).
         #[arg(long)]
         upload_file: Option<std::path::PathBuf>,
+        /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
@@ -123,7 +124,12 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             } else {
                 &[crate::demo::BREAST, crate::demo::DEFAULT_CREDIT]
             };
-            crate::demo::run_benchmarks(&datasets, sets)
+            let source = if breast_only {
+                crate::demo::Datasets::or_embedded(datasets)
+            } else {
+                crate::demo::Datasets::or_repository(datasets)?
+            };
+            crate::demo::run_benchmarks(&source, sets)
         }
         BenchCommand::Standalone {
             rows,
@@ -255,19 +261,14 @@ fn standalone(
     let toy_secs = median(toy);
     let toy_rec = json!({"bench": "toy_end_to_end", "secs": toy_secs, "fate_secs": FATE_TOY_SECS, "speedup_vs_fate": FATE_TOY_SECS / toy_secs});
 
-    // Upload of FATE's breast guest CSV through the upload job.
-    let candidates = [
-        std::path::PathBuf::from("../shared/data/breast_hetero_guest.csv"),
-        std::path::PathBuf::from("shared/data/breast_hetero_guest.csv"),
-    ];
-    let file = upload_file.or_else(|| candidates.iter().find(|p| p.is_file()).cloned());
-    let upload_rec = match file {
-        Some(file) => {
-            let secs = upload_secs(&file)?;
-            json!({"bench": "upload", "file": file.display().to_string(), "secs": secs, "fate_secs": FATE_UPLOAD_SECS, "speedup_vs_fate": FATE_UPLOAD_SECS / secs})
-        }
-        None => json!({"bench": "upload", "skipped": "no CSV found; pass --upload-file"}),
+    // Upload of FATE's breast guest CSV through the upload job (the built-in copy by default).
+    let scratch = tempfile::tempdir()?;
+    let file = match upload_file {
+        Some(file) => file,
+        None => crate::demo::Datasets::Embedded.file("breast_hetero_guest", scratch.path())?,
     };
+    let secs = upload_secs(&file)?;
+    let upload_rec = json!({"bench": "upload", "file": file.display().to_string(), "secs": secs, "fate_secs": FATE_UPLOAD_SECS, "speedup_vs_fate": FATE_UPLOAD_SECS / secs});
 
     // Table throughput against a plain single-threaded loop over the same data.
     let computing = fate_computing::Computing::new(fate_computing::ComputingConfig {
@@ -291,15 +292,11 @@ fn standalone(
             toy_secs,
             FATE_TOY_SECS / toy_secs
         );
-        match upload_rec.get("secs").and_then(|v| v.as_f64()) {
-            Some(s) => println!(
-                "upload {}: {:.3} s   FATE 2.2: {FATE_UPLOAD_SECS} s   ({:.0}x faster)",
-                upload_rec["file"].as_str().unwrap_or(""),
-                s,
-                FATE_UPLOAD_SECS / s
-            ),
-            None => println!("upload: skipped (no CSV found; pass --upload-file)"),
-        }
+        println!(
+            "upload {}: {secs:.3} s   FATE 2.2: {FATE_UPLOAD_SECS} s   ({:.0}x faster)",
+            file.display(),
+            FATE_UPLOAD_SECS / secs
+        );
         println!(
             "{:<12} {:>10} {:>16} {:>22} {:>8}",
             "table op", "rows", "rows/s", "plain loop rows/s", "ratio"

@@ -15,11 +15,77 @@ use std::time::{Duration, Instant};
 #[derive(Args)]
 pub struct DemoArgs {
     /// Folder with FATE's example CSVs (breast_hetero_guest.csv, breast_hetero_host.csv).
-    #[arg(long, default_value = "../shared/data")]
-    pub datasets: PathBuf,
+    /// Default: the copies built into the binary (the repository's examples/data).
+    #[arg(long)]
+    pub datasets: Option<PathBuf>,
     /// Only run the toy.
     #[arg(long)]
     pub toy_only: bool,
+}
+
+/// FATE's breast CSVs (examples/data, from FATE's examples/data, Apache-2.0), built in so that the
+/// demo runs from any directory with no files at hand.
+const EMBEDDED: [(&str, &[u8]); 2] = [
+    (
+        "breast_hetero_guest",
+        include_bytes!("../../../examples/data/breast_hetero_guest.csv"),
+    ),
+    (
+        "breast_hetero_host",
+        include_bytes!("../../../examples/data/breast_hetero_host.csv"),
+    ),
+];
+
+/// Where FATE's example CSVs come from.
+pub enum Datasets {
+    /// A folder holding `<dataset>_hetero_{guest,host}.csv`.
+    Dir(PathBuf),
+    /// The breast CSVs built into the binary.
+    Embedded,
+}
+
+impl Datasets {
+    /// `dir` if given, else the built-in breast CSVs.
+    pub fn or_embedded(dir: Option<PathBuf>) -> Self {
+        dir.map(Datasets::Dir).unwrap_or(Datasets::Embedded)
+    }
+
+    /// `dir` if given, else the repository's examples/data: under the working directory, or
+    /// beside the sources this binary was built from (so `cargo run` works from any directory).
+    pub fn or_repository(dir: Option<PathBuf>) -> Result<Self> {
+        if let Some(dir) = dir {
+            return Ok(Datasets::Dir(dir));
+        }
+        let candidates = [
+            PathBuf::from("examples/data"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data"),
+        ];
+        candidates
+            .into_iter()
+            .find(|d| d.join("default_credit_hetero_guest.csv").is_file())
+            .map(Datasets::Dir)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "FATE's example CSVs were not found in examples/data: pass --datasets DIR"
+                )
+            })
+    }
+
+    /// The CSV of `name` (e.g. `breast_hetero_guest`); built-in data is written under `scratch`.
+    pub fn file(&self, name: &str, scratch: &Path) -> Result<PathBuf> {
+        match self {
+            Datasets::Dir(dir) => Ok(dir.join(format!("{name}.csv"))),
+            Datasets::Embedded => {
+                let (_, bytes) = EMBEDDED.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+                    anyhow::anyhow!("{name}.csv is not built in: pass --datasets DIR")
+                })?;
+                let path = scratch.join(format!("{name}.csv"));
+                std::fs::write(&path, bytes)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(path)
+            }
+        }
+    }
 }
 
 /// A FATE benchmark job: its DAG and FATE 2.2's figures (anchors.md "Jobs").
@@ -137,12 +203,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if args.toy_only {
         return Ok(());
     }
-    run_benchmarks(&args.datasets, &[BREAST])
+    run_benchmarks(&Datasets::or_embedded(args.datasets), &[BREAST])
 }
 
 /// Uploads each dataset's guest and host CSVs and runs its FATE benchmark jobs in this process,
 /// printing time and AUC next to FATE 2.2's.
-pub fn run_benchmarks(datasets_dir: &Path, datasets: &[Dataset]) -> Result<()> {
+pub fn run_benchmarks(source: &Datasets, datasets: &[Dataset]) -> Result<()> {
     let dir = tempfile::tempdir()?;
     runtime()?.block_on(async {
         let engine = EngineArgs {
@@ -160,14 +226,8 @@ pub fn run_benchmarks(datasets_dir: &Path, datasets: &[Dataset]) -> Result<()> {
                 format!("{}_hetero_guest", ds.name),
                 format!("{}_hetero_host", ds.name),
             );
-            let up = upload(&scheduler, &datasets_dir.join(format!("{g}.csv")), &g, true).await?
-                + upload(
-                    &scheduler,
-                    &datasets_dir.join(format!("{h}.csv")),
-                    &h,
-                    false,
-                )
-                .await?;
+            let up = upload(&scheduler, &source.file(&g, dir.path())?, &g, true).await?
+                + upload(&scheduler, &source.file(&h, dir.path())?, &h, false).await?;
             println!(
                 "{:<64} {:>9.2} {:>9} {:>7.0}x",
                 format!("upload {} guest + host", ds.name),

@@ -165,7 +165,7 @@ fn lr_predict_dag(model_id: &str, model_version: &str, host_table: &str) -> serd
 fn shared_data(name: &str) -> PathBuf {
     std::fs::canonicalize(
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data")
+            .join("../../examples/data")
             .join(name),
     )
     .unwrap()
