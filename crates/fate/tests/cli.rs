@@ -233,13 +233,16 @@ fn bad_data_roots_and_limits_are_refused_at_start() {
             vec![os("--data-root"), file.clone().into_os_string()],
             "data root",
         ),
-        (vec![os("--data-root"), os("")], "data root"),
+        (vec![os("--data-root"), os("")], "data-root"),
         (
             vec![os("--data-root"), os("/proc/self/nonexistent/x")],
             "data root",
         ),
         (vec![os("--max-upload-bytes"), os("0")], "max_upload_bytes"),
-        (vec![os("--max-upload-bytes"), os("-5")], "max-upload-bytes"),
+        (
+            vec![os("--max-upload-bytes=-5"), os("--port=0")],
+            "max-upload-bytes",
+        ),
         (
             vec![os("--max-upload-bytes"), os("lots")],
             "max-upload-bytes",
