@@ -3,7 +3,7 @@
 //! the node replays as local HTTP requests with the caller's party in `x-fate-src-party`.
 
 use crate::envelope::{ApiError, Envelope};
-use crate::routes::{ApiState, body_json, req_str};
+use crate::routes::{ApiState, body_json, req_job_id};
 use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -50,7 +50,7 @@ async fn job_create(
     body: String,
 ) -> ApiResult {
     let m = body_json(&body)?;
-    let job_id = req_str(&m, "job_id")?;
+    let job_id = req_job_id(&m)?;
     let dag = m
         .get("dag")
         .cloned()
@@ -65,7 +65,7 @@ async fn job_create(
 
 async fn job_stop(State(st): State<Arc<ApiState>>, headers: HeaderMap, body: String) -> ApiResult {
     let m = body_json(&body)?;
-    let job_id = req_str(&m, "job_id")?;
+    let job_id = req_job_id(&m)?;
     let reason = m.get("reason").and_then(Value::as_str).unwrap_or("");
     st.scheduler
         .stop_by_partner(&job_id, &src_party(&headers), reason)
@@ -76,7 +76,7 @@ async fn job_stop(State(st): State<Arc<ApiState>>, headers: HeaderMap, body: Str
 
 async fn job_rerun(State(st): State<Arc<ApiState>>, headers: HeaderMap, body: String) -> ApiResult {
     let m = body_json(&body)?;
-    let job_id = req_str(&m, "job_id")?;
+    let job_id = req_job_id(&m)?;
     let tasks: Vec<String> = match m.get("tasks") {
         Some(Value::Array(a)) => a
             .iter()
@@ -101,7 +101,7 @@ async fn job_collect(
     body: String,
 ) -> ApiResult {
     let m = body_json(&body)?;
-    let job_id = req_str(&m, "job_id")?;
+    let job_id = req_job_id(&m)?;
     let data = st
         .scheduler
         .collect(&src_party(&headers), &job_id)

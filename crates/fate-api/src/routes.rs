@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 mod artifacts;
 mod bind;
+mod files;
 mod job_logs;
+mod limits;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -27,8 +29,7 @@ pub struct ApiState {
     pub address: String,
 }
 
-/// Largest multipart upload accepted.
-pub const UPLOAD_LIMIT: usize = 1 << 30;
+pub use limits::JSON_BODY_LIMIT;
 
 type Params = Query<HashMap<String, String>>;
 type ApiResult = Result<Envelope, ApiError>;
@@ -41,6 +42,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/job/query", get(job_query))
         .route("/v2/job/stop", post(job_stop))
         .route("/v2/job/rerun", post(job_rerun))
+        .route("/v2/job/clean", post(job_clean))
         .route("/v2/job/list/query", get(job_list))
         .route("/v2/job/task/query", get(task_query))
         .route("/v2/job/task/list/query", get(task_list))
@@ -49,8 +51,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/data/component/upload", post(upload_path))
         .route(
             "/v2/data/component/upload/file",
-            // FATE uploads blocks of up to 100 MiB; a client file may be larger than axum's 2 MiB default.
-            post(upload_file).layer(axum::extract::DefaultBodyLimit::max(UPLOAD_LIMIT)),
+            // Streamed to disk and capped there at the node's file limit (`files::save_upload`).
+            post(upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/v2/table/query", get(table_query))
         .route("/v2/table/delete", post(table_delete))
@@ -74,6 +76,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/server/fateflow", get(server_fateflow))
         .merge(crate::partner::routes())
         .fallback(unsupported)
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(axum::middleware::map_response(limits::rejection_envelope))
         .with_state(Arc::new(state))
 }
 
@@ -234,7 +238,14 @@ async fn job_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResu
 
 async fn job_id_of(body: &str) -> Result<String, ApiError> {
     let m = body_json(body)?;
-    req_str(&m, "job_id")
+    req_job_id(&m)
+}
+
+/// A `job_id` field, checked to be a job id before it reaches the scheduler or a path.
+pub(crate) fn req_job_id(m: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
+    let job_id = req_str(m, "job_id")?;
+    fate_types::check_job_id("job_id", &job_id)?;
+    Ok(job_id)
 }
 
 async fn job_stop(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
@@ -339,6 +350,7 @@ async fn logs_of(
     p: &HashMap<String, String>,
 ) -> Result<Vec<fate_scheduler::LogLine>, ApiError> {
     let job_id = opt_param(p, "job_id").ok_or_else(|| ApiError::param("job_id", "is required"))?;
+    fate_types::check_job_id("job_id", &job_id)?;
     let mut lines = st
         .scheduler
         .logs(
@@ -396,6 +408,8 @@ fn upload_dag(
 ) -> Result<(fate_dag::DagSchema, String, String), ApiError> {
     let namespace = req_str(m, "namespace")?;
     let name = req_str(m, "name")?;
+    fate_types::check_name("namespace", &namespace)?;
+    fate_types::check_name("name", &name)?;
     let mut params = serde_json::Map::new();
     params.insert("file".into(), json!(file));
     params.insert("namespace".into(), json!(namespace));
@@ -478,18 +492,21 @@ async fn submit_upload(st: &ApiState, m: &serde_json::Map<String, Value>, file: 
 async fn upload_path(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
     let m = body_json(&body)?;
     let file = req_str(&m, "file")?;
-    if !std::path::Path::new(&file).is_file() {
-        return Err(ApiError::new(
-            RetCode::NoFile,
-            format!("file: `{file}` is not a file on this node"),
-        ));
-    }
+    // Only regular files under the data roots; the upload task checks again when it opens it.
+    let file = files::confined_read_path(&st, "file", &file, |e| {
+        ApiError::new(RetCode::NoFile, e.to_string())
+    })
+    .await?;
     submit_upload(&st, &m, &file).await
 }
 
+/// Most non-file fields a multipart upload may carry.
+const MAX_FORM_FIELDS: usize = 64;
+
 async fn upload_file(State(st): State<Arc<ApiState>>, mut mp: Multipart) -> ApiResult {
     let mut fields = serde_json::Map::new();
-    let mut saved: Option<PathBuf> = None;
+    // Removed when this handler returns an error, or once the upload job has ended.
+    let mut saved: Option<files::UploadedFile> = None;
     while let Some(field) = mp
         .next_field()
         .await
@@ -497,29 +514,39 @@ async fn upload_file(State(st): State<Arc<ApiState>>, mut mp: Multipart) -> ApiR
     {
         let name = field.name().unwrap_or_default().to_string();
         if name == "file" {
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| ApiError::param("file", e))?;
-            tokio::fs::create_dir_all(&st.upload_dir)
-                .await
-                .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?;
-            let path = st.upload_dir.join(format!(
-                "{}.csv",
-                chrono::Utc::now().format("%Y%m%d%H%M%S%f")
-            ));
-            tokio::fs::write(&path, &bytes)
-                .await
-                .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?;
-            saved = Some(path);
+            if saved.is_some() {
+                return Err(ApiError::param("file", "sent more than once"));
+            }
+            saved = Some(files::save_upload(&st, field).await?);
         } else {
-            let text = field.text().await.map_err(|e| ApiError::param(&name, e))?;
+            if fields.len() >= MAX_FORM_FIELDS {
+                return Err(ApiError::param(
+                    "multipart",
+                    format!("more than {MAX_FORM_FIELDS} fields"),
+                ));
+            }
+            let text = files::form_text(field, &name).await?;
             fields.insert(name, Value::String(text));
         }
     }
-    let path =
+    let saved =
         saved.ok_or_else(|| ApiError::param("file", "is required (a multipart file field)"))?;
-    submit_upload(&st, &fields, &path.to_string_lossy()).await
+    let path = saved.path().to_string_lossy().to_string();
+    let reply = submit_upload(&st, &fields, &path).await?;
+    if let Some(job_id) = &reply.job_id {
+        files::remove_after_job(&st, job_id.clone(), saved);
+    }
+    Ok(reply)
+}
+
+/// `POST /v2/job/clean {job_id}` (FATE-Flow's `JobController.clean_job`): stops the job if it
+/// still runs, then removes the output data tables its tasks created at the parties this node
+/// keeps. Tables the job only read (a reader's input, an upload's table) stay; so do the job's
+/// rows, metrics and models, as FATE keeps its job rows.
+async fn job_clean(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
+    let job_id = job_id_of(&body).await?;
+    let removed = st.scheduler.clean(&job_id).await?;
+    Ok(Envelope::ok(json!({"removed_tables": removed})).with_job(job_id))
 }
 
 fn ns_name(p: &HashMap<String, String>) -> Result<(String, String), ApiError> {

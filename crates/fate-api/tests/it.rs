@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tower::ServiceExt;
 
+mod hostile;
 mod transfer;
 
 struct Node {
@@ -43,6 +44,15 @@ async fn node_at(dir: &Path) -> Node {
             logs_dir: dir.join("logs"),
             federation,
             site: None,
+            // The test dir (files the tests write), FATE's shared example data and the uploads
+            // dir are the node's data roots.
+            data_roots: {
+                let uploads = dir.join("uploads");
+                std::fs::create_dir_all(&uploads).unwrap();
+                let roots = [dir.to_path_buf(), shared_data(""), uploads];
+                fate_runtime::DataRoots::new(roots.into_iter().filter(|d| d.is_dir()), 1 << 30)
+                    .unwrap()
+            },
         },
     )
     .await

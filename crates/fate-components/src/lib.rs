@@ -19,6 +19,26 @@ pub mod secure_add;
 pub mod toy;
 pub mod upload;
 
+/// Upper bounds of the parameters that size memory or work, checked by the planner before a
+/// job is recorded (so a request, or a partner's job, cannot make the node allocate without a
+/// bound). FATE sets none; these are far above what FATE's examples and users set.
+pub mod limits {
+    /// Rows a toy example builds per party (FATE's toy uses 1000 to 1024).
+    pub const DATA_NUM: u64 = 10_000_000;
+    /// Partitions of a table a task creates (FATE's `computing_partitions` is 4 to 16).
+    pub const PARTITIONS: u64 = 1024;
+    /// Training rounds: LR epochs, SecureBoost trees.
+    pub const ROUNDS: u64 = 100_000;
+    /// Rows of a mini-batch.
+    pub const BATCH_SIZE: u64 = 100_000_000;
+    /// Bins of a feature histogram.
+    pub const MAX_BIN: u64 = 65_536;
+    /// Depth of a boosted tree (the component's own check allows up to 64).
+    pub const DEPTH: u64 = crate::hetero_secureboost::params::MAX_DEPTH as u64;
+    /// Classes of a multi-class objective.
+    pub const NUM_CLASS: u64 = 10_000;
+}
+
 /// Every component this build provides.
 pub fn registry() -> Registry {
     let mut r = Registry::new();
@@ -44,6 +64,7 @@ pub(crate) fn param(
         required,
         default,
         description: description.into(),
+        max: None,
     }
 }
 

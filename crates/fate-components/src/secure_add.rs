@@ -51,8 +51,10 @@ impl Component for SecureAddExample {
                     false,
                     Some(json!(1000)),
                     "rows per party, each of value 1",
-                ),
-                param("partition", false, Some(json!(4)), "table partitions"),
+                )
+                .max(crate::limits::DATA_NUM),
+                param("partition", false, Some(json!(4)), "table partitions")
+                    .max(crate::limits::PARTITIONS),
                 param(
                     "seed",
                     false,

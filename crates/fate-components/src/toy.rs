@@ -46,8 +46,9 @@ impl Component for ToyExample {
             description: "FATE 2.x toy: guest and hosts exchange a sample index".into(),
             roles: vec![Role::Guest, Role::Host],
             params: vec![
-                param("data_num", true, None, "rows each party builds"),
-                param("partition", true, None, "table partitions"),
+                param("data_num", true, None, "rows each party builds")
+                    .max(crate::limits::DATA_NUM),
+                param("partition", true, None, "table partitions").max(crate::limits::PARTITIONS),
             ],
             inputs: vec![],
             outputs: vec![

@@ -15,6 +15,9 @@ use std::collections::HashSet;
 
 pub struct Upload;
 
+/// Most partitions an upload may ask for (FATE users choose 4 to 16).
+pub const MAX_PARTITIONS: usize = 1024;
+
 /// FATE's upload `meta` (fate-spec §3.4). Unknown keys are ignored as FATE ignores them.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default)]
@@ -28,6 +31,16 @@ pub struct UploadMeta {
     pub dtype: Option<String>,
     /// Column names when the file has no header line (`head: false`), delimited like the data.
     pub header: Option<String>,
+}
+
+/// A value of the file as it may appear in an error: at most 40 characters, escaped, so an
+/// error never carries more than a cell of the file.
+fn clip(s: &str) -> String {
+    let mut out: String = s.chars().take(40).collect();
+    if s.chars().count() > 40 {
+        out.push_str("...");
+    }
+    out.escape_debug().to_string()
 }
 
 /// Parses CSV text into rows keyed by sample id. Pure, so it is tested without a node.
@@ -67,8 +80,9 @@ pub fn parse_csv(
     let find = |field: &str, name: &str| -> Result<usize, String> {
         header.iter().position(|h| h == name).ok_or_else(|| {
             format!(
-                "meta.{field}: column `{name}` is not in the header ({})",
-                header.join(",")
+                "meta.{field}: column `{}` is not in the header ({})",
+                clip(name),
+                clip(&header.join(","))
             )
         })
     };
@@ -110,14 +124,18 @@ pub fn parse_csv(
             let raw = rec.get(i).unwrap_or("").trim();
             raw.parse::<f64>().map_err(|_| {
                 format!(
-                    "line {line}, column `{}`: `{raw}` is not a number",
-                    header[i]
+                    "line {line}, column `{}`: `{}` is not a number",
+                    clip(&header[i]),
+                    clip(raw)
                 )
             })
         };
         let match_id = rec.get(id_idx).unwrap_or("").trim().to_string();
         if match_id.is_empty() {
-            return Err(format!("line {line}, column `{match_id_name}`: empty id"));
+            return Err(format!(
+                "line {line}, column `{}`: empty id",
+                clip(&match_id_name)
+            ));
         }
         let sample_id = if extend_sid {
             format!("{}", rows.len())
@@ -126,7 +144,9 @@ pub fn parse_csv(
         };
         if !extend_sid && !seen.insert(match_id.clone()) {
             return Err(format!(
-                "line {line}, column `{match_id_name}`: duplicate id `{match_id}`"
+                "line {line}, column `{}`: duplicate id `{}`",
+                clip(&match_id_name),
+                clip(&match_id)
             ));
         }
         let features = feature_idx
@@ -176,7 +196,8 @@ impl Component for Upload {
                     Some(json!(true)),
                     "whether the first line is a header",
                 ),
-                param("partitions", false, Some(json!(8)), "table partitions"),
+                param("partitions", false, Some(json!(8)), "table partitions")
+                    .max(crate::limits::PARTITIONS),
                 param(
                     "meta",
                     false,
@@ -220,8 +241,18 @@ impl Component for Upload {
                 "table {namespace}.{name} exists already; set overwrite to replace it"
             )));
         }
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| ComponentError::param("file", format!("cannot read `{file}`: {e}")))?;
+        if partitions > MAX_PARTITIONS {
+            return Err(ComponentError::param(
+                "partitions",
+                format!("{partitions} is more than the limit of {MAX_PARTITIONS}"),
+            ));
+        }
+        // Only files under the node's data roots, regular, within the size limit; the check
+        // is made on the opened handle (fate_runtime::files).
+        let (text, _) = ctx
+            .files
+            .read_text("file", &file)
+            .map_err(|e| ComponentError::param("file", e.reason))?;
         let (schema, rows) = parse_csv(&text, head, &meta, extend_sid)
             .map_err(|e| ComponentError::Data(format!("{file}: {e}")))?;
         let count = rows.len();

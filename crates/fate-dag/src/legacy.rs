@@ -44,6 +44,18 @@ pub fn dsl_to_dag(
     conf: &Value,
     components: &[ComponentSpec],
 ) -> Result<DagSchema, PlanError> {
+    for (field, v) in [("dsl", dsl), ("conf", conf)] {
+        if value_depth(v, crate::parse::MAX_DAG_DEPTH + 1) > crate::parse::MAX_DAG_DEPTH {
+            return Err(PlanError::job(
+                K::Syntax,
+                field,
+                format!(
+                    "nested more than {} levels deep",
+                    crate::parse::MAX_DAG_DEPTH
+                ),
+            ));
+        }
+    }
     let conf_obj = object(conf, "conf")?;
     if let Some(v) = conf_obj.get("dsl_version").filter(|v| !v.is_null()) {
         let is_2 = v.as_u64() == Some(2) || v.as_str() == Some("2");
@@ -76,6 +88,17 @@ pub fn dsl_to_dag(
         dsl_obj.get("components").unwrap_or(&Value::Null),
         "dsl.components",
     )?;
+    if cpns.len() > crate::parse::MAX_DAG_ITEMS {
+        return Err(PlanError::job(
+            K::BadValue,
+            "dsl.components",
+            format!(
+                "{} entries, more than the limit of {}",
+                cpns.len(),
+                crate::parse::MAX_DAG_ITEMS
+            ),
+        ));
+    }
     // Resolve every module first so inputs can look at their producer's component.
     let mut resolved: BTreeMap<&str, &ComponentSpec> = BTreeMap::new();
     for (name, cpn) in cpns {
@@ -108,7 +131,7 @@ pub fn dsl_to_dag(
 
     let party_tasks = component_parameters(conf_obj, &roles, &mut tasks)?;
 
-    Ok(DagSchema {
+    let dag = DagSchema {
         dag: DagSpec {
             parties,
             conf: Some(job_conf),
@@ -118,7 +141,27 @@ pub fn dsl_to_dag(
         },
         schema_version: "2.2.0".to_string(),
         kind: None,
-    })
+    };
+    crate::parse::check_size(&dag)?;
+    Ok(dag)
+}
+
+/// Nesting depth of a JSON value, counted no further than `cap` (so the walk is bounded too).
+fn value_depth(v: &Value, cap: usize) -> usize {
+    if cap == 0 {
+        return 0;
+    }
+    match v {
+        Value::Array(a) => 1 + a.iter().map(|x| value_depth(x, cap - 1)).max().unwrap_or(0),
+        Value::Object(m) => {
+            1 + m
+                .values()
+                .map(|x| value_depth(x, cap - 1))
+                .max()
+                .unwrap_or(0)
+        }
+        _ => 0,
+    }
 }
 
 fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, PlanError> {

@@ -28,7 +28,7 @@ pub mod spec;
 
 pub use error::{PlanError, PlanErrorKind};
 pub use legacy::dsl_to_dag;
-pub use parse::{MAX_DAG_TEXT_BYTES, parse_dag};
+pub use parse::{MAX_DAG_DEPTH, MAX_DAG_ITEMS, MAX_DAG_TEXT_BYTES, parse_dag};
 pub use plan::{InputPlan, InputSource, JobPlan, TaskPlan, plan};
 pub use spec::{
     ArtifactRef, DagSchema, DagSpec, InputSpec, JobConfSpec, OneOrMany, PartySpec, PartyTaskParams,

@@ -17,6 +17,13 @@ struct Wrapped {
 
 const FIELD: &str = "dag_schema";
 
+/// Deepest nesting of maps and lists a job definition may have. FATE's DAGs nest about 8 deep;
+/// the bound is checked on the text before any parser runs, so a hostile body (100k nested
+/// brackets) is refused in microseconds instead of costing the parser seconds.
+pub const MAX_DAG_DEPTH: usize = 64;
+/// Most tasks, parties and party overrides a job may list.
+pub const MAX_DAG_ITEMS: usize = 1000;
+
 /// Parses a FATE 2.x job definition. Text whose first non-blank character is `{` is read as
 /// JSON (so JSON mistakes get JSON error messages); anything else as YAML. Both the bare
 /// `{dag, schema_version}` and the REST wrapper `{dag_schema: {dag, schema_version}}` are
@@ -34,11 +41,112 @@ pub fn parse_dag(text: &str) -> Result<DagSchema, PlanError> {
         ));
     }
     let body = text.trim_start_matches('\u{feff}');
-    if body.trim_start().starts_with('{') {
-        parse_json(body)
+    let json = body.trim_start().starts_with('{');
+    check_depth(body, json)?;
+    let dag = if json {
+        parse_json(body)?
     } else {
-        parse_yaml(body)
+        parse_yaml(body)?
+    };
+    check_size(&dag)?;
+    Ok(dag)
+}
+
+/// Refuses a DAG with more tasks, parties or overrides than [`MAX_DAG_ITEMS`].
+pub fn check_size(dag: &DagSchema) -> Result<(), PlanError> {
+    let d = &dag.dag;
+    let parties: usize = d.parties.iter().map(|p| p.party_id.len()).sum();
+    for (field, n) in [
+        ("dag.tasks", d.tasks.len()),
+        ("dag.parties", parties),
+        ("dag.party_tasks", d.party_tasks.len()),
+    ] {
+        if n > MAX_DAG_ITEMS {
+            return Err(PlanError::job(
+                PlanErrorKind::BadValue,
+                field,
+                format!("{n} entries, more than the limit of {MAX_DAG_ITEMS}"),
+            ));
+        }
     }
+    Ok(())
+}
+
+/// Scans the text for its nesting depth without parsing it: brackets and braces outside
+/// quoted strings and comments (JSON and YAML flow style), and for YAML also indentation
+/// levels and `- ` sequence entries opened on one line. Errors name the line.
+pub fn check_depth(text: &str, json: bool) -> Result<(), PlanError> {
+    let too_deep = |line: usize| {
+        PlanError::job(
+            PlanErrorKind::Syntax,
+            FIELD,
+            format!("nested more than {MAX_DAG_DEPTH} levels deep"),
+        )
+        .at(Some(line), None)
+    };
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut indents: Vec<usize> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line_no = n + 1;
+        if !json && quote.is_none() && flow == 0 {
+            // Block structure: indentation levels plus `- ` entries at the start of the line.
+            let trimmed = line.trim_start_matches(' ');
+            if !trimmed.is_empty() && !trimmed.starts_with('#') {
+                let indent = line.len() - trimmed.len();
+                while indents.last().is_some_and(|&i| i > indent) {
+                    indents.pop();
+                }
+                if indents.last().is_none_or(|&i| i < indent) {
+                    indents.push(indent);
+                }
+                let mut dashes = 0;
+                let mut rest = trimmed;
+                while let Some(r) = rest.strip_prefix("- ").or_else(|| rest.strip_prefix("? ")) {
+                    dashes += 1;
+                    rest = r.trim_start_matches(' ');
+                }
+                if indents.len() + dashes > MAX_DAG_DEPTH {
+                    return Err(too_deep(line_no));
+                }
+            }
+        }
+        let mut prev = ' ';
+        for c in line.chars() {
+            match quote {
+                Some(q) => {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' && q == '"' {
+                        escaped = true;
+                    } else if c == q {
+                        quote = None;
+                    }
+                }
+                None => match c {
+                    '"' => quote = Some('"'),
+                    '\'' if !json && (flow > 0 || prev == ' ' || prev == ':' || prev == '-') => {
+                        quote = Some('\'')
+                    }
+                    '#' if !json && (prev == ' ' || prev == '\t') => break,
+                    '[' | '{' => {
+                        flow += 1;
+                        if flow + indents.len() > MAX_DAG_DEPTH {
+                            return Err(too_deep(line_no));
+                        }
+                    }
+                    ']' | '}' => flow = flow.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            prev = c;
+        }
+        // A YAML single-quoted scalar may span lines; a double-quoted one too. Nothing else
+        // carries over.
+        escaped = false;
+    }
+    Ok(())
 }
 
 fn parse_json(text: &str) -> Result<DagSchema, PlanError> {

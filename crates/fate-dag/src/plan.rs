@@ -20,6 +20,10 @@ pub const STAGES: [&str; 4] = ["train", "predict", "default", "cross_validation"
 pub const MAX_TASK_NAME_LEN: usize = 128;
 /// Longest party id we accept; party ids become parts of topics and paths.
 pub const MAX_PARTY_ID_LEN: usize = 64;
+/// Largest `conf.cores`, `conf.task_cores` and `conf.computing_partitions` a job may set.
+pub const MAX_CONF_COUNT: u32 = 1024;
+/// Largest `conf.auto_retries`.
+pub const MAX_AUTO_RETRIES: u32 = 100;
 
 /// A validated job, ready for a scheduler.
 ///
@@ -350,6 +354,36 @@ fn initiator(conf: &JobConfSpec, listed: &[Party]) -> Result<Party, PlanError> {
 }
 
 fn check_conf(conf: &JobConfSpec) -> Result<(), PlanError> {
+    for (field, value, max) in [
+        ("dag.conf.cores", conf.cores, MAX_CONF_COUNT),
+        ("dag.conf.task_cores", conf.task_cores, MAX_CONF_COUNT),
+        (
+            "dag.conf.computing_partitions",
+            conf.computing_partitions,
+            MAX_CONF_COUNT,
+        ),
+        ("dag.conf.auto_retries", conf.auto_retries, MAX_AUTO_RETRIES),
+    ] {
+        if let Some(v) = value
+            && v > max
+        {
+            return Err(PlanError::job(
+                K::BadValue,
+                field,
+                format!("{v} is more than the limit of {max}"),
+            ));
+        }
+    }
+    // Model ids and versions name exported files and model keys.
+    for (field, value) in [
+        ("dag.conf.model_id", &conf.model_id),
+        ("dag.conf.model_version", &conf.model_version),
+    ] {
+        if let Some(v) = value {
+            fate_types::check_name(field, v)
+                .map_err(|e| PlanError::job(K::InvalidName, field, e.reason))?;
+        }
+    }
     if let Some(s) = &conf.sync_type
         && s != "poll"
         && s != "callback"
@@ -652,6 +686,28 @@ fn plan_task(
             format!("dag.tasks.{name}.parameters.{}", param.name),
             msg,
         ));
+    }
+
+    // Bounded parameters (rows, partitions, rounds, ...), per party.
+    for param in &comp.params {
+        let Some(max) = param.max else { continue };
+        for (party, m) in &parameters {
+            let Some(v) = m.get(&param.name) else {
+                continue;
+            };
+            let too_big = match v {
+                Value::Number(n) => n.as_f64().is_some_and(|x| x > max as f64),
+                _ => false,
+            };
+            if too_big {
+                return Err(PlanError::task(
+                    K::BadValue,
+                    name,
+                    format!("dag.tasks.{name}.parameters.{}", param.name),
+                    format!("{v} (for {party}) is more than the limit of {max}"),
+                ));
+            }
+        }
     }
 
     let inputs = finish_inputs(ctx, pending)?;

@@ -17,6 +17,7 @@ fn param(name: &str, default: Option<Value>) -> ParamSpec {
         required: default.is_none(),
         default,
         description: String::new(),
+        max: None,
     }
 }
 

@@ -35,6 +35,9 @@ pub struct OutputData {
     pub schema: Schema,
     /// True for tables a user named (upload), false for a task's output artifact.
     pub user_table: bool,
+    /// True for a stored table the task only passes on (`reader`): its metadata (source,
+    /// create time, count) stays as it is.
+    pub existing: bool,
 }
 
 /// What a component produced: data tables, models and metrics, kept in memory until the
@@ -154,6 +157,8 @@ pub struct Ctx {
     pub log: TaskLog,
     pub cancel: CancelToken,
     pub catalog: std::sync::Arc<dyn Catalog>,
+    /// The node's data roots: the only files a component may open (`upload`).
+    pub files: crate::files::DataRoots,
 }
 
 /// Stored tables a component may read by name (the `reader` component). Implemented by the
@@ -277,6 +282,7 @@ impl Ctx {
             partitions: df.table.num_partitions(),
             schema: df.schema.clone(),
             user_table: false,
+            existing: false,
         });
         Ok(())
     }
@@ -299,6 +305,7 @@ impl Ctx {
             partitions: df.table.num_partitions(),
             schema: df.schema.clone(),
             user_table: true,
+            existing: false,
         });
         Ok(())
     }
@@ -313,6 +320,7 @@ impl Ctx {
             partitions: info.partitions,
             schema: info.schema.clone(),
             user_table: false,
+            existing: true,
         });
     }
 

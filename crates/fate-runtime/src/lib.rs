@@ -14,6 +14,7 @@
 pub mod ctx;
 pub mod data;
 pub mod fedtable;
+pub mod files;
 pub mod registry;
 pub mod testing;
 
@@ -22,4 +23,5 @@ pub use ctx::{
     TableInfo, TaskLog,
 };
 pub use data::{DataFrame, Row, Schema};
+pub use files::{DataRoots, FileError, FileErrorKind};
 pub use registry::{Component, ComponentError, Registry};

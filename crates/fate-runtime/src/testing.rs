@@ -173,6 +173,7 @@ impl Harness {
                             .expect("no file to open"),
                         cancel: cancel.clone(),
                         catalog: Arc::new(EmptyCatalog),
+                        files: crate::files::DataRoots::none(),
                     };
                     let cancel = cancel.clone();
                     scope.spawn(move || {

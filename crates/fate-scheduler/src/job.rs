@@ -47,6 +47,9 @@ pub struct SchedulerConfig {
     /// The parties this node hosts and how it reaches the others' nodes; `None` hosts every
     /// party in this process (standalone).
     pub site: Option<crate::site::Site>,
+    /// The only directories a request may make this node read or write files in (uploads,
+    /// binds, model exports), and the largest file it reads.
+    pub data_roots: fate_runtime::DataRoots,
 }
 
 /// What `submit` returns (FATE's `{job_id, data: {model_id, model_version}}`).
@@ -150,6 +153,11 @@ impl Scheduler {
 
     pub fn computing(&self) -> &Computing {
         &self.inner.computing
+    }
+
+    /// Where requests may name files (uploads, binds, exports).
+    pub fn data_roots(&self) -> &fate_runtime::DataRoots {
+        &self.inner.config.data_roots
     }
 
     pub fn registry(&self) -> &Registry {
@@ -332,7 +340,7 @@ impl Scheduler {
     pub(crate) fn schedule_log(&self, job_id: &str, level: LogLevel, msg: &str) {
         let path = logs::schedule_log_path(&self.inner.config.logs_dir, job_id);
         let local = Party::new(Role::Local, "0");
-        if let Ok(log) = TaskLog::new(job_id, &local, "schedule", Some(path)) {
+        if let Ok(log) = TaskLog::new(job_id, &local, "schedule", path) {
             log.log(level, msg);
         }
     }
@@ -610,7 +618,7 @@ impl Scheduler {
                 party.party_id.as_str(),
                 &task.name,
             );
-            let log = TaskLog::new(job_id, party, &task.name, Some(log_path))
+            let log = TaskLog::new(job_id, party, &task.name, log_path)
                 .or_else(|_| TaskLog::new(job_id, party, &task.name, None))
                 .map_err(|e| {
                     SchedulerError::Store(StoreError::Invalid {
@@ -654,6 +662,7 @@ impl Scheduler {
                     store: store.clone(),
                     handle: tokio::runtime::Handle::current(),
                 }),
+                files: self.inner.config.data_roots.clone(),
             };
             let component = component.clone();
             let cancel = cancel.clone();
@@ -905,7 +914,10 @@ impl Scheduler {
                 source: serde_json::json!({"job_id": job_id, "task_name": task.name, "role": party.role, "party_id": pid}),
                 create_time: now,
             };
-            store.put_table(&rec, true).await?;
+            // A table the task only read (reader) keeps its own metadata.
+            if !d.existing {
+                store.put_table(&rec, true).await?;
+            }
             if !d.user_table {
                 store
                     .save_output_data(&OutputDataRecord {

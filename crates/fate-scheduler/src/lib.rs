@@ -9,6 +9,7 @@
 //!   FATE allows (fate-spec §3.1).
 //! - It knows the federation only as `Arc<dyn Transport>`: the binary chooses the backend.
 
+mod clean;
 mod job;
 mod logs;
 pub mod site;

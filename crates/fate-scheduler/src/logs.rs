@@ -1,25 +1,39 @@
 //! Where job and task logs live: `<logs_dir>/<job_id>/<role>/<party_id>/<task_name>.log` for
 //! tasks, `<logs_dir>/<job_id>/schedule.log` for the scheduler's own lines.
+//!
+//! The path builders are a second line of defence behind the checks at every entry (REST,
+//! partner create, DAG plan): they build no path from an identifier that could leave the logs
+//! dir (`fate_types::ids`).
 
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
+/// The log file of a task at one party; `None` when an identifier is not a plain path
+/// component.
 pub(crate) fn task_log_path(
     logs_dir: &Path,
     job_id: &str,
     role: &str,
     party_id: &str,
     task: &str,
-) -> PathBuf {
-    logs_dir
-        .join(job_id)
-        .join(role)
-        .join(party_id)
-        .join(format!("{task}.log"))
+) -> Option<PathBuf> {
+    fate_types::check_job_id("job_id", job_id).ok()?;
+    for (field, v) in [("role", role), ("party_id", party_id), ("task_name", task)] {
+        fate_types::check_path_id(field, v).ok()?;
+    }
+    Some(
+        logs_dir
+            .join(job_id)
+            .join(role)
+            .join(party_id)
+            .join(format!("{task}.log")),
+    )
 }
 
-pub(crate) fn schedule_log_path(logs_dir: &Path, job_id: &str) -> PathBuf {
-    logs_dir.join(job_id).join("schedule.log")
+/// The scheduler's log of a job; `None` when `job_id` is not a valid job id.
+pub(crate) fn schedule_log_path(logs_dir: &Path, job_id: &str) -> Option<PathBuf> {
+    fate_types::check_job_id("job_id", job_id).ok()?;
+    Some(logs_dir.join(job_id).join("schedule.log"))
 }
 
 /// One log line with where it came from.
@@ -40,24 +54,13 @@ pub(crate) fn read_logs(
     party_id: Option<&str>,
     task: Option<&str>,
 ) -> std::io::Result<Vec<LogLine>> {
-    let safe = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
-    if !safe(job_id) {
+    let Some(schedule_log) = schedule_log_path(logs_dir, job_id) else {
         return Ok(vec![]);
-    }
+    };
     let mut out = Vec::new();
     let job_dir = logs_dir.join(job_id);
     if role.is_none() && task.is_none_or(|t| t == "schedule") {
-        push_file(
-            &schedule_log_path(logs_dir, job_id),
-            "",
-            "",
-            "schedule",
-            &mut out,
-        )?;
+        push_file(&schedule_log, "", "", "schedule", &mut out)?;
     }
     let Ok(roles) = std::fs::read_dir(&job_dir) else {
         return Ok(out);

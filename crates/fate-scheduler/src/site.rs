@@ -452,10 +452,27 @@ impl Scheduler {
                 "this node runs standalone and does not take jobs from other parties".into(),
             ));
         }
+        // The job id becomes a directory of the logs dir: a partner may send only a plain id.
+        fate_types::check_job_id("job_id", job_id)
+            .map_err(|e| SchedulerError::Partner(e.to_string()))?;
         let dag: fate_dag::DagSchema = serde_json::from_value(dag).map_err(|e| {
             SchedulerError::Partner(format!("the initiator sent an unreadable DAG: {e}"))
         })?;
+        fate_dag::parse::check_size(&dag)?;
         let plan = self.plan(&dag)?;
+        // A partner's job names tables, never files: it may not run tasks as this node's
+        // `local` party (uploads read a path of this node).
+        if let Some(task) = plan
+            .tasks
+            .iter()
+            .find(|t| t.component == "upload" || t.parties.iter().any(|p| p.role == Role::Local))
+        {
+            return Err(SchedulerError::Partner(format!(
+                "party {from_party} may not create job {job_id}: task {} runs `{}` as this node's \
+                 local party; a job from another party may name tables, never files",
+                task.name, task.component
+            )));
+        }
         if plan.initiator.party_id.as_str() != from_party {
             return Err(SchedulerError::Partner(format!(
                 "party {from_party} may not create job {job_id}: its initiator is party {}",

@@ -28,6 +28,18 @@ pub struct ParamSpec {
     /// Default applied when the parameter is absent (FATE's default).
     pub default: Option<serde_json::Value>,
     pub description: String,
+    /// Largest value a job may set for a numeric parameter that sizes memory or work (rows,
+    /// partitions, rounds, depth); the planner refuses more, naming the field. `None`: no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u64>,
+}
+
+impl ParamSpec {
+    /// The same parameter with an upper bound.
+    pub fn max(mut self, max: u64) -> Self {
+        self.max = Some(max);
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

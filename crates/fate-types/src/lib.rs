@@ -11,6 +11,8 @@ pub mod party;
 pub mod status;
 
 pub use error::RetCode;
-pub use ids::{JobIdGenerator, federation_session_id};
+pub use ids::{
+    IdError, JobIdGenerator, check_job_id, check_name, check_path_id, federation_session_id,
+};
 pub use party::{Party, PartyId, Role};
 pub use status::{JobStatus, TaskStatus};

@@ -323,6 +323,11 @@ fn upload_secs(file: &std::path::Path) -> Result<f64> {
             cores: None,
             partitions: 4,
             federation_timeout: 60,
+            data_roots: file
+                .parent()
+                .map(|d| vec![d.to_path_buf()])
+                .unwrap_or_default(),
+            max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
         };
         let scheduler = crate::node::build_scheduler(dir.path(), &engine).await?;
         let dag: fate_dag::DagSchema = serde_json::from_value(json!({

@@ -215,6 +215,8 @@ pub fn run_benchmarks(source: &Datasets, datasets: &[Dataset]) -> Result<()> {
             cores: None,
             partitions: 4,
             federation_timeout: 600,
+            data_roots: vec![datasets_dir.to_path_buf()],
+            max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
         println!(

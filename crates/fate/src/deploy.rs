@@ -46,6 +46,10 @@ pub struct LocalArgs {
     /// Seconds a node waits for an unreachable peer before failing its running jobs.
     #[arg(long, default_value_t = 20)]
     pub partner_timeout: u64,
+    /// A directory every node's uploads and binds may read (repeatable), written into each
+    /// node.yaml as `data_roots`; `<node>/data/import` always is one.
+    #[arg(long = "data-root", value_name = "DIR")]
+    pub data_roots: Vec<PathBuf>,
     /// Stop the deployment in --dir instead of starting one.
     #[arg(long)]
     pub stop: bool,
@@ -120,7 +124,9 @@ const NODE_HEADER: &str = "\
 # grpc: where the site router delivers frames and relayed partner calls (FATE-Flow's 9360);
 # route_table: the node's FATE route_table.json (default -> its router); tls: ca/cert/key PEM
 # and the certificate domain; router_config: read by `fate doctor`; partner_timeout: seconds a
-# peer node may stay unreachable before a running job fails. Paths are relative to this file.
+# peer node may stay unreachable before a running job fails; data_roots: the only directories
+# whose files uploads, table binds and model exports may name (data/import and data/uploads
+# always are); max_upload_bytes: largest file read or uploaded. Paths are relative to this file.
 ";
 
 const ROUTER_HEADER: &str = "\
@@ -206,6 +212,15 @@ fn start(args: LocalArgs) -> Result<()> {
             bail!("--parties: {p:?} is not a party id");
         }
     }
+    // Absolute, since each node.yaml resolves paths relative to itself.
+    let data_roots = args
+        .data_roots
+        .iter()
+        .map(|d| {
+            d.canonicalize()
+                .with_context(|| format!("--data-root {}: not a directory", d.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let dir = &args.dir;
     let state_file = dir.join("deploy.json");
     if let Ok(text) = std::fs::read_to_string(&state_file)
@@ -342,6 +357,8 @@ fn start(args: LocalArgs) -> Result<()> {
                 partitions: 4,
                 federation_timeout: 600,
                 partner_timeout: args.partner_timeout,
+                data_roots: data_roots.clone(),
+                max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
             },
         )?;
     }

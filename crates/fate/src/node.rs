@@ -38,6 +38,26 @@ pub struct EngineArgs {
     /// Seconds a party waits for a message from another party before the task fails.
     #[arg(long, default_value_t = 600)]
     pub federation_timeout: u64,
+    /// A directory whose files uploads, table binds and model exports may name (repeatable).
+    /// `<data-dir>/import` and `<data-dir>/uploads` always are; without this option a
+    /// standalone node on a loopback address also allows the directory it was started in
+    /// (unless that is `/`).
+    #[arg(long = "data-root", value_name = "DIR")]
+    pub data_roots: Vec<PathBuf>,
+    /// Largest file a request may make the node read, and largest multipart upload, in bytes.
+    #[arg(long, default_value_t = fate_runtime::files::DEFAULT_MAX_FILE_BYTES)]
+    pub max_upload_bytes: u64,
+}
+
+/// The data roots of a node: `<data_dir>/import` and `<data_dir>/uploads` (where multipart
+/// uploads land), then the configured ones.
+pub fn data_roots(data_dir: &Path, engine: &EngineArgs) -> Result<fate_runtime::DataRoots> {
+    let mut dirs = vec![data_dir.join("import"), data_dir.join("uploads")];
+    for d in &dirs {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    dirs.extend(engine.data_roots.iter().cloned());
+    fate_runtime::DataRoots::new(dirs, engine.max_upload_bytes).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// Builds a standalone scheduler over `data_dir`: redb tables, SQLite metadata, in-process
@@ -56,6 +76,7 @@ pub async fn build_scheduler_with(
 ) -> Result<Scheduler> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let data_roots = data_roots(data_dir, engine)?;
     let cores = engine.cores.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -83,10 +104,18 @@ pub async fn build_scheduler_with(
             logs_dir: data_dir.join("logs"),
             federation,
             site,
+            data_roots,
         },
     )
     .await?;
     Ok(scheduler)
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -95,7 +124,16 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-pub fn standalone(args: StandaloneArgs) -> Result<()> {
+pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
+    if args.engine.data_roots.is_empty() && is_loopback(&args.host) {
+        // A node only this machine reaches may read files where it was started, as a user
+        // running `fate standalone` in a project directory expects; never the whole disk.
+        if let Ok(cwd) = std::env::current_dir()
+            && cwd.parent().is_some()
+        {
+            args.engine.data_roots.push(cwd);
+        }
+    }
     runtime()?.block_on(async move {
         let scheduler = build_scheduler(&args.data_dir, &args.engine).await?;
         let addr = format!("{}:{}", args.host, args.port);

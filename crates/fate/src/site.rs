@@ -86,6 +86,17 @@ pub struct NodeConfig {
     /// Seconds another party's node may stay unreachable before a running job fails.
     #[serde(default = "default_partner_timeout")]
     pub partner_timeout: u64,
+    /// Directories whose files uploads, table binds and model exports may name, relative to
+    /// this file; `<data_dir>/import` and `<data_dir>/uploads` always are.
+    #[serde(default)]
+    pub data_roots: Vec<PathBuf>,
+    /// Largest file a request may make the node read, and largest multipart upload (bytes).
+    #[serde(default = "default_max_upload_bytes")]
+    pub max_upload_bytes: u64,
+}
+
+fn default_max_upload_bytes() -> u64 {
+    fate_runtime::files::DEFAULT_MAX_FILE_BYTES
 }
 
 fn default_partitions() -> usize {
@@ -247,6 +258,8 @@ pub fn node(args: NodeArgs) -> Result<()> {
         cores: config.cores,
         partitions: config.partitions,
         federation_timeout: config.federation_timeout,
+        data_roots: config.data_roots.iter().map(|d| base.join(d)).collect(),
+        max_upload_bytes: config.max_upload_bytes,
     };
     runtime()?.block_on(async move {
         let scheduler = build_scheduler_with(&data_dir, &engine, transport.clone(), Some(site))

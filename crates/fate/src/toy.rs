@@ -95,6 +95,8 @@ pub fn run_in_process(
             cores: None,
             partitions: partition as usize,
             federation_timeout: timeout.as_secs(),
+            data_roots: Vec::new(),
+            max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
         let start = Instant::now();

@@ -40,6 +40,9 @@ impl NodeProcess {
         let mut child = fate()
             .args(["standalone", "--port", "0", "--data-dir"])
             .arg(data_dir)
+            // The example upload confs read FATE's shared data.
+            .arg("--data-root")
+            .arg(repo().join("../shared/data"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -231,4 +234,80 @@ fn a_standalone_node_driven_by_the_cli() {
     assert_eq!(t["count"], 569);
     let out = run_ok(&["job", "query", "-j", &job_id, "--json"], &node.url);
     assert!(out.contains("\"success\""));
+}
+
+/// Hostile configuration (issue #10): a bad data root, size limit or node.yaml field stops the
+/// node at start with an error naming it, before it listens.
+#[test]
+fn bad_data_roots_and_limits_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a_file");
+    std::fs::write(&file, "x").unwrap();
+    let data = dir.path().join("data");
+    let standalone = |extra: &[&std::ffi::OsStr]| {
+        let out = fate()
+            .args(["standalone", "--port", "0", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (vec![os("--data-root"), os("/")], "file system root"),
+        (
+            vec![os("--data-root"), file.clone().into_os_string()],
+            "data root",
+        ),
+        (vec![os("--data-root"), os("")], "data-root"),
+        (
+            vec![os("--data-root"), os("/proc/self/nonexistent/x")],
+            "data root",
+        ),
+        (vec![os("--max-upload-bytes"), os("0")], "max_upload_bytes"),
+        (
+            vec![os("--max-upload-bytes=-5"), os("--port=0")],
+            "max-upload-bytes",
+        ),
+        (
+            vec![os("--max-upload-bytes"), os("lots")],
+            "max-upload-bytes",
+        ),
+    ];
+    let n = cases.len();
+    for (args, needle) in cases {
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let (ok, err) = standalone(&refs);
+        assert!(!ok, "{args:?} was accepted");
+        assert!(
+            err.contains(needle),
+            "{args:?}: the error should name `{needle}`: {err}"
+        );
+    }
+    // node.yaml fields.
+    let base = "party_ids: [\"9999\"]\napi: 127.0.0.1:0\ngrpc: 127.0.0.1:0\nroute_table: rt.json\ndata_dir: data\n";
+    let yaml_cases = [
+        ("data_roots: 5\n", "data_roots"),
+        ("data_roots: [[1]]\n", "data_roots"),
+        ("max_upload_bytes: -1\n", "max_upload_bytes"),
+        ("max_upload_bytes: big\n", "max_upload_bytes"),
+        ("data_root: [import]\n", "data_root"),
+    ];
+    for (extra, needle) in yaml_cases {
+        let path = dir.path().join("node.yaml");
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        let out = fate().args(["node", "-c"]).arg(&path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} was accepted");
+        assert!(
+            err.contains(needle),
+            "{extra:?}: the error should name `{needle}`: {err}"
+        );
+    }
+    println!("hostile config cases: {}", n + yaml_cases.len());
 }

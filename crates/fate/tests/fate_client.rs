@@ -64,6 +64,11 @@ impl NodeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fate"))
             .args(["standalone", "--port", "0", "--data-dir"])
             .arg(data_dir)
+            // FATE's shared data (uploads, binds) and the test dir (model exports).
+            .arg("--data-root")
+            .arg(shared_data(""))
+            .arg("--data-root")
+            .arg(data_dir)
             .env("FATE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

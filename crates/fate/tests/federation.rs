@@ -39,6 +39,9 @@ impl Deployment {
         let dir = tempfile::tempdir().unwrap();
         let out = fate()
             .args(["deploy", "local", "--json", "--partner-timeout", "5"])
+            // The example upload confs read FATE's shared data.
+            .arg("--data-root")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
             .args(["--parties", parties, "--dir"])
             .arg(dir.path())
             .args(extra)

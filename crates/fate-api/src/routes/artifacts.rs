@@ -29,7 +29,7 @@ use fate_types::{RetCode, Role};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// FATE-Flow's `Task.NO_FOUND_MODEL_OUTPUT` ("No found output model").
@@ -334,17 +334,6 @@ pub(super) async fn download(
         .into_response())
 }
 
-/// A name that becomes part of a file name: no separators, not `.` or `..`.
-fn file_part(field: &str, v: &str) -> Result<(), ApiError> {
-    if v.contains(['/', '\\', '\0']) || v == "." || v == ".." {
-        return Err(ApiError::param(
-            field,
-            "must not contain a path separator or be `.`/`..`",
-        ));
-    }
-    Ok(())
-}
-
 /// Writes the zip of `models` to `file` through a temporary file, so a reader never sees half
 /// an archive.
 fn write_zip(file: &Path, key_prefix: &str, models: &[ModelRecord]) -> Result<(), String> {
@@ -385,13 +374,14 @@ pub(super) async fn export(State(st): State<Arc<ApiState>>, body: String) -> Api
         .parse()
         .map_err(|e| ApiError::param("role", e))?;
     let path = req_str(&m, "path")?;
-    for (field, v) in [
-        ("model_id", &model_id),
-        ("model_version", &model_version),
-        ("party_id", &party_id),
-    ] {
-        file_part(field, v)?;
-    }
+    fate_types::check_name("model_id", &model_id)?;
+    fate_types::check_name("model_version", &model_version)?;
+    fate_types::check_path_id("party_id", &party_id)?;
+    // The zip goes only under a data root; checked before anything is looked up or created.
+    st.scheduler
+        .data_roots()
+        .check_write_dir("path", &path)
+        .map_err(|e| ApiError::param("path", e.reason))?;
     let mut models = st
         .scheduler
         .store()
@@ -419,7 +409,13 @@ pub(super) async fn export(State(st): State<Arc<ApiState>>, body: String) -> Api
         ))
     });
     models.dedup_by(|b, a| a.task_name == b.task_name && a.output_key == b.output_key);
-    let dir = PathBuf::from(&path);
+    // The zip is written only under a data root (created there if missing).
+    let roots = st.scheduler.data_roots().clone();
+    let asked = path.clone();
+    let dir = tokio::task::spawn_blocking(move || roots.dir_for_write("path", &asked))
+        .await
+        .map_err(server)?
+        .map_err(|e| ApiError::param("path", e.reason))?;
     let file = dir.join(format!("{model_id}_{model_version}_{role}_{party_id}.zip"));
     let key_prefix = format!("{model_id}/{model_version}");
     let listed: Vec<Value> = models
@@ -428,8 +424,6 @@ pub(super) async fn export(State(st): State<Arc<ApiState>>, body: String) -> Api
         .collect();
     let target = file.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ApiError::param("path", format!("cannot create `{path}`: {e}")))?;
         write_zip(&target, &key_prefix, &models).map_err(|e| ApiError::param("path", e))
     })
     .await

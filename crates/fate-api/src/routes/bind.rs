@@ -30,21 +30,14 @@ pub(super) async fn bind_path(State(st): State<Arc<ApiState>>, body: String) -> 
     let namespace = req_str(&m, "namespace")?;
     let name = req_str(&m, "name")?;
     let path = req_str(&m, "path")?;
-    let not_found = || ApiError::fate(FILE_NOT_FOUND, "No found file or dir", &[("path", &path)]);
-    let meta = tokio::fs::metadata(&path).await.map_err(|_| not_found())?;
-    if meta.is_dir() {
-        return Err(ApiError::param(
-            "path",
-            format!(
-                "`{path}` is a directory; fate-rs binds a CSV file (FATE's data_directory tables feed components fate-rs does not have)"
-            ),
-        ));
-    }
-    let path = tokio::fs::canonicalize(&path)
-        .await
-        .map_err(|_| not_found())?
-        .to_string_lossy()
-        .to_string();
+    fate_types::check_name("namespace", &namespace)?;
+    fate_types::check_name("name", &name)?;
+    // Only regular files under the data roots (a directory is refused too: no fate-rs
+    // component consumes FATE's data_directory tables); the load task checks again.
+    let path = super::files::confined_read_path(&st, "path", &path, |_| {
+        ApiError::fate(FILE_NOT_FOUND, "No found file or dir", &[("path", &path)])
+    })
+    .await?;
     m.entry("head").or_insert(Value::Bool(true));
     let submitted = submit_upload(&st, &m, &path).await?;
     let job_id = submitted.job_id.clone().unwrap_or_default();

@@ -6,7 +6,7 @@
 
 use super::artifacts::tar_of;
 use super::bind::FILE_NOT_FOUND;
-use super::{ApiState, body_json, req_str};
+use super::{ApiState, body_json, req_job_id};
 use crate::envelope::ApiError;
 use axum::extract::State;
 use axum::http::header;
@@ -22,7 +22,7 @@ pub(super) async fn download(
     body: String,
 ) -> Result<Response, ApiError> {
     let m = body_json(&body)?;
-    let job_id = req_str(&m, "job_id")?;
+    let job_id = req_job_id(&m)?;
     let lines = match st.scheduler.logs(&job_id, None, None, None).await {
         Err(SchedulerError::JobNotFound(_)) => {
             return Err(ApiError::fate(

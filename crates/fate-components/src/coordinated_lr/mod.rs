@@ -117,8 +117,10 @@ impl Component for CoordinatedLr {
                     Some(json!({"method": "linear", "scheduler_params": {"start_factor": 1.0}})),
                     "torch scheduler: method constant, linear or step with scheduler_params",
                 ),
-                param("epochs", false, Some(json!(20)), "max iteration num"),
-                param("batch_size", false, Some(json!(null)), "batch size, null for full batch, else at least 10"),
+                param("epochs", false, Some(json!(20)), "max iteration num")
+                .max(crate::limits::ROUNDS),
+                param("batch_size", false, Some(json!(null)), "batch size, null for full batch, else at least 10")
+                .max(crate::limits::BATCH_SIZE),
                 param(
                     "optimizer",
                     false,

@@ -82,33 +82,38 @@ impl Component for HeteroSecureBoost {
                     .into(),
             roles: vec![Role::Guest, Role::Host],
             params: vec![
-                param("num_trees", false, Some(json!(3)), "boosting rounds"),
+                param("num_trees", false, Some(json!(3)), "boosting rounds")
+                    .max(crate::limits::ROUNDS),
                 param(
                     "learning_rate",
                     false,
                     Some(json!(0.3)),
                     "shrinkage of each tree",
                 ),
-                param("max_depth", false, Some(json!(3)), "max depth of a tree"),
+                param("max_depth", false, Some(json!(3)), "max depth of a tree")
+                    .max(crate::limits::DEPTH),
                 param(
                     "complete_secure",
                     false,
                     Some(json!(0)),
                     "first rounds built from guest features only",
-                ),
+                )
+                .max(crate::limits::ROUNDS),
                 param(
                     "max_bin",
                     false,
                     Some(json!(32)),
                     "max bins of feature binning",
-                ),
+                )
+                .max(crate::limits::MAX_BIN),
                 param(
                     "objective",
                     false,
                     Some(json!("binary:bce")),
                     "binary:bce, multi:ce or regression:l2",
                 ),
-                param("num_class", false, Some(json!(2)), "classes of multi:ce"),
+                param("num_class", false, Some(json!(2)), "classes of multi:ce")
+                    .max(crate::limits::NUM_CLASS),
                 param(
                     "goss",
                     false,
@@ -120,7 +125,8 @@ impl Component for HeteroSecureBoost {
                     false,
                     Some(json!(5)),
                     "first GOSS iteration",
-                ),
+                )
+                .max(crate::limits::ROUNDS),
                 param("top_rate", false, Some(json!(0.2)), "GOSS top rate"),
                 param("other_rate", false, Some(json!(0.1)), "GOSS other rate"),
                 param("l1", false, Some(json!(0)), "L1 regularization"),
