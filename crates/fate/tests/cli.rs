@@ -42,7 +42,7 @@ impl NodeProcess {
             .arg(data_dir)
             // The example upload confs read FATE's shared data.
             .arg("--data-root")
-            .arg(repo().join("../shared/data"))
+            .arg(repo().join("examples/data"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -41,7 +41,7 @@ impl Deployment {
             .args(["deploy", "local", "--json", "--partner-timeout", "5"])
             // The example upload confs read FATE's shared data.
             .arg("--data-root")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data"))
             .args(["--parties", parties, "--dir"])
             .arg(dir.path())
             .args(extra)
