@@ -215,10 +215,15 @@ pub fn run_benchmarks(source: &Datasets, datasets: &[Dataset]) -> Result<()> {
             cores: None,
             partitions: 4,
             federation_timeout: 600,
-            data_roots: vec![datasets_dir.to_path_buf()],
+            data_roots: match source {
+                Datasets::Dir(d) => vec![d.clone()],
+                Datasets::Embedded => Vec::new(),
+            },
             max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
+        // Built-in CSVs go to the node's own import folder, one of its data roots.
+        let import = dir.path().join("import");
         println!(
             "{:<64} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8}",
             "job", "ours (s)", "FATE (s)", "speedup", "AUC", "FATE AUC", "KS"
@@ -228,8 +233,8 @@ pub fn run_benchmarks(source: &Datasets, datasets: &[Dataset]) -> Result<()> {
                 format!("{}_hetero_guest", ds.name),
                 format!("{}_hetero_host", ds.name),
             );
-            let up = upload(&scheduler, &source.file(&g, dir.path())?, &g, true).await?
-                + upload(&scheduler, &source.file(&h, dir.path())?, &h, false).await?;
+            let up = upload(&scheduler, &source.file(&g, &import)?, &g, true).await?
+                + upload(&scheduler, &source.file(&h, &import)?, &h, false).await?;
             println!(
                 "{:<64} {:>9.2} {:>9} {:>7.0}x",
                 format!("upload {} guest + host", ds.name),
