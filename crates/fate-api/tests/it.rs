@@ -130,6 +130,34 @@ impl Node {
     }
 }
 
+/// A `multipart/form-data` body with `boundary`: text `fields`, then `files` as
+/// (field, filename, bytes). Returns the body and its content type.
+fn multipart_body<'a>(
+    boundary: &str,
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+    files: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8])>,
+) -> (Vec<u8>, String) {
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (k, filename, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{filename}\"\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
 fn shared_data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/data")
@@ -260,30 +288,21 @@ async fn multipart_upload_of_a_client_file() {
     let dir = tempfile::tempdir().unwrap();
     let node = node_at(dir.path()).await;
     let csv = std::fs::read(shared_data("breast_hetero_host.csv")).unwrap();
-    let boundary = "XBOUNDARYX";
-    let mut body = Vec::new();
-    for (k, v) in [
-        ("namespace", "experiment"),
-        ("name", "breast_hetero_host"),
-        ("head", "true"),
-        ("partitions", "4"),
-        ("meta", r#"{"match_id_name": "id"}"#),
-    ] {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"h.csv\"\r\n\r\n").as_bytes());
-    body.extend_from_slice(&csv);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (body, content_type) = multipart_body(
+        "XBOUNDARYX",
+        [
+            ("namespace", "experiment"),
+            ("name", "breast_hetero_host"),
+            ("head", "true"),
+            ("partitions", "4"),
+            ("meta", r#"{"match_id_name": "id"}"#),
+        ],
+        [("file", "h.csv", csv.as_slice())],
+    );
     let req = Request::builder()
         .method("POST")
         .uri("/v2/data/component/upload/file")
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
+        .header("content-type", content_type)
         .body(Body::from(body))
         .unwrap();
     let resp = node.app.clone().oneshot(req).await.unwrap();

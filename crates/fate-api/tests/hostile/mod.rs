@@ -151,33 +151,16 @@ impl Hostile {
                 .header("content-type", *ct)
                 .body(Body::from(b.clone())),
             Req::Multipart(fields, files) => {
-                let boundary = "HOSTILEBOUNDARY";
-                let mut body = Vec::new();
-                for (k, v) in fields {
-                    body.extend_from_slice(
-                        format!(
-                            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
-                        )
-                        .as_bytes(),
-                    );
-                }
-                for (k, bytes) in files {
-                    body.extend_from_slice(
-                        format!(
-                            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"f.csv\"\r\n\r\n"
-                        )
-                        .as_bytes(),
-                    );
-                    body.extend_from_slice(bytes);
-                    body.extend_from_slice(b"\r\n");
-                }
-                body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+                let (body, content_type) = super::multipart_body(
+                    "HOSTILEBOUNDARY",
+                    fields.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    files
+                        .iter()
+                        .map(|(k, b)| (k.as_str(), "f.csv", b.as_slice())),
+                );
                 builder
                     .method("POST")
-                    .header(
-                        "content-type",
-                        format!("multipart/form-data; boundary={boundary}"),
-                    )
+                    .header("content-type", content_type)
                     .body(Body::from(body))
             }
         }

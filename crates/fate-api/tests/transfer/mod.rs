@@ -40,29 +40,15 @@ impl Node {
 
     /// `POST /v2/model/import` as fate_client sends it: form fields and the zip as `file`.
     async fn import_model(&self, fields: &[(&str, &str)], file: Option<&[u8]>) -> Value {
-        let boundary = "XMODELBOUNDARYX";
-        let mut body = Vec::new();
-        for (k, v) in fields {
-            body.extend_from_slice(
-                format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
-                )
-                .as_bytes(),
-            );
-        }
-        if let Some(bytes) = file {
-            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m.zip\"\r\n\r\n").as_bytes());
-            body.extend_from_slice(bytes);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let (body, content_type) = super::multipart_body(
+            "XMODELBOUNDARYX",
+            fields.iter().copied(),
+            file.map(|bytes| ("file", "m.zip", bytes)),
+        );
         let (_, bytes) = self
             .raw(
                 Request::post("/v2/model/import")
-                    .header(
-                        "content-type",
-                        format!("multipart/form-data; boundary={boundary}"),
-                    )
+                    .header("content-type", content_type)
                     .body(Body::from(body))
                     .unwrap(),
             )
