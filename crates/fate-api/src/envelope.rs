@@ -112,6 +112,7 @@ impl From<SchedulerError> for ApiError {
             ),
             SchedulerError::Store(s) => ApiError::from_store(s),
             SchedulerError::Partner(msg) => ApiError::new(RetCode::Federated, msg.clone()),
+            SchedulerError::Permission(msg) => ApiError::new(RetCode::NoPermission, msg.clone()),
         }
     }
 }

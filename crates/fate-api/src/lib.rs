@@ -6,10 +6,13 @@
 //!
 //! Architecture invariant: this is the only crate that knows HTTP and the REST DTOs.
 
+pub mod apps;
+pub mod auth;
 mod envelope;
 mod partner;
 mod routes;
 
+pub use auth::ClientAuth;
 pub use envelope::Envelope;
-pub use partner::SRC_PARTY_HEADER;
+pub use partner::{PartnerCaller, partner_router};
 pub use routes::{ApiState, router};

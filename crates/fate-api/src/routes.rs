@@ -27,16 +27,23 @@ pub struct ApiState {
     pub upload_dir: PathBuf,
     /// `host:port` this node serves on (for `/v2/server/fateflow`).
     pub address: String,
+    /// FATE's client authentication; `None` serves every request unsigned (loopback only,
+    /// unless the operator chose otherwise).
+    pub auth: Option<Arc<crate::auth::ClientAuth>>,
 }
 
 pub use limits::JSON_BODY_LIMIT;
+pub(crate) use limits::rejection_envelope;
 
 type Params = Query<HashMap<String, String>>;
 type ApiResult = Result<Envelope, ApiError>;
 
-/// The whole API. Unknown paths answer FATE's envelope naming the path.
+/// The client API. Unknown paths answer FATE's envelope naming the path. With
+/// [`ApiState::auth`], every request, unknown paths included, must be signed first. The
+/// partner endpoints are not here: see [`crate::partner_router`].
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let auth = state.auth.clone();
+    let api = Router::new()
         .route("/v2/job/submit", post(job_submit))
         .route("/v1/job/submit", post(job_submit_v1))
         .route("/v2/job/query", get(job_query))
@@ -74,14 +81,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/output/data/download", get(output_data_download))
         .route("/v2/site/info/query", get(site_info))
         .route("/v2/server/fateflow", get(server_fateflow))
-        .merge(crate::partner::routes())
+        .merge(crate::apps::routes())
         .fallback(unsupported)
-        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(axum::middleware::map_response(limits::rejection_envelope))
+        .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT));
+    let api = match auth {
+        Some(auth) => api.layer(axum::middleware::from_fn_with_state(
+            auth,
+            crate::auth::require,
+        )),
+        None => api,
+    };
+    api.layer(axum::middleware::map_response(limits::rejection_envelope))
         .with_state(Arc::new(state))
 }
 
-async fn unsupported(method: Method, uri: Uri) -> Envelope {
+pub(crate) async fn unsupported(method: Method, uri: Uri) -> Envelope {
     let mut e = Envelope::error(
         RetCode::InvalidParameter,
         format!("{method} {} is not supported by fate-rs", uri.path()),

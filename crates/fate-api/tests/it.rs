@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tower::ServiceExt;
 
+mod auth;
 mod hostile;
 mod transfer;
 
@@ -61,6 +62,7 @@ async fn node_at(dir: &Path) -> Node {
         scheduler,
         upload_dir: dir.join("uploads"),
         address: "127.0.0.1:9380".into(),
+        auth: None,
     });
     Node { app }
 }

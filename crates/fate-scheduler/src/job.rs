@@ -36,6 +36,9 @@ pub enum SchedulerError {
     /// Another party's node refused or could not be reached; the text names the party.
     #[error("{0}")]
     Partner(String),
+    /// A partner lacks a site permission for what its job asks of this node (FATE's 5005).
+    #[error("{0}")]
+    Permission(String),
 }
 
 #[derive(Debug, Clone)]

@@ -63,6 +63,9 @@ pub struct Site {
     pub partner_timeout: Duration,
     /// Longest single call to another node.
     pub call_timeout: Duration,
+    /// FATE's site permissions: when on, a partner may create a job here only with the
+    /// components and datasets granted to its party (`/v2/permission/resource/grant`).
+    pub permission: bool,
 }
 
 impl std::fmt::Debug for Site {
@@ -84,6 +87,7 @@ impl Site {
             poll_interval: Duration::from_millis(500),
             partner_timeout: Duration::from_secs(20),
             call_timeout: Duration::from_secs(10),
+            permission: false,
         }
     }
 }
@@ -440,6 +444,54 @@ impl Scheduler {
     ///
     /// Only the job's initiator may create it here: `from_party` is the calling party, which
     /// the site router has checked against its certificate under mutual TLS.
+    /// FATE's permission hook (`fate_flow/hook/flow/permission.py`): every component this
+    /// node runs for the job, and every table its readers read here, must be granted to the
+    /// creating party. `*` grants every component or every dataset.
+    async fn check_permission(
+        &self,
+        from_party: &str,
+        job_id: &str,
+        plan: &JobPlan,
+    ) -> Result<(), SchedulerError> {
+        let grants = self.store().site_permissions(from_party).await?;
+        let granted = |kind: &str, value: &str| {
+            grants
+                .iter()
+                .any(|g| g.kind == kind && (g.value == "*" || g.value == value))
+        };
+        for task in &plan.tasks {
+            let here: Vec<&Party> = task
+                .parties
+                .iter()
+                .filter(|p| self.hosts_party(p))
+                .collect();
+            if here.is_empty() {
+                continue;
+            }
+            if !granted("component", &task.component) {
+                return Err(SchedulerError::Permission(format!(
+                    "No Permission: party {from_party} may not create job {job_id}: component                      {} (task {}) is not granted to it at this node                      (/v2/permission/resource/grant)",
+                    task.component, task.name
+                )));
+            }
+            for party in here {
+                let Some(params) = task.parameters.get(party) else {
+                    continue;
+                };
+                let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
+                if let (Some(namespace), Some(name)) = (text("namespace"), text("name"))
+                    && !granted("dataset", &format!("{namespace}|{name}"))
+                {
+                    return Err(SchedulerError::Permission(format!(
+                        "No Permission: party {from_party} may not create job {job_id}: dataset                          {namespace}.{name} (task {}, {}) is not granted to it at this node",
+                        task.name, party
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub async fn accept_job(
         &self,
         from_party: &str,
@@ -472,6 +524,9 @@ impl Scheduler {
                  local party; a job from another party may name tables, never files",
                 task.name, task.component
             )));
+        }
+        if self.site().is_some_and(|s| s.permission) {
+            self.check_permission(from_party, job_id, &plan).await?;
         }
         if plan.initiator.party_id.as_str() != from_party {
             return Err(SchedulerError::Partner(format!(

@@ -20,6 +20,7 @@
 //! * SQLite files run in WAL mode with a busy timeout, so readers do not block the writer and
 //!   short write contention waits instead of failing with "database is locked" (fate-spec §10.3).
 
+mod apps;
 mod error;
 mod jobs;
 mod outputs;
@@ -28,6 +29,7 @@ mod rows;
 mod tables;
 mod tasks;
 
+pub use apps::{AppRecord, SitePermission};
 pub use error::{Result, StoreError};
 pub use records::{
     JobFilter, JobRecord, JobUpdate, MetricRecord, ModelRecord, OutputDataRecord, TableRecord,

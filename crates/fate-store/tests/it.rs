@@ -851,7 +851,7 @@ async fn file_store_persists_and_migrations_are_idempotent() {
     let t = table("experiment", "x", 10);
     {
         let store = MetaStore::open_sqlite(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        assert_eq!(store.schema_version().await.unwrap(), 2);
         store.insert_job(&j).await.unwrap();
         store.put_table(&t, false).await.unwrap();
         // A second store on the same file (migrations already applied) sees the same data.
@@ -865,7 +865,7 @@ async fn file_store_persists_and_migrations_are_idempotent() {
     }
     assert!(path.exists());
     let reopened = MetaStore::open_sqlite(&path).await.unwrap();
-    assert_eq!(reopened.schema_version().await.unwrap(), 1);
+    assert_eq!(reopened.schema_version().await.unwrap(), 2);
     assert_eq!(reopened.jobs(&JobFilter::default()).await.unwrap(), vec![j]);
     assert_eq!(reopened.tables().await.unwrap(), vec![t]);
     reopened.close().await;

@@ -22,8 +22,20 @@ pub enum RetCode {
     SiteStandalone,
     /// 4000: provider or component.
     Provider,
+    /// 5000: a signed request whose timestamp is too old (client authentication).
+    Expired,
     /// 5001: an invalid parameter; `data` names the fields.
     InvalidParameter,
+    /// 5002: a signed request names an app id this node does not know.
+    NoFoundAppId,
+    /// 5003: the request's signature does not verify.
+    VerifyFailed,
+    /// 5004: the app may not call this endpoint (no role grants it).
+    AuthenticationFailed,
+    /// 5005: a party or app lacks the permission (site permissions: component, dataset).
+    NoPermission,
+    /// 5006: a permission grant or delete that cannot be applied.
+    PermissionOperate,
     /// 5007: no such file.
     NoFile,
     /// 6000: server exception (a bug or an unexpected failure).
@@ -50,7 +62,13 @@ impl RetCode {
             RetCode::TaskNotFound => 2001,
             RetCode::SiteStandalone => 3000,
             RetCode::Provider => 4000,
+            RetCode::Expired => 5000,
             RetCode::InvalidParameter => 5001,
+            RetCode::NoFoundAppId => 5002,
+            RetCode::VerifyFailed => 5003,
+            RetCode::AuthenticationFailed => 5004,
+            RetCode::NoPermission => 5005,
+            RetCode::PermissionOperate => 5006,
             RetCode::NoFile => 5007,
             RetCode::ServerError => 6000,
             RetCode::TableNotFound => 7001,

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Client {
     base: String,
     agent: ureq::Agent,
+    /// App id and token to sign requests with (FATE's client authentication).
+    app: Option<(String, String)>,
 }
 
 /// A response envelope that is not success.
@@ -30,14 +32,44 @@ impl std::fmt::Display for ApiFailure {
 impl std::error::Error for ApiFailure {}
 
 impl Client {
+    /// A client of `base`, signing with `FATE_APP_ID` and `FATE_APP_TOKEN` when both are set.
     pub fn new(base: &str) -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Self::with_app(base, env("FATE_APP_ID"), env("FATE_APP_TOKEN"))
+    }
+
+    /// A client for the `--api`, `--app-id` and `--app-token` options.
+    pub fn for_api(api: &ApiArgs) -> Self {
+        Self::with_app(&api.api, api.app_id.clone(), api.app_token.clone())
+    }
+
+    fn with_app(base: &str, app_id: Option<String>, app_token: Option<String>) -> Self {
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(60))
             .build();
         Client {
             base: base.trim_end_matches('/').to_string(),
             agent,
+            app: app_id.zip(app_token),
         }
+    }
+
+    /// Adds FATE's signed headers (fate-spec §3.4 "Client auth signature") when the client has
+    /// an app; `userName` is `$USER`, as the job's user.
+    fn signed(&self, req: ureq::Request) -> ureq::Request {
+        let Some((app_id, token)) = &self.app else {
+            return req;
+        };
+        let now = chrono::Utc::now();
+        let timestamp = now.timestamp_millis().to_string();
+        let nonce = format!("{:04}", now.timestamp_subsec_nanos() % 10_000);
+        let user = std::env::var("USER").unwrap_or_default();
+        let signature = fate_api::auth::sign(app_id, token, &user, &nonce, &timestamp);
+        req.set("appId", app_id)
+            .set("userName", &user)
+            .set("Nonce", &nonce)
+            .set("Timestamp", &timestamp)
+            .set("Signature", &signature)
     }
 
     fn decode(&self, what: &str, resp: Result<ureq::Response, ureq::Error>) -> Result<Value> {
@@ -67,7 +99,7 @@ impl Client {
     }
 
     pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
-        let mut req = self.agent.get(&format!("{}/v2{path}", self.base));
+        let mut req = self.signed(self.agent.get(&format!("{}/v2{path}", self.base)));
         for (k, v) in query {
             req = req.query(k, v);
         }
@@ -75,14 +107,13 @@ impl Client {
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let req = self.agent.post(&format!("{}/v2{path}", self.base));
+        let req = self.signed(self.agent.post(&format!("{}/v2{path}", self.base)));
         self.decode(path, req.send_json(body.clone()))
     }
 
     pub fn post_text(&self, path: &str, body: &str) -> Result<Value> {
         let req = self
-            .agent
-            .post(&format!("{}/v2{path}", self.base))
+            .signed(self.agent.post(&format!("{}/v2{path}", self.base)))
             .set("Content-Type", "application/json");
         self.decode(path, req.send_string(body))
     }
@@ -114,18 +145,19 @@ impl Client {
         );
         body.extend_from_slice(&data);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let req = self.agent.post(&format!("{}/v2{path}", self.base)).set(
-            "Content-Type",
-            &format!("multipart/form-data; boundary={boundary}"),
-        );
+        let req = self
+            .signed(self.agent.post(&format!("{}/v2{path}", self.base)))
+            .set(
+                "Content-Type",
+                &format!("multipart/form-data; boundary={boundary}"),
+            );
         self.decode(path, req.send_bytes(&body))
     }
 
     /// FATE 1.x submit; normalises the 1.x envelope to the 2.x shape callers use.
     pub fn submit_v1(&self, body: &Value) -> Result<Value> {
         let resp = self
-            .agent
-            .post(&format!("{}/v1/job/submit", self.base))
+            .signed(self.agent.post(&format!("{}/v1/job/submit", self.base)))
             .send_json(body.clone());
         let resp = match resp {
             Ok(r) => r,
@@ -379,7 +411,7 @@ pub fn data(cmd: DataCommand) -> Result<()> {
             no_wait,
             api,
         } => {
-            let client = Client::new(&api.api);
+            let client = Client::for_api(&api);
             let mut m = read_conf(&conf)?;
             let file = m
                 .get("file")
@@ -402,7 +434,7 @@ pub fn data(cmd: DataCommand) -> Result<()> {
             no_wait,
             api,
         } => {
-            let client = Client::new(&api.api);
+            let client = Client::for_api(&api);
             let m = read_conf(&conf)?;
             let file = m
                 .get("file")
@@ -496,7 +528,7 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             wait,
             api,
         } => {
-            let client = Client::new(&api.api);
+            let client = Client::for_api(&api);
             let text = std::fs::read_to_string(&conf)
                 .with_context(|| format!("cannot read {}", conf.display()))?;
             if let Some(dsl) = dsl {
@@ -522,7 +554,7 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             after_submit(&client, resp, wait, &api)
         }
         JobCommand::Query { job_id, api } => {
-            let v = Client::new(&api.api).get("/job/query", &[("job_id", &job_id)])?;
+            let v = Client::for_api(&api).get("/job/query", &[("job_id", &job_id)])?;
             if api.json {
                 print_json(&v["data"])
             } else {
@@ -531,7 +563,7 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             Ok(())
         }
         JobCommand::Tasks { job_id, api } => {
-            let v = Client::new(&api.api).get("/job/task/query", &[("job_id", &job_id)])?;
+            let v = Client::for_api(&api).get("/job/task/query", &[("job_id", &job_id)])?;
             if api.json {
                 print_json(&v["data"]);
             } else {
@@ -569,7 +601,7 @@ pub fn job(cmd: JobCommand) -> Result<()> {
         }
         JobCommand::List { limit, api } => {
             let v =
-                Client::new(&api.api).get("/job/list/query", &[("limit", &limit.to_string())])?;
+                Client::for_api(&api).get("/job/list/query", &[("limit", &limit.to_string())])?;
             if api.json {
                 print_json(&v["data"])
             } else {
@@ -599,7 +631,7 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             if let Some(t) = &task_name {
                 q.push(("task_name", t));
             }
-            let v = Client::new(&api.api).get("/log/query", &q)?;
+            let v = Client::for_api(&api).get("/log/query", &q)?;
             if api.json {
                 print_json(&v["data"]);
             } else {
@@ -610,7 +642,7 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             Ok(())
         }
         JobCommand::Stop { job_id, api } => {
-            let v = Client::new(&api.api).post("/job/stop", &json!({"job_id": job_id}))?;
+            let v = Client::for_api(&api).post("/job/stop", &json!({"job_id": job_id}))?;
             if api.json {
                 print_json(&v)
             } else {
@@ -619,7 +651,7 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             Ok(())
         }
         JobCommand::Rerun { job_id, api } => {
-            let v = Client::new(&api.api).post("/job/rerun", &json!({"job_id": job_id}))?;
+            let v = Client::for_api(&api).post("/job/rerun", &json!({"job_id": job_id}))?;
             if api.json {
                 print_json(&v)
             } else {
@@ -637,7 +669,7 @@ pub fn table(cmd: TableCommand) -> Result<()> {
             name,
             api,
         } => {
-            let v = Client::new(&api.api).get(
+            let v = Client::for_api(&api).get(
                 "/table/query",
                 &[("namespace", &namespace), ("name", &name)],
             )?;
@@ -674,7 +706,7 @@ pub fn table(cmd: TableCommand) -> Result<()> {
             name,
             api,
         } => {
-            let v = Client::new(&api.api).post(
+            let v = Client::for_api(&api).post(
                 "/table/delete",
                 &json!({"namespace": namespace, "name": name}),
             )?;

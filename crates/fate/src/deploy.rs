@@ -126,7 +126,10 @@ const NODE_HEADER: &str = "\
 # and the certificate domain; router_config: read by `fate doctor`; partner_timeout: seconds a
 # peer node may stay unreachable before a running job fails; data_roots: the only directories
 # whose files uploads, table binds and model exports may name (data/import and data/uploads
-# always are); max_upload_bytes: largest file read or uploaded. Paths are relative to this file.
+# always are); max_upload_bytes: largest file read or uploaded; auth: client authentication
+# (auto: on unless api is a loopback address; on; off); permission: FATE's site permissions
+# (true: other parties may create jobs here only with granted components and datasets).
+# Paths are relative to this file.
 ";
 
 const ROUTER_HEADER: &str = "\
@@ -359,6 +362,8 @@ fn start(args: LocalArgs) -> Result<()> {
                 partner_timeout: args.partner_timeout,
                 data_roots: data_roots.clone(),
                 max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
+                auth: crate::auth::AuthSwitch::Auto,
+                permission: false,
             },
         )?;
     }

@@ -1,6 +1,7 @@
 //! `fate`: the fate-rs binary. It parses the command line, wires the backends the
 //! configuration names (the only place that does), and runs a node or a client command.
 
+mod auth;
 mod bench;
 mod client;
 mod demo;
@@ -39,6 +40,13 @@ struct ApiArgs {
     /// Print JSON for scripts instead of human-readable tables.
     #[arg(long, global = true)]
     json: bool,
+    /// App id to sign requests with, for a node with client authentication on (FATE's
+    /// `flow init --app-id`).
+    #[arg(long, env = "FATE_APP_ID", global = true, hide_env_values = true)]
+    app_id: Option<String>,
+    /// The app's token (FATE's `flow init --app-token`).
+    #[arg(long, env = "FATE_APP_TOKEN", global = true, hide_env_values = true)]
+    app_token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +90,15 @@ enum Command {
     /// Benchmarks with an in-run baseline and FATE's figure beside ours.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Apps that may call a node with client authentication on (FATE's `/v2/app/client/*`).
+    #[command(subcommand)]
+    App(AppCommand),
+}
+
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Create an app in a node's store (run on the node's machine) and print its id and token.
+    Create(auth::AppCreateArgs),
 }
 
 fn init_tracing(default_level: &str) {
@@ -143,6 +160,10 @@ fn main() -> std::process::ExitCode {
         Command::Bench(cmd) => {
             init_tracing("warn");
             bench::run(cmd)
+        }
+        Command::App(AppCommand::Create(args)) => {
+            init_tracing("warn");
+            auth::create(args)
         }
     };
     match result {

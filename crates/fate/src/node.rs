@@ -23,6 +23,11 @@ pub struct StandaloneArgs {
     /// Where tables, metadata (SQLite) and logs live.
     #[arg(long, env = "FATE_HOME", default_value_os_t = crate::default_data_dir())]
     pub data_dir: PathBuf,
+    /// FATE's client authentication: `auto` is on unless the API listens on a loopback
+    /// address. When on, requests must be signed with an app id and token; the node creates an
+    /// admin app on first start and names the file holding its credentials.
+    #[arg(long, value_enum, default_value_t = crate::auth::AuthSwitch::Auto)]
+    pub auth: crate::auth::AuthSwitch,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -141,10 +146,13 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
+        let auth =
+            crate::auth::client_auth(args.auth, &local, scheduler.store(), &args.data_dir).await?;
         let state = fate_api::ApiState {
             scheduler,
             upload_dir: args.data_dir.join("uploads"),
             address: local.to_string(),
+            auth,
         };
         let app = fate_api::router(state);
         tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");

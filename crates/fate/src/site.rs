@@ -93,6 +93,14 @@ pub struct NodeConfig {
     /// Largest file a request may make the node read, and largest multipart upload (bytes).
     #[serde(default = "default_max_upload_bytes")]
     pub max_upload_bytes: u64,
+    /// FATE's client authentication: `auto` (on unless `api` is a loopback address), `on`,
+    /// `off`. Clients sign requests with an app id and token (`fate app create`).
+    #[serde(default)]
+    pub auth: crate::auth::AuthSwitch,
+    /// FATE's site permissions: when true, another party may create jobs here only with the
+    /// components and datasets granted to it (`/v2/permission/resource/grant`).
+    #[serde(default)]
+    pub permission: bool,
 }
 
 fn default_max_upload_bytes() -> u64 {
@@ -144,10 +152,11 @@ impl NodeConfig {
     }
 }
 
-/// Replays commands relayed by the routers (FATE's `unaryCall` relay, fate-spec §2.3) as
-/// local HTTP requests to this node's API. Only the partner endpoints are reachable this
-/// way: another party may create, stop, rerun and poll a job here, never read data or
-/// submit its own jobs.
+/// Replays commands relayed by the routers (FATE's `unaryCall` relay, fate-spec §2.3) into
+/// this node's partner endpoints (`fate_api::partner_router`, served on no TCP listener), with
+/// the calling party the routers vouched for as a `PartnerCaller` extension. Only the partner
+/// endpoints are reachable this way: another party may create, stop, rerun and poll a job
+/// here, never read data or submit its own jobs.
 #[derive(Default)]
 struct ApiRelay {
     app: OnceLock<axum::Router>,
@@ -173,7 +182,7 @@ impl CommandHandler for ApiRelay {
                 .method(command.method.as_str())
                 .uri(&command.path)
                 .header("content-type", "application/json")
-                .header(fate_api::SRC_PARTY_HEADER, &command.src_party)
+                .extension(fate_api::PartnerCaller(command.src_party.clone()))
                 .body(axum::body::Body::from(command.body))
                 .map_err(|e| format!("bad relayed request: {e}"))?;
             let response = app
@@ -254,6 +263,12 @@ pub fn node(args: NodeArgs) -> Result<()> {
         }),
     );
     site.partner_timeout = Duration::from_secs(config.partner_timeout.max(1));
+    site.permission = config.permission;
+    if config.tls.is_none() {
+        tracing::warn!(
+            "No tls in the node's configuration: partner calls are plaintext and the calling party is whatever the packet claims; configure mutual TLS for a federation between organisations."
+        );
+    }
     let engine = EngineArgs {
         cores: config.cores,
         partitions: config.partitions,
@@ -268,12 +283,15 @@ pub fn node(args: NodeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.api))?;
         let local = listener.local_addr()?;
-        let app = fate_api::router(fate_api::ApiState {
+        let auth = crate::auth::client_auth(config.auth, &local, scheduler.store(), &data_dir).await?;
+        let state = fate_api::ApiState {
             scheduler,
             upload_dir: data_dir.join("uploads"),
             address: local.to_string(),
-        });
-        let _ = relay.app.set(app.clone());
+            auth,
+        };
+        let _ = relay.app.set(fate_api::partner_router(state.clone()));
+        let app = fate_api::router(state);
         tracing::info!(parties = ?config.party_ids, api = %local, grpc = %transport.local_addr(), "Node started.");
         println!(
             "fate node for parties {}: API at http://{local}, gRPC at {} (data in {})",

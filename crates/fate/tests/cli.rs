@@ -37,8 +37,14 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = fate()
-            .args(["standalone", "--port", "0", "--data-dir"])
+            .args(["standalone", "--port", "0"])
+            .args(extra)
+            .arg("--data-dir")
             .arg(data_dir)
             // The example upload confs read FATE's shared data.
             .arg("--data-root")
@@ -47,10 +53,16 @@ impl NodeProcess {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // The line naming the API (a node with authentication on first names its admin file).
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        while !line.contains("API at http://") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "fate standalone ended"
+            );
+        }
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -310,4 +322,64 @@ fn bad_data_roots_and_limits_are_refused_at_start() {
         );
     }
     println!("hostile config cases: {}", n + yaml_cases.len());
+}
+
+/// A node with client authentication on: the CLI signs with FATE_APP_ID and FATE_APP_TOKEN
+/// (or `--app-id`/`--app-token`) and is refused without them, naming what to do.
+#[test]
+fn the_cli_signs_its_requests_for_a_node_with_authentication_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start_with(dir.path(), &["--auth", "on"]);
+    let admin_file = dir.path().join("admin-app.json");
+    let admin: Value =
+        serde_json::from_str(&std::fs::read_to_string(&admin_file).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&admin_file).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the admin file is readable by others: {mode:o}"
+    );
+    let out = fate()
+        .args(["job", "list", "--api", &node.url])
+        .env_remove("FATE_APP_ID")
+        .env_remove("FATE_APP_TOKEN")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("appId") && err.contains("5001"), "{err}");
+    let out = fate()
+        .args(["job", "list", "--api", &node.url, "--app-id"])
+        .arg(admin["app_id"].as_str().unwrap())
+        .args(["--app-token", "wrong"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("5003"));
+    // `fate app create` adds an app offline; the CLI signs with it from the environment.
+    let made = fate()
+        .args(["app", "create", "--json", "--name", "bank_a", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let app: Value = serde_json::from_slice(&made.stdout).unwrap();
+    let out = fate()
+        .args([
+            "toy", "--guest", "9999", "--host", "10000", "--api", &node.url,
+        ])
+        .env("FATE_APP_ID", app["app_id"].as_str().unwrap())
+        .env("FATE_APP_TOKEN", app["app_token"].as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -61,8 +61,14 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &[])
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fate"))
-            .args(["standalone", "--port", "0", "--data-dir"])
+            .args(["standalone", "--port", "0"])
+            .args(extra)
+            .arg("--data-dir")
             .arg(data_dir)
             // FATE's shared data (uploads, binds) and the test dir (model exports).
             .arg("--data-root")
@@ -74,10 +80,16 @@ impl NodeProcess {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // The line naming the API (a node with authentication on first names its admin file).
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        while !line.contains("API at http://") {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "fate standalone ended"
+            );
+        }
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -407,4 +419,81 @@ fn flow_cli_and_pipeline_sdk_run_unchanged() {
     let guest_log = logs_dir.join(format!("{predict_job}_logs/guest/9999/lr_0.log"));
     let text = std::fs::read_to_string(&guest_log).unwrap();
     assert!(text.contains(&predict_job), "{text}");
+
+    // Client authentication: a node with it on refuses flow until `flow init` is given an app
+    // id and token, then flow works unchanged (FATE-Flow 2.x `client_authentication`).
+    let auth_dir = tempfile::tempdir().unwrap();
+    let secured = NodeProcess::start_with(auth_dir.path(), &["--auth", "on"]);
+    let sport = secured.port.to_string();
+    let admin: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(auth_dir.path().join("admin-app.json")).unwrap(),
+    )
+    .unwrap();
+    let (app_id, token) = (
+        admin["app_id"].as_str().unwrap(),
+        admin["app_token"].as_str().unwrap(),
+    );
+    run(
+        &venv,
+        "flow",
+        &["init", "--ip", "127.0.0.1", "--port", &sport],
+        cwd,
+    );
+    let refused = flow(&venv, &["job", "query", "-j", "1"], cwd);
+    assert_eq!(refused["code"], 5001, "{refused}");
+    run(
+        &venv,
+        "flow",
+        &[
+            "init",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &sport,
+            "--app-id",
+            app_id,
+            "--app-token",
+            "wrong",
+        ],
+        cwd,
+    );
+    let refused = flow(&venv, &["job", "query", "-j", "1"], cwd);
+    assert_eq!(refused["code"], 5003, "{refused}");
+    run(
+        &venv,
+        "flow",
+        &[
+            "init",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &sport,
+            "--app-id",
+            app_id,
+            "--app-token",
+            token,
+        ],
+        cwd,
+    );
+    let out = run(
+        &venv,
+        "flow",
+        &["test", "toy", "-gid", "9999", "-hid", "10000"],
+        cwd,
+    );
+    assert!(out.contains("is success"), "{out}");
+    let created = flow_ok(
+        &venv,
+        &["client", "create-client", "--app-name", "bank_b"],
+        cwd,
+    );
+    assert!(created["data"]["app_token"].is_string(), "{created}");
+    // Leave flow pointing at the first node without credentials, as other runs expect.
+    run(
+        &venv,
+        "flow",
+        &["init", "--ip", "127.0.0.1", "--port", &port],
+        cwd,
+    );
+    drop(secured);
 }

@@ -174,51 +174,24 @@ fn toy_runs_across_processes_in_direct_mode() {
     assert!(ok, "{report}");
     assert_eq!(report["checks"].as_array().unwrap().len(), 3, "{report}");
 
-    // Partner calls answer only the job's parties (the router vouches for the caller).
-    let partner = |path: &str, from: &str, body: Value| -> Value {
-        ureq::post(&format!("{}{path}", d.api("10000")))
-            .set("x-fate-src-party", from)
-            .send_json(body)
-            .unwrap()
-            .into_json()
-            .unwrap()
-    };
-    let collect = |from: &str| {
-        partner(
-            "/v2/partner/job/collect",
-            from,
-            serde_json::json!({"job_id": job_id}),
-        )
-    };
-    assert_eq!(collect("9999")["code"], 0);
-    let refused = collect("8888");
-    assert_ne!(refused["code"], 0, "{refused}");
-    assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("party 8888 is not a party of job"),
-        "{refused}"
-    );
-    let stop = partner(
+    // Partner calls reach a node only through its router: the client API does not serve
+    // them, whatever header a local process sends (before, `x-fate-src-party: 9999` let any
+    // local process stop or create jobs at 10000 in 9999's name).
+    let before = job_of(&d, "10000", &job_id);
+    for path in [
         "/v2/partner/job/stop",
-        "7777",
-        serde_json::json!({"job_id": job_id}),
-    );
-    assert_ne!(stop["code"], 0, "{stop}");
-    let dag = d.get("9999", "/v2/job/query", &[("job_id", &job_id)])["data"][0]["dag"].clone();
-    let create = partner(
         "/v2/partner/job/create",
-        "8888",
-        serde_json::json!({"job_id": "forged_job", "dag": dag}),
-    );
-    assert!(
-        create["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("party 8888 may not create job forged_job"),
-        "{create}"
-    );
+        "/v2/partner/job/collect",
+    ] {
+        let r = ureq::post(&format!("{}{path}", d.api("10000")))
+            .set("x-fate-src-party", "9999")
+            .send_json(serde_json::json!({"job_id": job_id}));
+        match r {
+            Err(ureq::Error::Status(404, _)) => {}
+            other => panic!("{path} answered on the client API: {other:?}"),
+        }
+    }
+    assert_eq!(job_of(&d, "10000", &job_id)["status"], before["status"]);
 }
 
 #[test]

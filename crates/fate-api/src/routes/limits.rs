@@ -15,7 +15,7 @@ pub const JSON_BODY_LIMIT: usize = fate_dag::MAX_DAG_TEXT_BYTES;
 
 /// Rewrites an extractor's plain-text rejection into FATE's envelope; our own answers (JSON)
 /// pass unchanged.
-pub(super) async fn rejection_envelope(resp: Response) -> Response {
+pub(crate) async fn rejection_envelope(resp: Response) -> Response {
     let status = resp.status();
     let is_json = resp
         .headers()

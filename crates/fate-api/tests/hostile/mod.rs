@@ -27,14 +27,16 @@ use tower::ServiceExt;
 /// Largest file (and multipart upload) the hostile node accepts.
 const FILE_LIMIT: u64 = 1 << 20;
 
-struct Hostile {
+pub(super) struct Hostile {
     app: Router,
-    scheduler: Scheduler,
+    /// The partner endpoints, as the node's relay reaches them (caller: party 9999).
+    partner: Router,
+    pub(super) scheduler: Scheduler,
     root: PathBuf,
 }
 
 /// Partners nobody can reach: a site node refuses or fails every job that needs them.
-struct Unreachable;
+pub(super) struct Unreachable;
 
 impl Partners for Unreachable {
     fn call(&self, _: &str, party: &str, _: &str, _: &Value, _: Duration) -> Result<Value, String> {
@@ -44,7 +46,7 @@ impl Partners for Unreachable {
 
 /// `root/data` is the data dir; `root/import` and `root/data/uploads` are the data roots;
 /// `root/outside` holds a secret no request may read.
-async fn hostile_node(root: &Path, site: Option<Site>) -> Hostile {
+pub(super) async fn hostile_node(root: &Path, site: Option<Site>) -> Hostile {
     let data = root.join("data");
     std::fs::create_dir_all(root.join("outside")).unwrap();
     std::fs::write(root.join("outside/secret.csv"), "id,x\nSECRET,1\n").unwrap();
@@ -81,13 +83,17 @@ async fn hostile_node(root: &Path, site: Option<Site>) -> Hostile {
     )
     .await
     .unwrap();
-    let app = fate_api::router(fate_api::ApiState {
+    let state = fate_api::ApiState {
         scheduler: scheduler.clone(),
         upload_dir: data.join("uploads"),
         address: "127.0.0.1:9380".into(),
-    });
+        auth: None,
+    };
+    let partner = fate_api::partner_router(state.clone());
+    let app = fate_api::router(state);
     Hostile {
         app,
+        partner,
         scheduler,
         root: std::fs::canonicalize(root).unwrap(),
     }
@@ -139,7 +145,18 @@ fn json_body(v: Value) -> Req {
 
 impl Hostile {
     async fn send(&self, uri: &str, send: &Req) -> (u16, Vec<u8>) {
-        let builder = Request::builder().uri(uri);
+        // Partner calls reach the partner endpoints only through the relay, which names the
+        // caller; the client API does not serve them.
+        let (router, builder) = if uri.starts_with("/v2/partner/") {
+            (
+                &self.partner,
+                Request::builder()
+                    .uri(uri)
+                    .extension(fate_api::PartnerCaller("9999".into())),
+            )
+        } else {
+            (&self.app, Request::builder().uri(uri))
+        };
         let req = match send {
             Req::Get => builder.method("GET").body(Body::empty()),
             Req::Json(b) => builder
@@ -165,7 +182,7 @@ impl Hostile {
             }
         }
         .unwrap();
-        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let resp = router.clone().oneshot(req).await.unwrap();
         let status = resp.status().as_u16();
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 26)
             .await
@@ -354,7 +371,7 @@ impl Hostile {
     }
 }
 
-fn toy_dag(data_num: Value, partition: Value) -> Value {
+pub(super) fn toy_dag(data_num: Value, partition: Value) -> Value {
     json!({"dag": {
         "parties": [{"role": "guest", "party_id": ["9999"]}, {"role": "host", "party_id": ["10000"]}],
         "tasks": {"toy_example_0": {"component_ref": "toy_example",
