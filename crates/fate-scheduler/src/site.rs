@@ -455,6 +455,7 @@ impl Scheduler {
                 "this node runs standalone and does not take jobs from other parties".into(),
             ));
         }
+        self.check_accepting()?;
         // The job id becomes a directory of the logs dir: a partner may send only a plain id.
         fate_types::check_job_id("job_id", job_id)
             .map_err(|e| SchedulerError::Partner(e.to_string()))?;
