@@ -791,3 +791,40 @@ async fn shutdown_ends_in_the_store_what_ignores_cancellation() {
     tokio::time::sleep(Duration::from_millis(2000)).await;
     check(jobs(&s, &job.job_id).await, tasks(&s, &job.job_id).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_that_shuts_down_tells_the_initiator() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::new();
+    let faulty = FaultyTransport::new(LocalTransport::new());
+    // The host's task waits on a frame that takes far longer than the test.
+    faulty.set(HOST, Fault::Delay(Duration::from_secs(120)));
+    let guest = federation(dir.path(), &net, faulty, Duration::from_secs(60), true).await;
+    let host = net.nodes.lock()[HOST].clone();
+    let job = guest.submit(toy_dag(), "").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tasks(&host, &job.job_id)
+        .await
+        .iter()
+        .any(|t| t.status == TaskStatus::Running)
+    {
+        assert!(Instant::now() < deadline, "the host task never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    host.shutdown(Duration::from_secs(10)).await.unwrap();
+    for j in jobs(&host, &job.job_id).await {
+        assert_eq!(j.status, JobStatus::Canceled, "{j:?}");
+        assert_eq!(j.error.as_deref(), Some(SHUTDOWN_REASON));
+    }
+    // Well within the 60 s partner timeout: the initiator was told, not left to notice.
+    let status = guest
+        .wait(&job.job_id, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(status, JobStatus::Canceled);
+    let error = job_error(&guest, &job.job_id).await;
+    assert!(
+        error.contains("party 10000") && error.contains(SHUTDOWN_REASON),
+        "{error}"
+    );
+}
