@@ -236,10 +236,24 @@ impl Component for Upload {
         if partitions == 0 {
             return Err(ComponentError::param("partitions", "must be at least 1"));
         }
-        if !overwrite && ctx.computing.exists(&namespace, &name)? {
+        // A table exists once its metadata row does (the scheduler writes the row after the
+        // data): data without a row was left by an interrupted upload and is replaced.
+        let listed = ctx
+            .catalog
+            .table(&namespace, &name)
+            .map_err(ComponentError::Failed)?
+            .is_some();
+        if !overwrite && listed {
             return Err(ComponentError::Failed(format!(
                 "table {namespace}.{name} exists already; set overwrite to replace it"
             )));
+        }
+        let orphan = !listed && ctx.computing.exists(&namespace, &name)?;
+        if orphan && !overwrite {
+            ctx.info(format!(
+                "replacing data of {namespace}.{name} that an interrupted upload left without \
+                 metadata"
+            ));
         }
         if partitions > MAX_PARTITIONS {
             return Err(ComponentError::param(
@@ -260,7 +274,7 @@ impl Component for Upload {
             schema,
             table: ctx.computing.parallelize(rows, partitions),
         };
-        ctx.save_user_table(&namespace, &name, &df, overwrite)?;
+        ctx.save_user_table(&namespace, &name, &df, overwrite || orphan)?;
         ctx.info(format!(
             "uploaded {count} rows from {file} to table {namespace}.{name}"
         ));

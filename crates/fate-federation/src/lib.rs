@@ -11,7 +11,8 @@
 //! `__table_persistent_split__` tables do. Frames move between parties through a [`Transport`],
 //! a small trait implemented here by the in-process [`local::LocalTransport`] and by network
 //! backends (gRPC, RabbitMQ, Pulsar) in other crates. [`testing::conformance`] is the suite
-//! every backend must pass.
+//! every backend must pass; [`faulty::FaultyTransport`] wraps any backend to drop, delay or
+//! refuse the frames for one party in tests.
 //!
 //! Invariants:
 //! - Each (name, tag, peer) is used at most once per direction per session by a `Federation`
@@ -24,6 +25,7 @@
 //!   partition objects through this API.
 
 mod error;
+pub mod faulty;
 mod federation;
 pub mod local;
 pub mod testing;

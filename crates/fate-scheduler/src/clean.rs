@@ -34,13 +34,9 @@ impl Scheduler {
                 if removed.contains(&what) {
                     continue;
                 }
-                let computing = self.computing().clone();
-                let (ns, name) = (rec.namespace.clone(), rec.name.clone());
-                tokio::task::spawn_blocking(move || computing.delete(&ns, &name))
+                self.delete_table(&rec.namespace, &rec.name)
                     .await
-                    .map_err(|e| clean_error(&what, e))?
                     .map_err(|e| clean_error(&what, e))?;
-                store.delete_table(&rec.namespace, &rec.name).await?;
                 removed.push(what);
             }
         }

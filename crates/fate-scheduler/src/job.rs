@@ -79,6 +79,10 @@ pub(crate) struct Inner {
     pub(crate) ids: JobIdGenerator,
     pub(crate) config: SchedulerConfig,
     pub(crate) running: Mutex<HashMap<String, Running>>,
+    /// Set by `shutdown`: no job is accepted or started any more.
+    pub(crate) shutting_down: AtomicBool,
+    /// What the start of this scheduler did to the state a previous run left.
+    pub(crate) recovery: std::sync::OnceLock<crate::lifecycle::Recovery>,
 }
 
 /// Schedules jobs for every party this node hosts (in standalone mode: all of them).
@@ -96,8 +100,11 @@ fn party_of(role: Role, party_id: &str) -> Party {
 }
 
 impl Scheduler {
-    /// Creates the scheduler and settles jobs a previous run of the node left unfinished: they
-    /// are marked failed with a message saying the node restarted.
+    /// Creates the scheduler and settles what a previous run of the node left unfinished
+    /// (see [`Scheduler::recovery`]): a job that had started is marked failed with a message
+    /// saying the node restarted, and so are its unfinished tasks; a job still queued
+    /// (`waiting`, no task started) runs again; table data without its metadata row, and rows
+    /// without data, are removed.
     pub async fn new(
         store: MetaStore,
         computing: Computing,
@@ -114,40 +121,13 @@ impl Scheduler {
                 ids: JobIdGenerator::new(),
                 config,
                 running: Mutex::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
+                recovery: std::sync::OnceLock::new(),
             }),
         };
-        s.recover().await?;
+        let recovery = s.recover().await?;
+        let _ = s.inner.recovery.set(recovery);
         Ok(s)
-    }
-
-    async fn recover(&self) -> Result<(), SchedulerError> {
-        let store = &self.inner.store;
-        for status in [JobStatus::Running, JobStatus::Waiting, JobStatus::Ready] {
-            let filter = JobFilter {
-                status: Some(status),
-                ..Default::default()
-            };
-            for job in store.jobs(&filter).await? {
-                let party = job.party_id.clone();
-                store
-                    .set_job_status_checked(
-                        &job.job_id,
-                        job.role,
-                        &party,
-                        JobStatus::Failed,
-                        now_ms(),
-                    )
-                    .await?;
-                let update = fate_store::JobUpdate {
-                    error: Some("the node restarted while the job was unfinished".into()),
-                    ..Default::default()
-                };
-                store
-                    .update_job(&job.job_id, job.role, &party, &update)
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
     pub fn store(&self) -> &MetaStore {
@@ -179,6 +159,7 @@ impl Scheduler {
         dag: fate_dag::DagSchema,
         user_name: &str,
     ) -> Result<Submitted, SchedulerError> {
+        self.check_accepting()?;
         let plan = self.plan(&dag)?;
         let scope = self.scope(&plan);
         if !scope.initiator {
@@ -455,7 +436,7 @@ impl Scheduler {
             if cancel.is_canceled() {
                 break;
             }
-            if let Err(msg) = self.run_task(job_id, plan, task, version, cancel).await? {
+            if let Err(msg) = self.run_task(run, task, version).await? {
                 failure = Some(msg);
                 break;
             }
@@ -504,14 +485,20 @@ impl Scheduler {
                 None => (JobStatus::Success, None),
             }
         };
-        if scope.initiator && !scope.remotes.is_empty() {
-            if status != JobStatus::Success {
-                let reason = error.clone().unwrap_or_default();
-                self.stop_partners(job_id, &scope.remotes, &reason).await;
-            }
+        let shutting_down = self.inner.shutting_down.load(Ordering::SeqCst);
+        // The initiator stops every other node; a node that shuts down also tells the
+        // initiator, which would otherwise wait `partner_timeout` for it.
+        if !scope.remotes.is_empty()
+            && status != JobStatus::Success
+            && (scope.initiator || shutting_down)
+        {
+            let reason = error.clone().unwrap_or_default();
+            self.stop_partners(job_id, &scope.remotes, &reason).await;
+        }
+        if scope.initiator && !scope.remotes.is_empty() && !shutting_down {
             self.sync_once(job_id, &scope.remotes).await;
         }
-        // Tasks that never started end with the job.
+        // Tasks that never started end with the job, and say why.
         if status != JobStatus::Success {
             for task in &plan.tasks {
                 let (version, rows) = self.latest_task_version(job_id, &task.name).await?;
@@ -525,7 +512,7 @@ impl Scheduler {
                             &t.party_id,
                             TaskStatus::Canceled,
                             now_ms(),
-                            None,
+                            error.as_deref(),
                         )
                         .await?;
                 }
@@ -564,12 +551,18 @@ impl Scheduler {
     /// that message); `Err` is a scheduler failure.
     async fn run_task(
         &self,
-        job_id: &str,
-        plan: &JobPlan,
+        run: JobRun<'_>,
         task: &TaskPlan,
         version: i64,
-        cancel: &CancelToken,
     ) -> Result<Result<(), String>, SchedulerError> {
+        let JobRun {
+            job_id,
+            plan,
+            cancel,
+            stop_requested,
+            outcome,
+            ..
+        } = run;
         let store = &self.inner.store;
         let component = match self.inner.registry.get(&task.component) {
             Some(c) => c,
@@ -711,10 +704,34 @@ impl Scheduler {
             };
             let (status, error) = match result {
                 Ok(()) => {
-                    self.persist_outputs(job_id, plan, task, &party, outputs)
-                        .await?;
+                    let written: Vec<(String, String)> = outputs
+                        .data
+                        .iter()
+                        .filter(|d| !d.existing)
+                        .map(|d| (d.namespace.clone(), d.name.clone()))
+                        .collect();
+                    if let Err(e) = self
+                        .persist_outputs(job_id, plan, task, &party, outputs)
+                        .await
+                    {
+                        // The metadata row is a table's commit point: data whose row could not
+                        // be written goes, so no orphan blocks the name.
+                        self.remove_uncommitted(&written).await;
+                        return Err(e);
+                    }
                     (TaskStatus::Success, None)
                 }
+                // A stop (by a user, a partner or the node's shutdown) ends the task as
+                // canceled with the stop's reason, not as failed.
+                Err(_) if stop_requested.load(Ordering::SeqCst) && cancel.is_canceled() => (
+                    TaskStatus::Canceled,
+                    Some(
+                        outcome
+                            .lock()
+                            .clone()
+                            .unwrap_or_else(|| "stopped by request".to_string()),
+                    ),
+                ),
                 Err(e) if e == "canceled" => (TaskStatus::Canceled, Some("canceled".to_string())),
                 Err(e) => {
                     if first_failure.is_none() {
@@ -1039,6 +1056,7 @@ impl Scheduler {
         job_id: &str,
         only: Option<&[String]>,
     ) -> Result<(), SchedulerError> {
+        self.check_accepting()?;
         let jobs = self.jobs_of(job_id).await?;
         if self.inner.running.lock().contains_key(job_id) || jobs.iter().any(|j| !j.status.is_end())
         {

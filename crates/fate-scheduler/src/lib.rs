@@ -8,12 +8,16 @@
 //! - Status changes go through `MetaStore::set_*_status_checked`, so every transition is one
 //!   FATE allows (fate-spec §3.1).
 //! - It knows the federation only as `Arc<dyn Transport>`: the binary chooses the backend.
+//! - A table's metadata row is its commit point, written after its data; at start, data
+//!   without a row and rows without data are removed (`lifecycle`).
 
 mod clean;
 mod job;
+mod lifecycle;
 mod logs;
 pub mod site;
 
 pub use job::{Scheduler, SchedulerConfig, SchedulerError, Submitted};
+pub use lifecycle::{RESTART_REASON, Recovery, SHUTDOWN_REASON};
 pub use logs::LogLine;
 pub use site::{Partners, Site};

@@ -59,7 +59,9 @@ pub struct Site {
     pub partners: Arc<dyn Partners>,
     /// How often a running job polls the other nodes.
     pub poll_interval: Duration,
-    /// How long another node may stay unreachable before the job fails.
+    /// How long another node may stay unreachable before the job fails. Defaults to the data
+    /// plane's federation timeout ([`fate_federation::DEFAULT_TIMEOUT`], 600 s): a partition
+    /// the tasks' own waits would survive does not fail the job either.
     pub partner_timeout: Duration,
     /// Longest single call to another node.
     pub call_timeout: Duration,
@@ -79,13 +81,14 @@ impl std::fmt::Debug for Site {
 }
 
 impl Site {
-    /// A site hosting `party_ids` with default timings (poll 0.5 s, unreachable after 20 s).
+    /// A site hosting `party_ids` with default timings (poll 0.5 s, a call at most 10 s,
+    /// unreachable for the federation timeout of 600 s ends a job).
     pub fn new(party_ids: impl IntoIterator<Item = String>, partners: Arc<dyn Partners>) -> Self {
         Site {
             party_ids: party_ids.into_iter().collect(),
             partners,
             poll_interval: Duration::from_millis(500),
-            partner_timeout: Duration::from_secs(20),
+            partner_timeout: fate_federation::DEFAULT_TIMEOUT,
             call_timeout: Duration::from_secs(10),
             permission: false,
         }
@@ -504,6 +507,7 @@ impl Scheduler {
                 "this node runs standalone and does not take jobs from other parties".into(),
             ));
         }
+        self.check_accepting()?;
         // The job id becomes a directory of the logs dir: a partner may send only a plain id.
         fate_types::check_job_id("job_id", job_id)
             .map_err(|e| SchedulerError::Partner(e.to_string()))?;

@@ -43,8 +43,9 @@ pub struct LocalArgs {
     /// Domain of certificate names.
     #[arg(long, default_value = "fate.org")]
     pub domain: String,
-    /// Seconds a node waits for an unreachable peer before failing its running jobs.
-    #[arg(long, default_value_t = 20)]
+    /// Seconds a node waits for an unreachable peer before failing its running jobs (as long
+    /// as the federation timeout by default, so a partition that heals within it is survived).
+    #[arg(long, default_value_t = 600)]
     pub partner_timeout: u64,
     /// A directory every node's uploads and binds may read (repeatable), written into each
     /// node.yaml as `data_roots`; `<node>/data/import` always is one.

@@ -113,8 +113,10 @@ fn default_partitions() -> usize {
 fn default_federation_timeout() -> u64 {
     600
 }
+/// As long as the data plane's federation timeout (600 s): a partition that the tasks' own
+/// waits survive (a 60 s outage) must not fail the job through the scheduler's polls.
 fn default_partner_timeout() -> u64 {
-    20
+    600
 }
 
 /// `router.yaml`: a site router or an exchange.
