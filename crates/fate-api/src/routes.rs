@@ -593,19 +593,14 @@ async fn table_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiRe
 async fn table_delete(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
     let m = body_json(&body)?;
     let (ns, name) = (req_str(&m, "namespace")?, req_str(&m, "name")?);
-    if st.scheduler.store().table(&ns, &name).await?.is_none() {
+    // Removes the metadata row and the data, whichever exist: a table half left by a crash
+    // is deletable too.
+    if !st.scheduler.delete_table(&ns, &name).await? {
         return Err(ApiError::new(
             RetCode::TableNotFound,
             format!("table {ns}.{name} not found"),
         ));
     }
-    let computing = st.scheduler.computing().clone();
-    let (ns2, name2) = (ns.clone(), name.clone());
-    tokio::task::spawn_blocking(move || computing.delete(&ns2, &name2))
-        .await
-        .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?
-        .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?;
-    st.scheduler.store().delete_table(&ns, &name).await?;
     Ok(Envelope::ok(json!({"namespace": ns, "name": name})))
 }
 

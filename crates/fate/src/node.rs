@@ -154,6 +154,7 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             address: local.to_string(),
             auth,
         };
+        let shutdown_scheduler = state.scheduler.clone();
         let app = fate_api::router(state);
         tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");
         println!(
@@ -161,10 +162,44 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             args.data_dir.display()
         );
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(end_jobs_on_signal(shutdown_scheduler))
             .await?;
         Ok(())
     })
+}
+
+/// How long running tasks get to stop by themselves at shutdown before their end is recorded
+/// for them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Resolves on SIGTERM (what docker and systemd send) or SIGINT.
+pub async fn shutdown_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot watch SIGTERM; only Ctrl-C stops this node.");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Waits for [`shutdown_signal`], then ends every running job of this node, recording each
+/// task's end here and telling the job's other parties (`Scheduler::shutdown`), before the
+/// API stops. The federation link stays up meanwhile, so the stop messages get through.
+pub async fn end_jobs_on_signal(scheduler: Scheduler) {
+    shutdown_signal().await;
+    tracing::info!("Shutting down: ending running jobs.");
+    match scheduler.shutdown(SHUTDOWN_GRACE).await {
+        Ok(ended) if ended.is_empty() => {}
+        Ok(ended) => {
+            tracing::info!(jobs = ?ended, "Jobs ended by the shutdown.");
+            println!("fate: shut down; ended jobs {}", ended.join(", "));
+        }
+        Err(e) => tracing::error!(error = %e, "Shutdown could not record every job's end."),
+    }
 }

@@ -293,6 +293,7 @@ pub fn node(args: NodeArgs) -> Result<()> {
             auth,
         };
         let _ = relay.app.set(fate_api::partner_router(state.clone()));
+        let shutdown_scheduler = state.scheduler.clone();
         let app = fate_api::router(state);
         tracing::info!(parties = ?config.party_ids, api = %local, grpc = %transport.local_addr(), "Node started.");
         println!(
@@ -302,20 +303,13 @@ pub fn node(args: NodeArgs) -> Result<()> {
             data_dir.display()
         );
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(crate::node::end_jobs_on_signal(shutdown_scheduler))
             .await?;
         Ok(())
     })
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("signal handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
+use crate::node::shutdown_signal;
 
 #[derive(Args)]
 pub struct RouterArgs {

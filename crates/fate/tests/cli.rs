@@ -383,3 +383,94 @@ fn the_cli_signs_its_requests_for_a_node_with_authentication_on() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn query(url: &str, path: &str, job_id: &str) -> Value {
+    ureq::get(&format!("{url}{path}"))
+        .query("job_id", job_id)
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap()
+}
+
+/// SIGTERM (what docker and systemd send) ends a standalone node within its grace time, and
+/// the job it was running is recorded as ended by the shutdown, with no task left running.
+/// Before, `fate standalone` ignored SIGTERM.
+#[test]
+fn sigterm_ends_a_standalone_node_and_records_its_jobs_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeProcess::start(dir.path());
+    let toy = fate()
+        .args([
+            "toy",
+            "--json",
+            "--timeout",
+            "120",
+            "--data-num",
+            "4000000",
+            "--api",
+            &node.url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let job_id = loop {
+        let v: Value = ureq::get(&format!("{}/v2/job/list/query", node.url))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        let running = v["data"]["jobs"]
+            .as_array()
+            .or(v["data"].as_array())
+            .and_then(|jobs| jobs.iter().find(|j| j["status"] == "running"))
+            .and_then(|j| j["job_id"].as_str().map(String::from));
+        if let Some(id) = running {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "the toy never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let signalled = std::time::Instant::now();
+    let term = Command::new("kill")
+        .args(["-TERM", &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = loop {
+        if let Some(s) = node.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < std::time::Duration::from_secs(30),
+            "the node still runs 30 s after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "the node exited with {status}");
+    drop(toy);
+    // Restarted, the node shows the job ended by the shutdown, not by the restart.
+    let node = NodeProcess::start(dir.path());
+    let job = &query(&node.url, "/v2/job/query", &job_id)["data"][0];
+    assert!(
+        ["canceled", "failed"].contains(&job["status"].as_str().unwrap_or("")),
+        "{job}"
+    );
+    let tasks = query(&node.url, "/v2/job/task/query", &job_id);
+    let tasks = tasks["data"].as_array().unwrap();
+    assert!(!tasks.is_empty());
+    for t in tasks {
+        let s = t["status"].as_str().unwrap_or("");
+        assert!(
+            ["canceled", "failed", "success"].contains(&s),
+            "task left {s}: {t}"
+        );
+    }
+    let text = job.to_string();
+    assert!(
+        text.contains("shut down"),
+        "the job does not say it was shut down: {job}"
+    );
+}

@@ -629,3 +629,92 @@ fn bad_node_and_router_configurations_are_refused_naming_the_field() {
         "{msg}"
     );
 }
+
+/// SIGTERM to a host's node mid-job: the node records the end of its tasks, tells the
+/// initiator, and exits; the initiator ends the job at once (not after the partner timeout),
+/// naming the party. Before, `fate node` closed its API but left its tasks running and
+/// unrecorded (the host said success, the initiator failed).
+#[test]
+fn sigterm_to_a_node_mid_job_ends_the_job_at_every_party() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::start("9999,10000", &[]);
+    let toy = {
+        let mut c = fate();
+        c.args(["toy", "--json", "--timeout", "120", "--guest", "9999"])
+            .args(["--host", "10000", "--data-num", "4000000", "--api"])
+            .arg(d.api("9999"));
+        c.spawn().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job_id = loop {
+        if let Some(id) = latest_job_id(&d, "10000")
+            && job_of(&d, "10000", &id)["status"] == "running"
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the job never ran at 10000");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let pid = d.pid("node of 10000");
+    let signalled = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The node exits within its grace time.
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+    {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(30),
+            "node of 10000 still runs 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = toy.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the toy succeeded without 10000");
+    // The initiator ended the job well before its partner timeout (600 s), naming 10000.
+    let job = job_of(&d, "9999", &job_id);
+    assert!(
+        ["failed", "canceled"].contains(&job["status"].as_str().unwrap_or("")),
+        "{job}"
+    );
+    assert!(signalled.elapsed() < Duration::from_secs(60));
+    assert!(job.to_string().contains("10000"), "{job}");
+    // Restarted, the host shows the job ended by its shutdown, with no task left running.
+    let log = d.path().join("10000/restart.log");
+    let mut node = fate()
+        .args(["node", "-c"])
+        .arg(d.node_config("10000"))
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let host = loop {
+        if let Ok(r) = ureq::get(&format!("{}/v2/job/query", d.api("10000")))
+            .query("job_id", &job_id)
+            .call()
+        {
+            break r.into_json::<Value>().unwrap()["data"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "node of 10000 did not restart");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let tasks = d.get("10000", "/v2/job/task/query", &[("job_id", &job_id)]);
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(host.to_string().contains("shut down"), "{host}");
+    for t in tasks["data"].as_array().unwrap() {
+        let s = t["status"].as_str().unwrap_or("");
+        assert!(
+            ["canceled", "failed", "success"].contains(&s),
+            "task left {s}: {t}"
+        );
+    }
+}
