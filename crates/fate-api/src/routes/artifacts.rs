@@ -335,11 +335,22 @@ pub(super) async fn download(
 }
 
 /// Writes the zip of `models` to `file` through a temporary file, so a reader never sees half
-/// an archive.
+/// an archive. The temporary file is created new (`O_EXCL`): a symlink planted at its name is
+/// removed, never followed; the final rename replaces a link at `file` rather than writing
+/// through it.
 fn write_zip(file: &Path, key_prefix: &str, models: &[ModelRecord]) -> Result<(), String> {
     let tmp = file.with_extension("zip.part");
     let write = || -> Result<(), String> {
-        let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", tmp.display())),
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| format!("{}: {e}", tmp.display()))?;
         let mut zip = zip::ZipWriter::new(f);
         let opts = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);

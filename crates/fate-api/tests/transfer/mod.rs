@@ -367,6 +367,12 @@ async fn exported_models_import_under_a_new_id_and_predict() {
     upload_breast(&node).await;
     let train = node.submit_ok(lr_train_dag()).await;
     let out = dir.path().join("exported");
+    // A symlink planted where the export writes its temporary file is replaced, not followed
+    // (before, the zip was written through it into the file it pointed at).
+    std::fs::create_dir_all(&out).unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "keep").unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(format!("{train}_0_guest_9999.zip.part"))).unwrap();
     let mut zips = Vec::new();
     for (role, party) in [("guest", "9999"), ("host", "10000"), ("arbiter", "10000")] {
         let v = node
@@ -389,6 +395,7 @@ async fn exported_models_import_under_a_new_id_and_predict() {
             .unwrap();
         assert!(untar(&package).contains_key("json_model.meta.yaml"));
         zips.push(std::fs::read(&file).unwrap());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 
     // Nothing is stored under the new id yet: a predict job from it fails.
