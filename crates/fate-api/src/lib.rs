@@ -16,3 +16,11 @@ pub use auth::ClientAuth;
 pub use envelope::Envelope;
 pub use partner::{PartnerCaller, partner_router};
 pub use routes::{ApiState, router};
+
+/// Reads a model archive as `POST /v2/model/import` does, without storing anything, and
+/// returns the number of models it holds, or why `/model/import` would refuse it. This is the
+/// handler's own parser (pure: bytes in, verdict out), exposed for the `model_import` fuzz
+/// target.
+pub fn read_model_archive(bytes: &[u8]) -> Result<usize, String> {
+    routes::read_model_archive(bytes)
+}

@@ -35,6 +35,8 @@ pub struct ApiState {
 pub use limits::JSON_BODY_LIMIT;
 pub(crate) use limits::rejection_envelope;
 
+pub(crate) use artifacts::read_model_archive;
+
 type Params = Query<HashMap<String, String>>;
 type ApiResult = Result<Envelope, ApiError>;
 

@@ -5,13 +5,14 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use fate_computing::{Computing, ComputingConfig};
-use fate_federation::FederationConfig;
 use fate_federation::local::LocalTransport;
+use fate_federation::{CancelToken, FederationConfig, FederationError, MessageKey, Transport};
 use fate_scheduler::{Scheduler, SchedulerConfig};
 use fate_store::MetaStore;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 mod auth;
@@ -23,6 +24,10 @@ struct Node {
 }
 
 async fn node_at(dir: &Path) -> Node {
+    node_with_transport(dir, LocalTransport::new()).await
+}
+
+async fn node_with_transport(dir: &Path, transport: Arc<dyn Transport>) -> Node {
     let computing = Computing::new(ComputingConfig {
         cores: 2,
         default_partitions: 4,
@@ -39,7 +44,7 @@ async fn node_at(dir: &Path) -> Node {
     let scheduler = Scheduler::new(
         store,
         computing,
-        LocalTransport::new(),
+        transport,
         fate_components::registry(),
         SchedulerConfig {
             logs_dir: dir.join("logs"),
@@ -233,6 +238,60 @@ async fn toy_dag_reaches_success_with_outputs_and_logs() {
             .all(|l| l["content"].as_str().unwrap().contains(&job_id)),
         "every log line names the job"
     );
+}
+
+/// The local hub, recording which sessions the scheduler cleans up.
+struct CleanupRecorder {
+    hub: Arc<LocalTransport>,
+    cleaned: Mutex<Vec<String>>,
+}
+
+impl Transport for CleanupRecorder {
+    fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError> {
+        self.hub.send(key, frame)
+    }
+    fn recv(
+        &self,
+        key: &MessageKey,
+        deadline: Instant,
+        cancel: &CancelToken,
+    ) -> Result<Vec<u8>, FederationError> {
+        self.hub.recv(key, deadline, cancel)
+    }
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn cleanup(&self, session_id: &str) {
+        self.cleaned.lock().unwrap().push(session_id.to_string());
+        self.hub.cleanup(session_id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_frees_its_federation_sessions() {
+    // Issue #10: the scheduler cleaned up "session" `{job_id}`, which names no session, so
+    // frames of finished jobs were never freed.
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Arc::new(CleanupRecorder {
+        hub: LocalTransport::new(),
+        cleaned: Mutex::new(Vec::new()),
+    });
+    let node = node_with_transport(dir.path(), recorder.clone()).await;
+    let v = node.post("/v2/job/submit", toy_dag()).await;
+    assert_eq!(v["code"], 0, "{v}");
+    let job_id = v["job_id"].as_str().unwrap().to_string();
+    node.wait(&job_id).await;
+    let session = format!("{job_id}_toy_example_0_0");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !recorder.cleaned.lock().unwrap().contains(&session) {
+        assert!(
+            Instant::now() < deadline,
+            "session {session} was never cleaned up; cleaned: {:?}",
+            recorder.cleaned.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(recorder.hub.pending_frames(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,9 +22,10 @@
 //! Invariants:
 //! - Peer input is bounded before it is buffered: each packet by `max_packet_size` (tonic's
 //!   decoding limit), each frame by `max_frame_size` (checked on the declared length in the
-//!   first packet, then on the bytes that arrive), each mailbox by `mailbox_bytes`
-//!   (`RESOURCE_EXHAUSTED` beyond it), except that the one frame a waiting `recv` needs is
-//!   never refused (see [`Mailbox`]).
+//!   first packet, then on the bytes that arrive), each mailbox by `mailbox_bytes` and, per
+//!   session and per sending party, by [`Limits::mailbox`] (`RESOURCE_EXHAUSTED` beyond them),
+//!   except that the one frame a waiting `recv` needs is never refused (see [`Mailbox`]).
+//!   Frames of sessions nobody asks for expire after `mailbox.unclaimed_ttl`.
 //! - With TLS, a router accepts a packet only if the client certificate backs the source party
 //!   the packet claims (see [`tls`]).
 //! - A push is idempotent: a mailbox ignores a frame whose key it holds or has delivered in the
@@ -79,6 +80,8 @@ pub mod ptp {
 
 use std::net::SocketAddr;
 
+pub use fate_federation::MailboxLimits;
+
 pub use client::{ClientOptions, RetryPolicy};
 pub use command::{Command, CommandHandler, Commands};
 pub use envelope::{MAX_HOPS, OPERATOR_PUSH, VERSION};
@@ -107,6 +110,9 @@ pub struct Limits {
     pub max_packet_size: usize,
     /// Most bytes of frames a mailbox holds (pending plus being received).
     pub mailbox_bytes: usize,
+    /// Most bytes a mailbox holds per session and per sending party, and the expiry of frames
+    /// nobody asks for (defaults: 256 MiB, 1 GiB, 10 minutes).
+    pub mailbox: MailboxLimits,
 }
 
 impl Default for Limits {
@@ -115,6 +121,7 @@ impl Default for Limits {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             mailbox_bytes: DEFAULT_MAILBOX_BYTES,
+            mailbox: MailboxLimits::default(),
         }
     }
 }
@@ -134,6 +141,24 @@ impl Limits {
                  never be received",
                 self.mailbox_bytes, self.max_frame_size
             )));
+        }
+        let per = [
+            ("mailbox.session_bytes", self.mailbox.session_bytes),
+            ("mailbox.peer_bytes", self.mailbox.peer_bytes),
+        ];
+        for (name, bytes) in per {
+            if bytes < self.max_frame_size {
+                return Err(GrpcError::Config(format!(
+                    "{name} {bytes} is smaller than max_frame_size {}: a single frame could \
+                     never be received",
+                    self.max_frame_size
+                )));
+            }
+        }
+        if self.mailbox.unclaimed_ttl.is_zero() {
+            return Err(GrpcError::Config(
+                "mailbox.unclaimed_ttl must be positive".to_string(),
+            ));
         }
         Ok(())
     }

@@ -8,11 +8,19 @@
 //! an earlier one, the earlier one would be refused until its sender gave up, and nothing
 //! would ever be read again. Admitting a waited-for frame over the budget costs at most one
 //! frame per waiting `recv`, and that frame leaves at once.
+//!
+//! Besides the budget of the whole mailbox, [`MailboxLimits`] bound the bytes of one session
+//! and of one sending party, and drop the frames nobody asks for after
+//! [`MailboxLimits::unclaimed_ttl`] (issue #10: ten junk frames for sessions nobody opened
+//! used to pin 175 MB for good; see [`fate_federation::bounds`]). The transport's server
+//! sweeps expired frames every [`MailboxLimits::sweep_interval`]; pushes and `recv`s sweep
+//! too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fate_federation::bounds::{MailboxLimits, OverLimit, Usage};
 use fate_federation::{CancelToken, FederationError, MessageKey};
 use parking_lot::{Condvar, Mutex};
 
@@ -30,6 +38,8 @@ pub(crate) enum Refusal {
     },
     /// Another push of the same key is still streaming.
     InFlight,
+    /// Over the bytes of its session or of its sending party.
+    Over(OverLimit),
 }
 
 /// Outcome of [`Mailbox::reserve`].
@@ -40,9 +50,15 @@ pub(crate) enum Admit {
     Duplicate,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
+struct Pending {
+    frame: Vec<u8>,
+    arrived: Instant,
+}
+
+#[derive(Debug)]
 struct State {
-    pending: HashMap<MessageKey, Vec<u8>>,
+    pending: HashMap<MessageKey, Pending>,
     in_flight: HashSet<MessageKey>,
     /// Keys a `recv` is waiting for, with the number of waiters.
     waited: HashMap<MessageKey, usize>,
@@ -51,6 +67,9 @@ struct State {
     pending_bytes: usize,
     reserved_bytes: usize,
     arrivals: u64,
+    /// Bytes (pending and reserved) per session and per sending party.
+    usage: Usage,
+    next_sweep: Instant,
 }
 
 /// Frames waiting for their receiver. Memory is bounded: the bytes of pending frames plus the
@@ -61,21 +80,86 @@ pub struct Mailbox {
     state: Mutex<State>,
     arrived: Condvar,
     budget: usize,
+    limits: MailboxLimits,
 }
 
 impl Mailbox {
-    /// An empty mailbox holding at most `budget` bytes of frames.
+    /// An empty mailbox holding at most `budget` bytes of frames, with the default
+    /// [`MailboxLimits`].
     pub fn new(budget: usize) -> Arc<Self> {
+        Self::with_limits(budget, MailboxLimits::default())
+    }
+
+    /// An empty mailbox holding at most `budget` bytes of frames within `limits`.
+    pub fn with_limits(budget: usize, limits: MailboxLimits) -> Arc<Self> {
         Arc::new(Mailbox {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                pending: HashMap::new(),
+                in_flight: HashSet::new(),
+                waited: HashMap::new(),
+                delivered: HashMap::new(),
+                pending_bytes: 0,
+                reserved_bytes: 0,
+                arrivals: 0,
+                usage: Usage::default(),
+                next_sweep: Instant::now() + limits.sweep_interval(),
+            }),
             arrived: Condvar::new(),
             budget,
+            limits,
         })
     }
 
     /// The byte budget.
     pub fn budget(&self) -> usize {
         self.budget
+    }
+
+    /// The per-session and per-party bounds and the expiry.
+    pub fn limits(&self) -> &MailboxLimits {
+        &self.limits
+    }
+
+    /// Bytes of the frames pending or being received for `session_id`.
+    pub fn session_bytes(&self, session_id: &str) -> usize {
+        self.state.lock().usage.session_bytes(session_id)
+    }
+
+    /// Drops the pending frames nobody asked for within [`MailboxLimits::unclaimed_ttl`];
+    /// returns how many were dropped. Frames still being received are not touched.
+    pub fn expire(&self) -> usize {
+        let mut state = self.state.lock();
+        self.sweep(&mut state, Instant::now())
+    }
+
+    fn sweep(&self, state: &mut State, now: Instant) -> usize {
+        let ttl = self.limits.unclaimed_ttl;
+        state.next_sweep = now + self.limits.sweep_interval();
+        let State {
+            pending,
+            usage,
+            pending_bytes,
+            ..
+        } = state;
+        let before = pending.len();
+        pending.retain(|key, p| {
+            let expired = usage.is_unclaimed(&key.session_id, p.arrived, now, ttl);
+            if expired {
+                usage.remove(key, p.frame.len());
+                *pending_bytes -= p.frame.len();
+                tracing::warn!(%key, n_bytes = p.frame.len(), "Dropped a frame nobody asked for.");
+            }
+            !expired
+        });
+        usage.forget_idle(now, ttl);
+        before - pending.len()
+    }
+
+    fn sweep_if_due(&self, state: &mut State) {
+        let now = Instant::now();
+        if now >= state.next_sweep {
+            self.sweep(state, now);
+        }
     }
 
     /// Frames waiting for their `recv`.
@@ -115,6 +199,7 @@ impl Mailbox {
         len: usize,
     ) -> Result<Admit, Refusal> {
         let mut state = self.state.lock();
+        self.sweep_if_due(&mut state);
         if state.pending.contains_key(key)
             || state
                 .delivered
@@ -126,14 +211,21 @@ impl Mailbox {
         if state.in_flight.contains(key) {
             return Err(Refusal::InFlight);
         }
-        let used = state.pending_bytes + state.reserved_bytes;
-        if used.saturating_add(len) > self.budget && !state.waited.contains_key(key) {
-            return Err(Refusal::Full {
-                pending: used,
-                incoming: len,
-                budget: self.budget,
-            });
+        if !state.waited.contains_key(key) {
+            let used = state.pending_bytes + state.reserved_bytes;
+            if used.saturating_add(len) > self.budget {
+                return Err(Refusal::Full {
+                    pending: used,
+                    incoming: len,
+                    budget: self.budget,
+                });
+            }
+            state
+                .usage
+                .check(key, len, &self.limits)
+                .map_err(Refusal::Over)?;
         }
+        state.usage.add(key, len);
         state.reserved_bytes += len;
         state.in_flight.insert(key.clone());
         Ok(Admit::Fresh(Reservation {
@@ -162,8 +254,11 @@ impl Mailbox {
     ) -> Result<Vec<u8>, FederationError> {
         let start = Instant::now();
         let mut state = self.state.lock();
+        self.sweep_if_due(&mut state);
         *state.waited.entry(key.clone()).or_default() += 1;
+        state.usage.begin_recv(&key.session_id, start);
         let result = self.wait_for(&mut state, key, start, deadline, cancel);
+        state.usage.end_recv(&key.session_id, Instant::now());
         if let Some(waiters) = state.waited.get_mut(key) {
             *waiters -= 1;
             if *waiters == 0 {
@@ -182,8 +277,9 @@ impl Mailbox {
         cancel: &CancelToken,
     ) -> Result<Vec<u8>, FederationError> {
         loop {
-            if let Some(frame) = state.pending.remove(key) {
+            if let Some(Pending { frame, .. }) = state.pending.remove(key) {
                 state.pending_bytes -= frame.len();
+                state.usage.remove(key, frame.len());
                 state
                     .delivered
                     .entry(key.session_id.clone())
@@ -206,16 +302,23 @@ impl Mailbox {
     /// Drops the pending frames and the delivered-key memory of a session.
     pub fn cleanup(&self, session_id: &str) {
         let mut state = self.state.lock();
-        let mut freed = 0;
-        state.pending.retain(|key, frame| {
+        let State {
+            pending,
+            usage,
+            pending_bytes,
+            delivered,
+            ..
+        } = &mut *state;
+        pending.retain(|key, p| {
             let keep = key.session_id != session_id;
             if !keep {
-                freed += frame.len();
+                *pending_bytes -= p.frame.len();
+                usage.remove(key, p.frame.len());
             }
             keep
         });
-        state.pending_bytes -= freed;
-        state.delivered.remove(session_id);
+        delivered.remove(session_id);
+        usage.forget_session(session_id);
     }
 }
 
@@ -234,9 +337,14 @@ impl Reservation {
         let mut state = mailbox.state.lock();
         state.reserved_bytes -= self.len;
         state.in_flight.remove(&self.key);
+        state.usage.remove(&self.key, self.len);
+        state.usage.add(&self.key, frame.len());
         state.pending_bytes += frame.len();
         state.arrivals += 1;
-        state.pending.insert(self.key.clone(), frame);
+        let arrived = Instant::now();
+        state
+            .pending
+            .insert(self.key.clone(), Pending { frame, arrived });
         self.committed = true;
         drop(state);
         mailbox.arrived.notify_all();
@@ -249,6 +357,7 @@ impl Drop for Reservation {
             let mut state = self.mailbox.state.lock();
             state.reserved_bytes -= self.len;
             state.in_flight.remove(&self.key);
+            state.usage.remove(&self.key, self.len);
         }
     }
 }

@@ -208,6 +208,20 @@ pub(crate) async fn bind(
         addr,
     )
     .servers();
+    if let Some(mailbox) = &mailbox {
+        // Frames nobody asks for leave even when no push or recv comes to sweep them.
+        let weak = Arc::downgrade(mailbox);
+        let every = mailbox.limits().sweep_interval();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(mailbox) = weak.upgrade() else { break };
+                mailbox.expire();
+            }
+        });
+    }
     let service = RouterService {
         client,
         routes: config.routes,
@@ -322,6 +336,12 @@ impl RouterService {
                 return Err(Status::resource_exhausted(format!(
                     "mailbox of party {} at {} is full: {pending} bytes pending, {incoming} \
                      more would exceed its budget of {budget} bytes",
+                    key.dst.party_id, self.addr
+                )));
+            }
+            Err(Refusal::Over(over)) => {
+                return Err(Status::resource_exhausted(format!(
+                    "mailbox of party {} at {}: {over}",
                     key.dst.party_id, self.addr
                 )));
             }

@@ -90,7 +90,8 @@ impl GrpcTransport {
     /// and `recv` block the calling thread, as [`Transport`] requires.
     pub fn start(config: TransportConfig) -> Result<Arc<Self>, GrpcError> {
         config.limits.check()?;
-        let mailbox = Mailbox::new(config.limits.mailbox_bytes);
+        let mailbox =
+            Mailbox::with_limits(config.limits.mailbox_bytes, config.limits.mailbox.clone());
         let client = Client::new(
             config.tls.clone(),
             config.client.clone(),
@@ -371,6 +372,7 @@ impl Transport for GrpcTransport {
                          exceed its budget of {budget} bytes"
                     ),
                     Refusal::InFlight => format!("a push of {key} is still being received"),
+                    Refusal::Over(over) => format!("local mailbox refused {key}: {over}"),
                 };
                 FederationError::transport(&key.dst, reason)
             });

@@ -19,8 +19,8 @@ use fate_federation_grpc::proto::data_transfer_service_server::{
 use fate_federation_grpc::proto::{Command, Data, Metadata, Packet, PollingFrame, Task, Topic};
 use fate_federation_grpc::testing::Sites;
 use fate_federation_grpc::{
-    ClientOptions, GrpcTransport, Limits, RetryPolicy, RouteError, RouteTable, Router,
-    RouterConfig, Routes, TlsConfig, TransportConfig,
+    ClientOptions, GrpcTransport, Limits, MailboxLimits, RetryPolicy, RouteError, RouteTable,
+    Router, RouterConfig, Routes, TlsConfig, TransportConfig,
 };
 use fate_types::{Party, Role};
 use serde_json::{Value, json};
@@ -732,6 +732,7 @@ fn oversized_packets_and_frames_are_refused_before_buffering() {
         max_frame_size: 256 << 10,
         max_packet_size: 64 << 10,
         mailbox_bytes: 1 << 20,
+        ..Limits::default()
     };
     let b = start_transport(&routes, None, limits, fast_client());
     let (rt, mut client) = raw_client(b.local_addr());
@@ -814,6 +815,7 @@ fn a_full_mailbox_answers_resource_exhausted_and_recovers() {
         max_frame_size: 64 << 10,
         max_packet_size: 64 << 10,
         mailbox_bytes: 100 << 10,
+        ..Limits::default()
     };
     let b = start_transport(&net.routes[2], None, limits, fast_client());
     // Point R at the small-budget transport for 10000.
@@ -844,6 +846,107 @@ fn a_full_mailbox_answers_resource_exhausted_and_recovers() {
     assert_eq!(
         b.recv(&k2, far, &CancelToken::new()).unwrap(),
         vec![2; 60 << 10]
+    );
+}
+
+/// A hostile push of `len` bytes of frame `name` in session `session` from party `src`.
+fn junk_packet(session: &str, name: &str, src: &str, len: usize) -> Packet {
+    let mut packet = hostile_packet(len as u64, vec![0; len]);
+    let header = packet.header.as_mut().unwrap();
+    header.task.as_mut().unwrap().task_id = session.into();
+    header.src.as_mut().unwrap().party_id = src.into();
+    packet.body.as_mut().unwrap().key = name.into();
+    packet
+}
+
+#[test]
+fn junk_frames_are_bounded_per_session_and_party_and_expire() {
+    // Issue #10: a partner pinned 175 MB with ten frames for sessions nobody opened.
+    let routes = Routes::new(table(&[], SITE_B, false));
+    let ttl = Duration::from_millis(300);
+    let limits = Limits {
+        max_frame_size: 16 << 10,
+        max_packet_size: 64 << 10,
+        mailbox_bytes: 1 << 20,
+        mailbox: MailboxLimits {
+            session_bytes: 40 << 10,
+            peer_bytes: 64 << 10,
+            unclaimed_ttl: ttl,
+        },
+    };
+    let b = start_transport(&routes, None, limits, fast_client());
+    let (rt, mut client) = raw_client(b.local_addr());
+    let mut push = |packet: Packet| rt.block_on(client.push(tokio_stream::iter([packet])));
+
+    for name in ["a", "b"] {
+        push(junk_packet("junk1", name, "9999", 16 << 10)).unwrap();
+    }
+    let status = push(junk_packet("junk1", "c", "9999", 16 << 10)).unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    let message = status.message();
+    assert!(
+        message.contains("session `junk1`")
+            && message.contains("party 9999")
+            && message.contains("per-session limit of 40960 bytes"),
+        "{message}"
+    );
+    assert_eq!(
+        b.mailbox().pending_bytes(),
+        32 << 10,
+        "the refused frame is not kept"
+    );
+
+    // Other sessions of the same party run into the per-party bound.
+    for name in ["a", "b"] {
+        push(junk_packet("junk2", name, "9999", 16 << 10)).unwrap();
+    }
+    let status = push(junk_packet("junk3", "a", "9999", 16 << 10)).unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("party 9999") && status.message().contains("per-party limit"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(b.mailbox().pending_bytes(), 64 << 10);
+
+    // Nobody asks for them: the transport's server drops them without any further push.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.mailbox().pending_bytes() > 0 {
+        assert!(Instant::now() < deadline, "junk frames never expired");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(b.mailbox().pending_frames(), 0);
+
+    // Legitimate traffic within the bounds is unaffected, and a receiver that waits keeps its
+    // session's early frames past the expiry.
+    push(junk_packet("live", "early", "9999", 8 << 10)).unwrap();
+    let key = |name: &str| MessageKey {
+        session_id: "live".into(),
+        name: name.into(),
+        tag: "t".into(),
+        src: Party::new(Role::Guest, "9999"),
+        dst: Party::new(Role::Host, "10000"),
+    };
+    let waiter = {
+        let b = b.clone();
+        let late = key("late");
+        std::thread::spawn(move || {
+            let far = Instant::now() + Duration::from_secs(10);
+            b.recv(&late, far, &CancelToken::new())
+        })
+    };
+    std::thread::sleep(ttl * 3);
+    assert_eq!(
+        b.mailbox().pending_frames(),
+        1,
+        "the waited session keeps its frame"
+    );
+    push(junk_packet("live", "late", "9999", 4)).unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap(), vec![0; 4]);
+    let far = Instant::now() + Duration::from_secs(10);
+    assert_eq!(
+        b.recv(&key("early"), far, &CancelToken::new()).unwrap(),
+        vec![0; 8 << 10]
     );
 }
 
@@ -891,6 +994,7 @@ fn a_router_restarted_mid_transfer_loses_nothing() {
         max_frame_size: 128 << 10,
         max_packet_size: 1 << 20,
         mailbox_bytes: 16 * ((64 << 10) + 64),
+        ..Limits::default()
     };
     let b = start_transport(&b_routes, None, b_limits, fast_client());
     let r_addr = r.local_addr();

@@ -575,6 +575,7 @@ fn oversized_payloads_and_full_queues_are_refused() {
         max_frame_size: 64 << 10,
         max_packet_size: 64 << 10,
         mailbox_bytes: 256 << 10,
+        ..Limits::default()
     };
     let osx = OsxConfig {
         queue_bytes: 128 << 10,

@@ -24,6 +24,7 @@
 //! - This crate knows nothing about tables: the runtime sends a table as a sequence of
 //!   partition objects through this API.
 
+pub mod bounds;
 mod error;
 pub mod faulty;
 mod federation;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 use fate_types::Party;
 use serde::{Deserialize, Serialize};
 
+pub use bounds::MailboxLimits;
 pub use error::FederationError;
 pub use federation::Federation;
 pub use local::LocalTransport;
@@ -148,7 +150,30 @@ pub trait Transport: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Drops every pending frame of a session (job cleanup). Default: nothing to drop.
+    /// Takes a *session* id; a job's sessions are dropped with [`cleanup_job`].
     fn cleanup(&self, _session_id: &str) {}
+}
+
+/// Drops the pending frames of every federation session of job `job_id`: for each task (name,
+/// latest version) every session `{job_id}_{task}_{v}` with `v` up to that version (reruns
+/// bump the version, and older versions may still hold frames).
+///
+/// Sessions are named exactly rather than by the prefix `{job_id}_`: job ids may contain `_`,
+/// so a prefix would also match another job's sessions (job `a` and job `a_b`).
+pub fn cleanup_job<'a>(
+    transport: &dyn Transport,
+    job_id: &str,
+    tasks: impl IntoIterator<Item = (&'a str, u32)>,
+) {
+    let mut sessions = std::collections::BTreeSet::new();
+    for (task, latest) in tasks {
+        for version in 0..=latest {
+            sessions.insert(fate_types::federation_session_id(job_id, task, version));
+        }
+    }
+    for session_id in &sessions {
+        transport.cleanup(session_id);
+    }
 }
 
 /// Sees every frame a [`Federation`] hands to or receives from its transport, e.g. to record a

@@ -49,8 +49,11 @@ pub const fn max_frame_len(max_message_size: usize) -> usize {
 #[non_exhaustive]
 pub enum WireError {
     /// The frame ends before its header does.
-    #[error("frame of {len} bytes is truncated: its header needs {need} bytes")]
+    #[error("frame of {len} bytes is truncated: its {what} needs {need} bytes")]
     Truncated {
+        /// The part that is cut short: `common header`, `inline header`, `split header` or
+        /// `slice header`.
+        what: &'static str,
         /// Bytes present.
         len: usize,
         /// Bytes the header needs.
@@ -242,28 +245,31 @@ pub fn decode_head(frame: &[u8], max_object_size: usize) -> Result<Head<'_>, Wir
     let limit = max_object_size as u64;
     match read_common(frame)? {
         KIND_INLINE => {
-            let need = INLINE_HEADER_LEN;
-            let len = read_u64(frame, COMMON_LEN, need)?;
+            let (need, what) = (INLINE_HEADER_LEN, "inline header");
+            // The whole header must be present before the payload is sliced off after it.
+            check_len(frame, need, what)?;
+            let len = read_u64(frame, COMMON_LEN, need, what)?;
             if len > limit {
                 return Err(WireError::TooLarge { size: len, limit });
             }
-            let payload = &frame[INLINE_HEADER_LEN..];
+            let payload = frame.get(INLINE_HEADER_LEN..).unwrap_or_default();
             if len != payload.len() as u64 {
                 return Err(WireError::LengthMismatch {
                     declared: len,
                     actual: payload.len() as u64,
                 });
             }
-            let expected = read_u32(frame, COMMON_LEN + 8, need)?;
+            let expected = read_u32(frame, COMMON_LEN + 8, need, what)?;
             check_crc(expected, payload)?;
             Ok(Head::Inline(payload))
         }
         KIND_SPLIT => {
-            let need = SPLIT_HEADER_LEN;
-            let total_size = read_u64(frame, COMMON_LEN, need)?;
-            let slice_count = read_u32(frame, COMMON_LEN + 8, need)?;
-            let slice_size = read_u32(frame, COMMON_LEN + 12, need)?;
-            let checksum = read_u32(frame, COMMON_LEN + 16, need)?;
+            let (need, what) = (SPLIT_HEADER_LEN, "split header");
+            check_len(frame, need, what)?;
+            let total_size = read_u64(frame, COMMON_LEN, need, what)?;
+            let slice_count = read_u32(frame, COMMON_LEN + 8, need, what)?;
+            let slice_size = read_u32(frame, COMMON_LEN + 12, need, what)?;
+            let checksum = read_u32(frame, COMMON_LEN + 16, need, what)?;
             if frame.len() != need {
                 return Err(WireError::LengthMismatch {
                     declared: need as u64,
@@ -349,9 +355,10 @@ impl Reassembler {
             }
             other => return Err(WireError::UnknownKind(other)),
         }
-        let need = SLICE_HEADER_LEN;
-        let index = read_u32(frame, COMMON_LEN, need)?;
-        let len = read_u32(frame, COMMON_LEN + 4, need)?;
+        let (need, what) = (SLICE_HEADER_LEN, "slice header");
+        check_len(frame, need, what)?;
+        let index = read_u32(frame, COMMON_LEN, need, what)?;
+        let len = read_u32(frame, COMMON_LEN + 4, need, what)?;
         if self.next >= self.slice_count {
             return Err(WireError::ExtraSlice {
                 index,
@@ -364,7 +371,7 @@ impl Reassembler {
                 found: index,
             });
         }
-        let data = &frame[SLICE_HEADER_LEN..];
+        let data = frame.get(SLICE_HEADER_LEN..).unwrap_or_default();
         if u64::from(len) != data.len() as u64 {
             return Err(WireError::LengthMismatch {
                 declared: u64::from(len),
@@ -372,7 +379,10 @@ impl Reassembler {
             });
         }
         let done = u64::from(index) * u64::from(self.slice_size);
-        let expected = (self.total_size - done).min(u64::from(self.slice_size));
+        let expected = self
+            .total_size
+            .saturating_sub(done)
+            .min(u64::from(self.slice_size));
         if data.len() as u64 != expected {
             return Err(WireError::SliceLength {
                 index,
@@ -448,6 +458,7 @@ fn put_common(frame: &mut Vec<u8>, kind: u8) {
 fn read_common(frame: &[u8]) -> Result<u8, WireError> {
     let Some(common) = frame.get(..COMMON_LEN) else {
         return Err(WireError::Truncated {
+            what: "common header",
             len: frame.len(),
             need: COMMON_LEN,
         });
@@ -462,8 +473,21 @@ fn read_common(frame: &[u8]) -> Result<u8, WireError> {
     Ok(common[5])
 }
 
-fn read_u64(frame: &[u8], at: usize, need: usize) -> Result<u64, WireError> {
+/// Refuses a frame shorter than its header before anything is read or sliced from it.
+fn check_len(frame: &[u8], need: usize, what: &'static str) -> Result<(), WireError> {
+    if frame.len() < need {
+        return Err(WireError::Truncated {
+            what,
+            len: frame.len(),
+            need,
+        });
+    }
+    Ok(())
+}
+
+fn read_u64(frame: &[u8], at: usize, need: usize, what: &'static str) -> Result<u64, WireError> {
     let bytes = frame.get(at..at + 8).ok_or(WireError::Truncated {
+        what,
         len: frame.len(),
         need,
     })?;
@@ -472,8 +496,9 @@ fn read_u64(frame: &[u8], at: usize, need: usize) -> Result<u64, WireError> {
     Ok(u64::from_be_bytes(out))
 }
 
-fn read_u32(frame: &[u8], at: usize, need: usize) -> Result<u32, WireError> {
+fn read_u32(frame: &[u8], at: usize, need: usize, what: &'static str) -> Result<u32, WireError> {
     let bytes = frame.get(at..at + 4).ok_or(WireError::Truncated {
+        what,
         len: frame.len(),
         need,
     })?;
@@ -555,6 +580,73 @@ mod tests {
                 slice_count: 3
             })
         );
+    }
+
+    /// A split header and a fresh reassembler for `frames` (made by `encode_frames`).
+    fn reassembler(frames: &[Vec<u8>]) -> Reassembler {
+        match decode_head(&frames[0], usize::MAX) {
+            Ok(Head::Split(r)) => r,
+            other => panic!("expected a split header, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_truncated_frame_is_an_error_naming_its_header() {
+        // Issue #10: a 15-byte inline frame (longer than the fields read, shorter than the
+        // header) used to panic on slicing the payload.
+        let inline = &encode_frames(b"hello, federation", 1024).unwrap()[0];
+        for n in 0..inline.len() {
+            let result = decode_head(&inline[..n], usize::MAX);
+            assert!(result.is_err(), "prefix of {n} bytes decoded: {result:?}");
+        }
+        assert_eq!(
+            decode_head(&inline[..15], usize::MAX).unwrap_err(),
+            WireError::Truncated {
+                what: "inline header",
+                len: 15,
+                need: INLINE_HEADER_LEN
+            }
+        );
+        let split = encode_frames(&[9u8; 10], 4).unwrap();
+        for n in 0..split[0].len() {
+            assert!(
+                decode_head(&split[0][..n], usize::MAX).is_err(),
+                "split prefix {n}"
+            );
+        }
+        for n in 0..split[1].len() {
+            let result = reassembler(&split).push(&split[1][..n]);
+            assert!(result.is_err(), "slice prefix of {n} bytes accepted");
+        }
+        assert_eq!(
+            reassembler(&split).push(&split[1][..SLICE_HEADER_LEN - 1]),
+            Err(WireError::Truncated {
+                what: "slice header",
+                len: SLICE_HEADER_LEN - 1,
+                need: SLICE_HEADER_LEN
+            })
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_never_panic_the_decoder(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            kind in 0u8..4,
+        ) {
+            let _ = decode_head(&bytes, usize::MAX);
+            let _ = decode_head(&bytes, 16);
+            // The same bytes behind a valid common header reach the per-kind decoding.
+            let mut framed = Vec::new();
+            put_common(&mut framed, kind);
+            framed.extend_from_slice(&bytes);
+            let _ = decode_head(&framed, usize::MAX);
+            let split = encode_frames(&[5u8; 10], 4).unwrap();
+            let mut r = reassembler(&split);
+            let _ = r.push(&bytes);
+            let _ = r.push(&framed);
+            let _ = r.finish();
+        }
     }
 
     #[test]

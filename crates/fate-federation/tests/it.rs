@@ -248,10 +248,18 @@ fn bad_headers_are_refused_with_the_reason() {
             },
             WireError::UnknownKind(7),
         ),
-        (good[..3].to_vec(), WireError::Truncated { len: 3, need: 6 }),
+        (
+            good[..3].to_vec(),
+            WireError::Truncated {
+                what: "common header",
+                len: 3,
+                need: 6,
+            },
+        ),
         (
             good[..10].to_vec(),
             WireError::Truncated {
+                what: "inline header",
                 len: 10,
                 need: wire::INLINE_HEADER_LEN,
             },

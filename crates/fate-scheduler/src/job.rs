@@ -317,7 +317,22 @@ impl Scheduler {
                 }
             }
             this.inner.running.lock().remove(&job_id);
-            this.inner.transport.cleanup(&job_id);
+            // Frames are kept per federation session (`{job_id}_{task}_{version}`), not per
+            // job: drop every session of every task version this job ran.
+            let rows = this
+                .inner
+                .store
+                .tasks(&TaskFilter {
+                    job_id: Some(job_id.clone()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_default();
+            let tasks = plan.tasks.iter().map(|t| (t.name.as_str(), 0)).chain(
+                rows.iter()
+                    .map(|t| (t.task_name.as_str(), t.task_version.max(0) as u32)),
+            );
+            fate_federation::cleanup_job(this.inner.transport.as_ref(), &job_id, tasks);
         });
     }
 

@@ -254,6 +254,12 @@ fn read_zip(bytes: &[u8]) -> Result<Vec<Imported>, String> {
     Ok(out)
 }
 
+/// [`read_zip`] for callers outside the handler (the `model_import` fuzz target): the number
+/// of models in the archive.
+pub(crate) fn read_model_archive(bytes: &[u8]) -> Result<usize, String> {
+    read_zip(bytes).map(|models| models.len())
+}
+
 /// The job id imported models are filed under: FATE files them with no job; ours must be
 /// non-empty and must not collide with the job that trained them, so it is derived from the
 /// model id and version (FNV-1a, stable across builds). Importing the same id and version again
