@@ -36,6 +36,7 @@ pub use limits::JSON_BODY_LIMIT;
 pub(crate) use limits::rejection_envelope;
 
 pub(crate) use artifacts::read_model_archive;
+pub use files::sweep_uploads;
 
 type Params = Query<HashMap<String, String>>;
 type ApiResult = Result<Envelope, ApiError>;

@@ -154,6 +154,9 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             address: local.to_string(),
             auth,
         };
+        fate_api::sweep_uploads(&state)
+            .await
+            .map_err(anyhow::Error::msg)?;
         let shutdown_scheduler = state.scheduler.clone();
         let app = fate_api::router(state);
         tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");

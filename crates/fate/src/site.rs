@@ -294,6 +294,9 @@ pub fn node(args: NodeArgs) -> Result<()> {
         };
         let _ = relay.app.set(fate_api::partner_router(state.clone()));
         let shutdown_scheduler = state.scheduler.clone();
+        fate_api::sweep_uploads(&state)
+            .await
+            .map_err(anyhow::Error::msg)?;
         let app = fate_api::router(state);
         tracing::info!(parties = ?config.party_ids, api = %local, grpc = %transport.local_addr(), "Node started.");
         println!(

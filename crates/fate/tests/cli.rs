@@ -399,7 +399,12 @@ fn query(url: &str, path: &str, job_id: &str) -> Value {
 #[test]
 fn sigterm_ends_a_standalone_node_and_records_its_jobs_end() {
     let dir = tempfile::tempdir().unwrap();
+    // An upload a crash left behind (no job names it) is removed at start.
+    let leftover = dir.path().join("uploads/20260101000000000000_1_0.csv");
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::write(&leftover, "id,x\n1,2\n").unwrap();
     let mut node = NodeProcess::start(dir.path());
+    assert!(!leftover.exists(), "a crash's upload survived the start");
     let toy = fate()
         .args([
             "toy",

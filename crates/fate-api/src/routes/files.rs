@@ -137,3 +137,47 @@ pub(crate) fn remove_after_job(st: &ApiState, job_id: String, file: UploadedFile
         drop(file);
     });
 }
+
+/// At start: removes what a crash left in the uploads dir. A file an unfinished (queued) job
+/// still names is kept until that job ends; every other file belonged to a request or a job
+/// that is over. Returns how many files were removed.
+pub async fn sweep_uploads(st: &ApiState) -> Result<usize, String> {
+    let Ok(mut dir) = tokio::fs::read_dir(&st.upload_dir).await else {
+        return Ok(0);
+    };
+    let mut pending = Vec::new();
+    for status in [
+        fate_types::JobStatus::Waiting,
+        fate_types::JobStatus::Running,
+    ] {
+        let filter = fate_store::JobFilter {
+            status: Some(status),
+            ..fate_store::JobFilter::default()
+        };
+        pending.extend(
+            st.scheduler
+                .store()
+                .jobs(&filter)
+                .await
+                .map_err(|e| format!("uploads: metadata store: {e}"))?,
+        );
+    }
+    let mut removed = 0;
+    while let Ok(Some(entry)) = dir.next_entry().await {
+        let path = entry.path();
+        // Upload names are unique (time, process, sequence): a DAG naming one holds it.
+        let name = entry.file_name().to_string_lossy().to_string();
+        match pending.iter().find(|j| j.dag.to_string().contains(&name)) {
+            Some(job) => remove_after_job(st, job.job_id.clone(), UploadedFile { path }),
+            None => {
+                if tokio::fs::remove_file(&path).await.is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %st.upload_dir.display(), "Removed uploads left by an earlier run.");
+    }
+    Ok(removed)
+}

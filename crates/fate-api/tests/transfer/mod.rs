@@ -372,7 +372,8 @@ async fn exported_models_import_under_a_new_id_and_predict() {
     std::fs::create_dir_all(&out).unwrap();
     let victim = dir.path().join("victim.txt");
     std::fs::write(&victim, "keep").unwrap();
-    std::os::unix::fs::symlink(&victim, out.join(format!("{train}_0_guest_9999.zip.part"))).unwrap();
+    std::os::unix::fs::symlink(&victim, out.join(format!("{train}_0_guest_9999.zip.part")))
+        .unwrap();
     let mut zips = Vec::new();
     for (role, party) in [("guest", "9999"), ("host", "10000"), ("arbiter", "10000")] {
         let v = node
