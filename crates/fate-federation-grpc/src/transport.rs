@@ -175,12 +175,13 @@ impl GrpcTransport {
                 let result = match client.channel(&hop, &dst_party, table.self_party()) {
                     Ok(channel) => {
                         let mut request = tonic::Request::new(packet);
+                        // The deadline travels as `grpc-timeout` for the next hops, and is
+                        // enforced here too: a hop that accepts the call and then stalls (a
+                        // stopped router) cannot hold the caller past it.
                         request.set_timeout(timeout);
-                        client
-                            .grpc(channel)
-                            .unary_call(request)
-                            .await
-                            .map_err(|status| {
+                        let mut grpc = client.grpc(channel);
+                        match tokio::time::timeout(timeout, grpc.unary_call(request)).await {
+                            Ok(reply) => reply.map_err(|status| {
                                 client.hop_error(
                                     &hop,
                                     &dst,
@@ -188,7 +189,18 @@ impl GrpcTransport {
                                     table.self_party(),
                                     &status,
                                 )
-                            })
+                            }),
+                            Err(_) => Err(client.hop_error(
+                                &hop,
+                                &dst,
+                                &dst_party,
+                                table.self_party(),
+                                &tonic::Status::deadline_exceeded(format!(
+                                    "no answer within {} ms",
+                                    timeout.as_millis()
+                                )),
+                            )),
+                        }
                     }
                     Err(e) => Err(e),
                 };

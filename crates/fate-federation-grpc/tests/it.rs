@@ -1339,3 +1339,45 @@ fn unary_calls_are_relayed_by_route_and_loops_are_stopped() {
         status.message()
     );
 }
+
+/// A relayed call whose hop accepts the connection and then never answers (a stopped router)
+/// ends at the caller's deadline with an error naming the hop, whatever the channel's own
+/// connect timeout.
+#[test]
+fn a_call_to_a_stalled_hop_ends_at_its_deadline() {
+    // Bound and listening, never accepting: the kernel completes the TCP handshake, nothing
+    // ever answers HTTP/2.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = stalled.local_addr().unwrap();
+    let routes = Routes::new(table(
+        &[("10000", endpoint(addr, false, None))],
+        &["9999"],
+        true,
+    ));
+    let a = start_transport(
+        &routes,
+        None,
+        Limits::default(),
+        ClientOptions {
+            connect_timeout: Duration::from_secs(30),
+            ..ClientOptions::default()
+        },
+    );
+    let started = std::time::Instant::now();
+    let err = a
+        .call(
+            "job",
+            "10000",
+            "/v2/partner/ping",
+            b"{}".to_vec(),
+            Duration::from_millis(1500),
+        )
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the call took {took:?}: {err}"
+    );
+    assert!(err.contains(&addr.port().to_string()), "{err}");
+    drop(stalled);
+}
