@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Deployment, SERIAL, fate, job_of, text, upload, wait_end_within};
+use common::{Deployment, SERIAL, fate, text, upload};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt as _;
@@ -55,6 +55,59 @@ fn tasks(api: &str, job_id: &str) -> Vec<Value> {
         .as_array()
         .cloned()
         .unwrap_or_else(|| panic!("no tasks of job {job_id} from {api}: {v}"))
+}
+
+/// The rows of job `job_id` that `party`'s node keeps for `party` itself (an initiator also
+/// keeps copies of the other parties' rows; a node may play several roles).
+fn own_rows(d: &Deployment, party: &str, job_id: &str) -> Vec<Value> {
+    let v = get(
+        &format!("{}/v2/job/query", d.api(party)),
+        &[("job_id", job_id)],
+    );
+    let rows: Vec<Value> = v["data"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter(|r| r["party_id"] == party)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !rows.is_empty(),
+        "party {party} has no row of job {job_id}: {v}"
+    );
+    rows
+}
+
+/// `party`'s own rows of the job once all of them have ended, failing the test after `bound`.
+fn wait_end(d: &Deployment, party: &str, job_id: &str, bound: Duration) -> Vec<Value> {
+    let deadline = Instant::now() + bound;
+    loop {
+        let rows = own_rows(d, party, job_id);
+        if rows
+            .iter()
+            .all(|r| ENDED.contains(&r["status"].as_str().unwrap_or("")))
+        {
+            return rows;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "party {party}: job {job_id} did not end within {bound:?}: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A compact view of a job row for failure messages (the DAG is left out).
+fn brief(row: &Value) -> String {
+    format!(
+        "{}:{} {} (error: {})",
+        row["role"].as_str().unwrap_or("?"),
+        row["party_id"].as_str().unwrap_or("?"),
+        row["status"].as_str().unwrap_or("?"),
+        row["error"].as_str().unwrap_or("")
+    )
 }
 
 /// No job and no task (of any party row the node keeps) is left unfinished at `who`.
@@ -352,29 +405,29 @@ fn host_killed_at(fault: &str) {
 
     let bound = Duration::from_secs(120);
     for party in ["9999", "10000"] {
-        let job = wait_end_within(&d, party, &job_id, bound);
-        let status = job["status"].as_str().unwrap_or("");
+        for row in wait_end(&d, party, &job_id, bound) {
+            let status = row["status"].as_str().unwrap_or("");
+            assert!(
+                ["failed", "canceled"].contains(&status),
+                "party {party}: job {job_id} ended as {} after the host died at {fault}",
+                brief(&row)
+            );
+        }
+    }
+    for row in own_rows(&d, "9999", &job_id) {
         assert!(
-            ["failed", "canceled"].contains(&status),
-            "party {party}: job {job_id} ended `{status}` after the host died at {fault}: {job}"
+            row["error"].as_str().unwrap_or("").contains("10000"),
+            "party 9999: the error of job {job_id} does not name party 10000 (killed at {fault}): {}",
+            brief(&row)
         );
     }
-    let job = job_of(&d, "9999", &job_id);
-    let error = job["error"].as_str().unwrap_or("");
-    assert!(
-        error.contains("10000"),
-        "party 9999: the error of job {job_id} does not name party 10000 (killed at {fault}): {job}"
-    );
-    // The initiator's copy of the host's rows is synced by polls: give it a moment.
+    // The initiator's copies of the host's rows follow by its polls: give them a moment.
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let unfinished: Vec<Value> = tasks(&d.api("9999"), &job_id)
-            .into_iter()
-            .filter(|t| !ENDED.contains(&t["status"].as_str().unwrap_or("")))
-            .collect();
-        if unfinished.is_empty() || Instant::now() > deadline {
-            break;
-        }
+    while Instant::now() < deadline
+        && tasks(&d.api("9999"), &job_id)
+            .iter()
+            .any(|t| !ENDED.contains(&t["status"].as_str().unwrap_or("")))
+    {
         std::thread::sleep(Duration::from_millis(300));
     }
     for party in ["9999", "10000"] {
@@ -388,15 +441,43 @@ fn host_killed_at(fault: &str) {
         .unwrap();
     assert!(
         out.status.success(),
-        "rerun of {job_id} at 9999: {}",
+        "rerun of {job_id} at 9999 after the host died at {fault}: {}",
         text(&out)
     );
     for party in ["9999", "10000"] {
-        let job = wait_end_within(&d, party, &job_id, Duration::from_secs(300));
-        assert_eq!(
-            job["status"], "success",
-            "party {party}: the rerun of job {job_id} after the host died at {fault}: {job}"
+        wait_success(
+            &d,
+            party,
+            &job_id,
+            &format!("the rerun after the host died at {fault}"),
         );
+    }
+}
+
+/// Waits until `party`'s own rows of the job are all `success`; fails the test if they end
+/// otherwise once the job ran again (or stay ended otherwise for 30 s), or after 300 s.
+fn wait_success(d: &Deployment, party: &str, job_id: &str, what: &str) {
+    let start = Instant::now();
+    let mut restarted = false;
+    loop {
+        let rows = own_rows(d, party, job_id);
+        if rows.iter().all(|r| r["status"] == "success") {
+            return;
+        }
+        let ended = rows
+            .iter()
+            .all(|r| ENDED.contains(&r["status"].as_str().unwrap_or("")));
+        restarted |= !ended;
+        let view: Vec<String> = rows.iter().map(brief).collect();
+        assert!(
+            !(ended && (restarted || start.elapsed() > Duration::from_secs(30))),
+            "party {party}: job {job_id} did not succeed ({what}): {view:?}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "party {party}: job {job_id} still runs after 300 s ({what}): {view:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -434,11 +515,13 @@ fn jobs_survive_the_hosts_router_frozen_for_5_25_and_60_seconds() {
             if running {
                 break;
             }
-            let job = job_of(&d, "9999", &job_id);
-            assert!(
-                !ENDED.contains(&job["status"].as_str().unwrap_or("")),
-                "job {job_id} ended before LR ran at 10000: {job}"
-            );
+            for row in own_rows(&d, "9999", &job_id) {
+                assert!(
+                    !ENDED.contains(&row["status"].as_str().unwrap_or("")),
+                    "party 9999: job {job_id} ended before LR ran at 10000: {}",
+                    brief(&row)
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "lr_0 never ran at 10000 (pause {pause} s)"
@@ -457,10 +540,11 @@ fn jobs_survive_the_hosts_router_frozen_for_5_25_and_60_seconds() {
             "the {pause} s pause missed the job: lr_0 had ended at 10000 when the router froze"
         );
         for party in ["9999", "10000"] {
-            let job = wait_end_within(&d, party, &job_id, Duration::from_secs(300));
-            assert_eq!(
-                job["status"], "success",
-                "party {party}: job {job_id} after the router of 10000 was frozen {pause} s: {job}"
+            wait_success(
+                &d,
+                party,
+                &job_id,
+                &format!("after the router of 10000 was frozen {pause} s"),
             );
         }
         eprintln!(
