@@ -271,6 +271,21 @@ fn standalone_killed_between_an_uploads_data_and_its_row_leaves_no_orphan_table(
         orphan_gone || complete,
         "standalone: table experiment.breast_hetero_guest is neither absent nor complete after the restart: {table}"
     );
+    if orphan_gone {
+        // No data half either: a delete removes whichever half exists, so "not found" means
+        // the restart removed the data the aborted upload had saved.
+        let deleted: Value = match ureq::post(&format!("{}/v2/table/delete", node.url)).send_json(
+            serde_json::json!({"namespace": "experiment", "name": "breast_hetero_guest"}),
+        ) {
+            Ok(r) => r.into_json().unwrap(),
+            Err(ureq::Error::Status(_, r)) => r.into_json().unwrap(),
+            Err(e) => panic!("standalone: table delete did not answer: {e}"),
+        };
+        assert!(
+            deleted["code"] != 0 && deleted.to_string().contains("not found"),
+            "standalone: the aborted upload's data outlived the restart without its row (delete found it): {deleted}"
+        );
+    }
     // The upload job was recorded and ended by the restart; nothing is left running.
     let all = jobs(&node.url);
     assert!(
