@@ -298,6 +298,7 @@ fn guest_run(ctx: &Ctx, df: &DataFrame) -> Result<DataFrame, ComponentError> {
         let host_first: Table<u64, Vec<Point>> =
             get_table(fed, &ctx.computing, HOST_FIRST_SIGN, TAG, host)?;
         check_blocks(&host_first, HOST_FIRST_SIGN, host)?;
+        fate_runtime::fault::point("psi.exchanged");
         // E_g(E_h(id)) -> (host location, occurrences).
         let host_second = second_sign(&host_first, &secret, |l| (l, 1u32), |a, b| (a.0, a.1 + b.1));
         let dups = host_second.filter(|_, (_, n)| *n > 1).count();
@@ -400,6 +401,7 @@ fn host_run(ctx: &Ctx, df: &DataFrame) -> Result<DataFrame, ComponentError> {
     let guest_first: Table<u64, Vec<Point>> =
         get_table(fed, &ctx.computing, GUEST_FIRST_SIGN, TAG, &guest)?;
     check_blocks(&guest_first, GUEST_FIRST_SIGN, &guest)?;
+    fate_runtime::fault::point("psi.exchanged");
     // E_h(E_g(id)) -> every guest location with that id (duplicate guest ids allowed).
     let guest_second = second_sign(
         &guest_first,

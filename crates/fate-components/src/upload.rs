@@ -275,6 +275,7 @@ impl Component for Upload {
             table: ctx.computing.parallelize(rows, partitions),
         };
         ctx.save_user_table(&namespace, &name, &df, overwrite || orphan)?;
+        fate_runtime::fault::point("upload.data_written"); // data saved, no metadata row yet
         ctx.info(format!(
             "uploaded {count} rows from {file} to table {namespace}.{name}"
         ));

@@ -13,6 +13,7 @@
 
 pub mod ctx;
 pub mod data;
+pub mod fault;
 pub mod fedtable;
 pub mod files;
 pub mod registry;

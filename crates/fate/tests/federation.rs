@@ -3,167 +3,13 @@
 //! TLS. Faults: a party's node killed mid-job, a wrong certificate, an unknown party and a
 //! missing route, each answered with an error that names the party and the hop.
 
+mod common;
+
+use common::{Deployment, SERIAL, fate, job_of, latest_job_id, text, upload, wait_end};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn fate() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_fate"));
-    c.env_remove("FATE_API")
-        .env_remove("FATE_HOME")
-        .env("FATE_LOG", "warn");
-    c
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A running `fate deploy local`, stopped on drop.
-struct Deployment {
-    dir: tempfile::TempDir,
-    info: Value,
-}
-
-/// One deployment at a time: they share the machine's two cores and its free ports (a router
-/// restarted by one test could otherwise take a port another deployment just picked).
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl Deployment {
-    fn start(parties: &str, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = fate()
-            .args(["deploy", "local", "--json", "--partner-timeout", "5"])
-            // The example upload confs read FATE's shared data.
-            .arg("--data-root")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data"))
-            .args(["--parties", parties, "--dir"])
-            .arg(dir.path())
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "deploy failed: {}", text(&out));
-        let info: Value = serde_json::from_slice(&out.stdout).unwrap();
-        Deployment { dir, info }
-    }
-
-    fn party(&self, id: &str) -> &Value {
-        self.info["parties"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["party_id"] == id)
-            .unwrap_or_else(|| panic!("party {id} not deployed"))
-    }
-
-    fn api(&self, id: &str) -> String {
-        self.party(id)["api"].as_str().unwrap().to_string()
-    }
-
-    fn node_config(&self, id: &str) -> PathBuf {
-        PathBuf::from(self.party(id)["node_config"].as_str().unwrap())
-    }
-
-    fn pid(&self, name: &str) -> u32 {
-        self.info["processes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == name)
-            .and_then(|p| p["pid"].as_u64())
-            .unwrap_or_else(|| panic!("no process {name}")) as u32
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn toy(&self, guest: &str, hosts: &str, data_num: u64) -> Output {
-        fate()
-            .args([
-                "toy",
-                "--json",
-                "--timeout",
-                "120",
-                "--guest",
-                guest,
-                "--host",
-                hosts,
-            ])
-            .args([
-                "--data-num",
-                &data_num.to_string(),
-                "--api",
-                &self.api(guest),
-            ])
-            .output()
-            .unwrap()
-    }
-
-    fn toy_ok(&self, guest: &str, hosts: &str) -> String {
-        let out = self.toy(guest, hosts, 1024);
-        assert!(
-            out.status.success(),
-            "toy {guest} -> {hosts} failed: {}",
-            text(&out)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(v["status"], "success", "{v}");
-        // Every party's rows reached the initiator's store with the hosts' own statuses.
-        let job_id = v["job_id"].as_str().unwrap();
-        let tasks = self.get(guest, "/v2/job/task/query", &[("job_id", job_id)]);
-        let rows = tasks["data"].as_array().unwrap();
-        for host in hosts.split(',') {
-            let row = rows
-                .iter()
-                .find(|t| t["party_id"] == host && t["role"] == "host")
-                .unwrap_or_else(|| panic!("no task row of host {host}: {tasks}"));
-            assert_eq!(row["status"], "success", "{row}");
-        }
-        // ... and each host's node ran its own part.
-        for host in hosts.split(',') {
-            let jobs = self.get(host, "/v2/job/query", &[("job_id", job_id)]);
-            assert_eq!(jobs["data"][0]["status"], "success", "host {host}: {jobs}");
-            assert_eq!(jobs["data"][0]["party_id"], host);
-        }
-        job_id.to_string()
-    }
-
-    fn get(&self, party: &str, path: &str, query: &[(&str, &str)]) -> Value {
-        let url = format!("{}{path}", self.api(party));
-        let mut req = ureq::get(&url);
-        for (k, v) in query {
-            req = req.query(k, v);
-        }
-        req.call().unwrap().into_json().unwrap()
-    }
-
-    fn doctor(&self, party: &str, extra: &[&str]) -> (bool, Value) {
-        let out = fate()
-            .args(["doctor", "--json", "-c"])
-            .arg(self.node_config(party))
-            .args(extra)
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("doctor printed no JSON ({e}): {}", text(&out)));
-        (out.status.success(), v)
-    }
-}
-
-impl Drop for Deployment {
-    fn drop(&mut self) {
-        let _ = fate()
-            .args(["deploy", "local", "--stop", "--dir"])
-            .arg(self.dir.path())
-            .output();
-    }
-}
 
 #[test]
 fn toy_runs_across_processes_in_direct_mode() {
@@ -210,23 +56,6 @@ fn toy_runs_directly_with_mutual_tls_for_three_parties() {
     d.toy_ok("9999", "10000,8888");
     let (ok, report) = d.doctor("10000", &[]);
     assert!(ok, "{report}");
-}
-
-fn job_of(d: &Deployment, party: &str, job_id: &str) -> Value {
-    d.get(party, "/v2/job/query", &[("job_id", job_id)])["data"][0].clone()
-}
-
-fn latest_job_id(d: &Deployment, party: &str) -> Option<String> {
-    let v = d.get(party, "/v2/job/list/query", &[]);
-    v["data"]["jobs"]
-        .as_array()
-        .or(v["data"].as_array())
-        .and_then(|jobs| {
-            jobs.iter()
-                .filter_map(|j| j["job_id"].as_str())
-                .max()
-                .map(String::from)
-        })
 }
 
 #[test]
@@ -429,36 +258,6 @@ dag:
       stage: default
 schema_version: 2.2.0
 "#;
-
-fn upload(d: &Deployment, party: &str, conf: &str) {
-    let conf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/upload")
-        .join(conf);
-    let out = fate()
-        .args(["data", "upload", "--json", "-c"])
-        .arg(&conf)
-        .args(["--api", &d.api(party)])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "upload at {party}: {}", text(&out));
-}
-
-fn wait_end(d: &Deployment, party: &str, job_id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let job = job_of(d, party, job_id);
-        if ["success", "failed", "canceled", "timeout"]
-            .contains(&job["status"].as_str().unwrap_or(""))
-        {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {job_id} did not end at {party}: {job}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_host_failure_reaches_the_initiator_and_a_rerun_and_a_stop_reach_every_party() {

@@ -298,6 +298,7 @@ fn finish_epoch(
         &tag(class, &format!("iter-{epoch}")),
         arbiter,
     )?;
+    fate_runtime::fault::point("lr.epoch");
     if converged {
         est.is_converged = true;
         est.end_epoch = epoch as i64;
