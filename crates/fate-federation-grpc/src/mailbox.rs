@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fate_federation::bounds::{MailboxLimits, OverLimit, Usage};
+use fate_federation::bounds::{MailboxLimits, OverLimit, Pending, Usage};
 use fate_federation::{CancelToken, FederationError, MessageKey};
 use parking_lot::{Condvar, Mutex};
 
@@ -48,12 +48,6 @@ pub(crate) enum Admit {
     Fresh(Reservation),
     /// The key is pending or was delivered already: ignore this copy.
     Duplicate,
-}
-
-#[derive(Debug)]
-struct Pending {
-    frame: Vec<u8>,
-    arrived: Instant,
 }
 
 #[derive(Debug)]
@@ -141,18 +135,9 @@ impl Mailbox {
             pending_bytes,
             ..
         } = state;
-        let before = pending.len();
-        pending.retain(|key, p| {
-            let expired = usage.is_unclaimed(&key.session_id, p.arrived, now, ttl);
-            if expired {
-                usage.remove(key, p.frame.len());
-                *pending_bytes -= p.frame.len();
-                tracing::warn!(%key, n_bytes = p.frame.len(), "Dropped a frame nobody asked for.");
-            }
-            !expired
-        });
-        usage.forget_idle(now, ttl);
-        before - pending.len()
+        let (frames, bytes) = usage.expire(pending, now, ttl);
+        *pending_bytes -= bytes;
+        frames
     }
 
     fn sweep_if_due(&self, state: &mut State) {

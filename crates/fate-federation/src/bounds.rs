@@ -230,3 +230,35 @@ impl Usage {
         self.by_session.remove(session_id);
     }
 }
+
+/// A frame buffered until its `recv` asks for it.
+#[derive(Debug)]
+pub struct Pending {
+    pub frame: Vec<u8>,
+    pub arrived: Instant,
+}
+
+impl Usage {
+    /// Drops the frames of `pending` nobody asked for ([`Usage::is_unclaimed`]), accounting
+    /// for them, then forgets idle sessions. Returns (frames, bytes) dropped.
+    pub fn expire(
+        &mut self,
+        pending: &mut HashMap<MessageKey, Pending>,
+        now: Instant,
+        ttl: Duration,
+    ) -> (usize, usize) {
+        let (mut frames, mut bytes) = (0, 0);
+        pending.retain(|key, p| {
+            let expired = self.is_unclaimed(&key.session_id, p.arrived, now, ttl);
+            if expired {
+                self.remove(key, p.frame.len());
+                frames += 1;
+                bytes += p.frame.len();
+                tracing::warn!(%key, n_bytes = p.frame.len(), "Dropped a frame nobody asked for.");
+            }
+            !expired
+        });
+        self.forget_idle(now, ttl);
+        (frames, bytes)
+    }
+}

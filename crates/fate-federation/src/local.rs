@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::bounds::{MailboxLimits, Usage};
+use crate::bounds::{MailboxLimits, Pending, Usage};
 use crate::{CancelToken, DEFAULT_MAX_MESSAGE_SIZE, FederationError, MessageKey, Transport, wire};
 
 /// How often a waiting receiver checks its cancel token.
@@ -31,12 +31,6 @@ pub struct LocalTransport {
     arrived: Condvar,
     max_frame_size: usize,
     limits: MailboxLimits,
-}
-
-#[derive(Debug)]
-struct Pending {
-    frame: Vec<u8>,
-    arrived: Instant,
 }
 
 #[derive(Debug)]
@@ -89,17 +83,7 @@ impl LocalTransport {
         let ttl = self.limits.unclaimed_ttl;
         state.next_sweep = now + self.limits.sweep_interval();
         let State { pending, usage, .. } = state;
-        let before = pending.len();
-        pending.retain(|key, p| {
-            let expired = usage.is_unclaimed(&key.session_id, p.arrived, now, ttl);
-            if expired {
-                usage.remove(key, p.frame.len());
-                tracing::warn!(%key, n_bytes = p.frame.len(), "Dropped a frame nobody asked for.");
-            }
-            !expired
-        });
-        usage.forget_idle(now, ttl);
-        before - pending.len()
+        usage.expire(pending, now, ttl).0
     }
 
     fn sweep_if_due(&self, state: &mut State) {

@@ -433,48 +433,21 @@ fn flow_cli_and_pipeline_sdk_run_unchanged() {
         admin["app_id"].as_str().unwrap(),
         admin["app_token"].as_str().unwrap(),
     );
-    run(
-        &venv,
-        "flow",
-        &["init", "--ip", "127.0.0.1", "--port", &sport],
-        cwd,
-    );
+    // `flow init`, with an app id and token when given.
+    let init = |port: &str, app: Option<(&str, &str)>| {
+        let mut args = vec!["init", "--ip", "127.0.0.1", "--port", port];
+        if let Some((id, token)) = app {
+            args.extend(["--app-id", id, "--app-token", token]);
+        }
+        run(&venv, "flow", &args, cwd);
+    };
+    init(&sport, None);
     let refused = flow(&venv, &["job", "query", "-j", "1"], cwd);
     assert_eq!(refused["code"], 5001, "{refused}");
-    run(
-        &venv,
-        "flow",
-        &[
-            "init",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            &sport,
-            "--app-id",
-            app_id,
-            "--app-token",
-            "wrong",
-        ],
-        cwd,
-    );
+    init(&sport, Some((app_id, "wrong")));
     let refused = flow(&venv, &["job", "query", "-j", "1"], cwd);
     assert_eq!(refused["code"], 5003, "{refused}");
-    run(
-        &venv,
-        "flow",
-        &[
-            "init",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            &sport,
-            "--app-id",
-            app_id,
-            "--app-token",
-            token,
-        ],
-        cwd,
-    );
+    init(&sport, Some((app_id, token)));
     let out = run(
         &venv,
         "flow",
@@ -489,11 +462,6 @@ fn flow_cli_and_pipeline_sdk_run_unchanged() {
     );
     assert!(created["data"]["app_token"].is_string(), "{created}");
     // Leave flow pointing at the first node without credentials, as other runs expect.
-    run(
-        &venv,
-        "flow",
-        &["init", "--ip", "127.0.0.1", "--port", &port],
-        cwd,
-    );
+    init(&port, None);
     drop(secured);
 }
