@@ -441,9 +441,15 @@ fn flow_cli_and_pipeline_sdk_run_unchanged() {
         }
         run(&venv, "flow", &args, cwd);
     };
-    init(&sport, None);
-    let refused = flow(&venv, &["job", "query", "-j", "1"], cwd);
-    assert_eq!(refused["code"], 5001, "{refused}");
+    // Unsigned: refused naming the header. (Checked without flow: `flow init` without an app
+    // id keeps the one a previous init stored in the virtualenv.)
+    let unsigned: serde_json::Value =
+        ureq::get(&format!("http://127.0.0.1:{sport}/v2/job/query?job_id=1"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+    assert_eq!(unsigned["code"], 5001, "{unsigned}");
     init(&sport, Some((app_id, "wrong")));
     let refused = flow(&venv, &["job", "query", "-j", "1"], cwd);
     assert_eq!(refused["code"], 5003, "{refused}");
@@ -461,7 +467,7 @@ fn flow_cli_and_pipeline_sdk_run_unchanged() {
         cwd,
     );
     assert!(created["data"]["app_token"].is_string(), "{created}");
-    // Leave flow pointing at the first node without credentials, as other runs expect.
+    // Leave flow pointing at the first node (which ignores the stored credentials).
     init(&port, None);
     drop(secured);
 }
