@@ -6,12 +6,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use fate_computing::{Computing, ComputingConfig};
 use fate_federation::local::LocalTransport;
-use fate_federation::{CancelToken, FederationConfig, FederationError, MessageKey, Transport};
+use fate_federation::{FederationConfig, Transport};
 use fate_scheduler::{Scheduler, SchedulerConfig};
 use fate_store::MetaStore;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
@@ -240,42 +240,13 @@ async fn toy_dag_reaches_success_with_outputs_and_logs() {
     );
 }
 
-/// The local hub, recording which sessions the scheduler cleans up.
-struct CleanupRecorder {
-    hub: Arc<LocalTransport>,
-    cleaned: Mutex<Vec<String>>,
-}
-
-impl Transport for CleanupRecorder {
-    fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError> {
-        self.hub.send(key, frame)
-    }
-    fn recv(
-        &self,
-        key: &MessageKey,
-        deadline: Instant,
-        cancel: &CancelToken,
-    ) -> Result<Vec<u8>, FederationError> {
-        self.hub.recv(key, deadline, cancel)
-    }
-    fn name(&self) -> &'static str {
-        "recorder"
-    }
-    fn cleanup(&self, session_id: &str) {
-        self.cleaned.lock().unwrap().push(session_id.to_string());
-        self.hub.cleanup(session_id);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_job_frees_its_federation_sessions() {
     // Issue #10: the scheduler cleaned up "session" `{job_id}`, which names no session, so
     // frames of finished jobs were never freed.
     let dir = tempfile::tempdir().unwrap();
-    let recorder = Arc::new(CleanupRecorder {
-        hub: LocalTransport::new(),
-        cleaned: Mutex::new(Vec::new()),
-    });
+    let hub = LocalTransport::new();
+    let recorder = fate_federation::faulty::FaultyTransport::new(hub.clone());
     let node = node_with_transport(dir.path(), recorder.clone()).await;
     let v = node.post("/v2/job/submit", toy_dag()).await;
     assert_eq!(v["code"], 0, "{v}");
@@ -283,15 +254,15 @@ async fn a_finished_job_frees_its_federation_sessions() {
     node.wait(&job_id).await;
     let session = format!("{job_id}_toy_example_0_0");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !recorder.cleaned.lock().unwrap().contains(&session) {
+    while !recorder.cleaned().contains(&session) {
         assert!(
             Instant::now() < deadline,
             "session {session} was never cleaned up; cleaned: {:?}",
-            recorder.cleaned.lock().unwrap()
+            recorder.cleaned()
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(recorder.hub.pending_frames(), 0);
+    assert_eq!(hub.pending_frames(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,7 @@ pub struct FaultyTransport {
     dropped: AtomicUsize,
     delayed: AtomicUsize,
     failed: AtomicUsize,
+    cleaned: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for FaultyTransport {
@@ -53,6 +54,7 @@ impl FaultyTransport {
             dropped: AtomicUsize::new(0),
             delayed: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
+            cleaned: Mutex::new(Vec::new()),
         })
     }
 
@@ -79,6 +81,11 @@ impl FaultyTransport {
     /// Sends refused so far.
     pub fn failed(&self) -> usize {
         self.failed.load(Ordering::SeqCst)
+    }
+
+    /// The sessions cleaned up so far, in order.
+    pub fn cleaned(&self) -> Vec<String> {
+        self.cleaned.lock().clone()
     }
 }
 
@@ -128,6 +135,7 @@ impl Transport for FaultyTransport {
     }
 
     fn cleanup(&self, session_id: &str) {
+        self.cleaned.lock().push(session_id.to_string());
         self.inner.cleanup(session_id);
     }
 }
