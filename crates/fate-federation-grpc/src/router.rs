@@ -521,6 +521,7 @@ impl RouterService {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        let limit = call_limit(request.metadata(), request.get_ref(), self.rpc_timeout);
         let packet = request.into_inner();
         let header = packet
             .header
@@ -550,11 +551,17 @@ impl RouterService {
             let (cmd, header) = command::parse(packet).map_err(Status::invalid_argument)?;
             let path = cmd.path.clone();
             tracing::debug!(src = %cmd.src_party, dst = %cmd.dst_party, %path, "Relayed command.");
-            return match commands.0.handle(cmd).await {
-                Ok(body) => Ok(Response::new(command::reply_packet(header, &path, body))),
-                Err(e) => Err(Status::internal(format!(
+            return match tokio::time::timeout(limit, commands.0.handle(cmd)).await {
+                Ok(Ok(body)) => Ok(Response::new(command::reply_packet(header, &path, body))),
+                Ok(Err(e)) => Err(Status::internal(format!(
                     "node of party {party_id} at {} could not run {path}: {e}",
                     self.addr
+                ))),
+                Err(_) => Err(Status::deadline_exceeded(format!(
+                    "node of party {party_id} at {} did not finish {path} within the caller's \
+                     deadline of {} ms",
+                    self.addr,
+                    limit.as_millis()
                 ))),
             };
         }
@@ -580,21 +587,83 @@ impl RouterService {
             HOPS_METADATA,
             tonic::metadata::MetadataValue::from(u32::from(hops) + 1),
         );
-        self.client
-            .grpc(channel)
-            .unary_call(forward)
-            .await
-            .map_err(|status| {
-                downstream_error(
-                    &self.client,
-                    &hop,
-                    &dst_party,
-                    &party_id,
-                    table.self_party(),
-                    &status,
-                )
-            })
+        // The caller's deadline travels on (as `grpc-timeout`; the packet keeps its
+        // `overall_timeout`) and bounds this hop too, so a stalled next hop holds this
+        // router no longer than the caller waits.
+        forward.set_timeout(limit);
+        let mut grpc = self.client.grpc(channel);
+        let started = tokio::time::Instant::now();
+        let expired = || {
+            Status::deadline_exceeded(format!(
+                "no answer within the caller's deadline of {} ms",
+                limit.as_millis()
+            ))
+        };
+        let status = match tokio::time::timeout(limit, grpc.unary_call(forward)).await {
+            Ok(Ok(reply)) => return Ok(reply),
+            // tonic's own enforcement of `grpc-timeout` answers CANCELLED ("Timeout expired").
+            Ok(Err(status))
+                if status.code() == tonic::Code::Cancelled && started.elapsed() >= limit =>
+            {
+                expired()
+            }
+            Ok(Err(status)) => status,
+            Err(_) => expired(),
+        };
+        Err(downstream_error(
+            &self.client,
+            &hop,
+            &dst_party,
+            &party_id,
+            table.self_party(),
+            &status,
+        ))
     }
+}
+
+/// How long a relayed call may take at this hop: the shortest of the caller's deadline as
+/// FATE sends it (the packet's `conf.overall_timeout`, milliseconds, fate-spec §2.3), the
+/// `grpc-timeout` an earlier hop set, and this router's own `rpc_timeout`.
+fn call_limit(
+    metadata: &tonic::metadata::MetadataMap,
+    packet: &Packet,
+    rpc_timeout: Duration,
+) -> Duration {
+    let overall = packet
+        .header
+        .as_ref()
+        .and_then(|h| h.conf.as_ref())
+        .map(|c| c.overall_timeout)
+        .filter(|ms| *ms > 0)
+        .map(|ms| Duration::from_millis(ms as u64));
+    let header = metadata
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    [Some(rpc_timeout), overall, header]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rpc_timeout)
+}
+
+/// A `grpc-timeout` value (gRPC over HTTP/2: at most 8 digits and a unit of H, M, S, m, u
+/// or n); `None` when malformed.
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 #[tonic::async_trait]
@@ -632,5 +701,56 @@ impl DataTransferService for RouterService {
             "polling (is_polling routes) is not supported by fate-rs routers: give the party an \
              ip and port in the route table",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_grpc_spec_writes_them() {
+        assert_eq!(
+            parse_grpc_timeout("1500m"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        for bad in ["", "m", "123456789S", "12x", "-1S", "1.5S"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_call_is_limited_by_the_shortest_deadline_it_carries() {
+        let packet = |ms: i64| Packet {
+            header: Some(Metadata {
+                conf: Some(crate::proto::Conf {
+                    overall_timeout: ms,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            body: None,
+        };
+        let mut md = tonic::metadata::MetadataMap::new();
+        let rpc = Duration::from_secs(60);
+        assert_eq!(call_limit(&md, &packet(0), rpc), rpc);
+        assert_eq!(
+            call_limit(&md, &packet(1500), rpc),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(call_limit(&md, &packet(120_000), rpc), rpc);
+        md.insert("grpc-timeout", "700m".parse().unwrap());
+        assert_eq!(
+            call_limit(&md, &packet(1500), rpc),
+            Duration::from_millis(700)
+        );
+        md.insert("grpc-timeout", "bogus".parse().unwrap());
+        assert_eq!(call_limit(&md, &packet(0), rpc), rpc);
     }
 }
