@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use fate_federation::CancelToken;
 use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -80,7 +81,9 @@ impl ClientOptions {
 /// can never succeed is retried: see [`retryable`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in total, including the first.
+    /// Attempts in total, including the first. The default has no limit: the send deadline
+    /// decides how long a peer may be unreachable (a router restarting, a partition) before
+    /// the push fails.
     pub max_attempts: u32,
     /// Wait before the first retry; doubled after each retry.
     pub initial_backoff: Duration,
@@ -91,7 +94,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 10,
+            max_attempts: u32::MAX,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(2),
         }
@@ -313,19 +316,26 @@ impl Client {
     }
 
     /// Pushes a frame towards `env.key.dst` by the route table, retrying transient failures
-    /// until `deadline`. The error names the hop that failed.
+    /// until `deadline`, or until `cancel` is set (the task that sends was stopped). The error
+    /// names the hop that failed.
     pub async fn push(
         &self,
         routes: &Routes,
         env: &Envelope,
         frame: Bytes,
         deadline: Instant,
+        cancel: &CancelToken,
     ) -> Result<(), String> {
         let dst = &env.key.dst;
         let policy = &self.options.retry;
         let mut backoff = policy.initial_backoff;
         let mut attempt = 0u32;
+        let stopped =
+            |attempt: u32| format!("push of {} canceled after {attempt} attempts", env.key);
         loop {
+            if cancel.is_canceled() {
+                return Err(stopped(attempt));
+            }
             attempt += 1;
             let table = routes.current();
             let hop = table
@@ -333,15 +343,17 @@ impl Client {
                 .map_err(|e| e.to_string())?;
             let channel = self.channel(&hop, dst.party_id.as_str(), table.self_party())?;
             let budget = deadline.saturating_duration_since(Instant::now());
-            let result =
-                match tokio::time::timeout(budget, self.push_once(channel, env, frame.clone()))
-                    .await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(Status::deadline_exceeded(format!(
-                        "no acknowledgement within the send timeout ({budget:?} left)"
-                    ))),
-                };
+            let result = tokio::select! {
+                result = tokio::time::timeout(budget, self.push_once(channel, env, frame.clone())) => {
+                    match result {
+                        Ok(result) => result,
+                        Err(_) => Err(Status::deadline_exceeded(format!(
+                            "no acknowledgement within the send timeout ({budget:?} left)"
+                        ))),
+                    }
+                }
+                () = canceled(cancel) => return Err(stopped(attempt)),
+            };
             let status = match result {
                 Ok(_) => return Ok(()),
                 Err(status) => status,
@@ -367,11 +379,24 @@ impl Client {
                 });
             }
             tracing::debug!(attempt, error = %text, "Push failed; retrying.");
-            tokio::time::sleep(backoff).await;
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = canceled(cancel) => return Err(stopped(attempt)),
+            }
             backoff = (backoff * 2).min(policy.max_backoff);
         }
     }
 }
+
+/// Resolves once `cancel` is set (the token is a flag, so it is polled).
+async fn canceled(cancel: &CancelToken) {
+    while !cancel.is_canceled() {
+        tokio::time::sleep(CANCEL_POLL).await;
+    }
+}
+
+/// How often a waiting push or send looks at its cancel token.
+pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// `route to host:10000 via 127.0.0.1:9371 (router of 10000): connection refused`. A
 /// downstream message that already starts with the same hop (a routing loop) is not prefixed

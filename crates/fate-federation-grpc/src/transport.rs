@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use fate_federation::wire::{self, Head};
 use fate_federation::{CancelToken, FederationError, MessageKey, Transport};
 use parking_lot::{Condvar, Mutex};
 
-use crate::client::{Client, ClientOptions};
+use crate::client::{CANCEL_POLL, Client, ClientOptions};
 use crate::command::{self, Commands, FATEFLOW_ROLE};
 use crate::envelope::Envelope;
 use crate::mailbox::{Mailbox, Refusal};
@@ -224,6 +225,7 @@ impl GrpcTransport {
         &self,
         key: &MessageKey,
         frame: Vec<u8>,
+        cancel: &CancelToken,
         done: impl FnOnce(Result<(), String>) + Send + 'static,
     ) -> Result<(), String> {
         let env = Envelope {
@@ -235,9 +237,10 @@ impl GrpcTransport {
         let routes = self.routes.clone();
         let deadline = Instant::now() + self.send_timeout;
         let frame = Bytes::from(frame);
+        let cancel = cancel.clone();
         self.server
             .spawn(async move {
-                done(client.push(&routes, &env, frame, deadline).await);
+                done(client.push(&routes, &env, frame, deadline, &cancel).await);
             })
             .map_err(|e| e.to_string())
     }
@@ -308,18 +311,26 @@ impl Pipeline {
     }
 
     /// Waits for a free push slot and counts a push of `group`; returns the group's first
-    /// failure instead if one happened.
-    fn begin(&self, group: &MessageKey, max_in_flight: usize) -> Result<(), String> {
+    /// failure instead if one happened, or `Stopped` once `cancel` is set.
+    fn begin(
+        &self,
+        group: &MessageKey,
+        max_in_flight: usize,
+        cancel: &CancelToken,
+    ) -> Result<(), Stopped> {
         let mut state = self.state.lock();
         loop {
             if let Some(error) = state.groups.get(group).and_then(|g| g.error.clone()) {
                 state.groups.remove(group);
-                return Err(error);
+                return Err(Stopped::Failed(error));
             }
             if state.in_flight < max_in_flight.max(1) {
                 break;
             }
-            self.changed.wait(&mut state);
+            if cancel.is_canceled() {
+                return Err(Stopped::Canceled);
+            }
+            self.changed.wait_for(&mut state, CANCEL_POLL);
         }
         state.in_flight += 1;
         state.groups.entry(group.clone()).or_default().outstanding += 1;
@@ -339,14 +350,19 @@ impl Pipeline {
         self.changed.notify_all();
     }
 
-    /// Waits until every push of `group` is acknowledged; returns the first failure.
-    fn drain(&self, group: &MessageKey) -> Result<(), String> {
+    /// Waits until every push of `group` is acknowledged; returns the first failure, or
+    /// `Stopped::Canceled` once `cancel` is set (the pushes end soon after: they watch the
+    /// same token).
+    fn drain(&self, group: &MessageKey, cancel: &CancelToken) -> Result<(), Stopped> {
         let mut state = self.state.lock();
         while state.groups.get(group).is_some_and(|g| g.outstanding > 0) {
-            self.changed.wait(&mut state);
+            if cancel.is_canceled() {
+                return Err(Stopped::Canceled);
+            }
+            self.changed.wait_for(&mut state, CANCEL_POLL);
         }
         match state.groups.remove(group).and_then(|g| g.error) {
-            Some(error) => Err(error),
+            Some(error) => Err(Stopped::Failed(error)),
             None => Ok(()),
         }
     }
@@ -359,8 +375,25 @@ impl Pipeline {
     }
 }
 
+/// Why a pipelined send ended early.
+enum Stopped {
+    /// A push of the object failed (the first failure).
+    Failed(String),
+    /// The sender's cancel token was set.
+    Canceled,
+}
+
 impl Transport for GrpcTransport {
     fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError> {
+        self.send_cancellable(key, frame, &CancelToken::new())
+    }
+
+    fn send_cancellable(
+        &self,
+        key: &MessageKey,
+        frame: Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<(), FederationError> {
         if frame.len() > self.limits.max_frame_size {
             return Err(FederationError::transport(
                 &key.dst,
@@ -393,32 +426,53 @@ impl Transport for GrpcTransport {
         table
             .lookup(key.dst.party_id.as_str(), key.dst.role.as_str())
             .map_err(|e| FederationError::transport(&key.dst, e.to_string()))?;
-        let err = |reason: String| FederationError::transport(&key.dst, reason);
+        // A push that ends because its token was set reports that, not the hop's last error.
+        let err = |reason: String| {
+            if cancel.is_canceled() {
+                FederationError::canceled(key)
+            } else {
+                FederationError::transport(&key.dst, reason)
+            }
+        };
+        let stopped = |why: Stopped| match why {
+            Stopped::Failed(reason) => err(reason),
+            Stopped::Canceled => FederationError::canceled(key),
+        };
         match self.pipeline.classify(key, &frame) {
             Frame::Single => {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                self.push_async(key, frame, move |result| {
+                self.push_async(key, frame, cancel, move |result| {
                     let _ = tx.send(result);
                 })
                 .map_err(err)?;
-                match rx.recv() {
-                    Ok(result) => result.map_err(err),
-                    Err(_) => Err(err("the transport's runtime stopped during the push".into())),
+                loop {
+                    match rx.recv_timeout(CANCEL_POLL) {
+                        Ok(result) => return result.map_err(err),
+                        Err(RecvTimeoutError::Timeout) if cancel.is_canceled() => {
+                            return Err(FederationError::canceled(key));
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => {
+                            return Err(err(
+                                "the transport's runtime stopped during the push".into()
+                            ));
+                        }
+                    }
                 }
             }
             Frame::Part { group, last } => {
                 self.pipeline
-                    .begin(&group, self.max_in_flight)
-                    .map_err(err)?;
+                    .begin(&group, self.max_in_flight, cancel)
+                    .map_err(stopped)?;
                 let pipeline = self.pipeline.clone();
                 let done_group = group.clone();
-                if let Err(reason) = self.push_async(key, frame, move |result| {
+                if let Err(reason) = self.push_async(key, frame, cancel, move |result| {
                     pipeline.complete(&done_group, result.err());
                 }) {
                     self.pipeline.complete(&group, Some(reason));
                 }
                 if last {
-                    self.pipeline.drain(&group).map_err(err)?;
+                    self.pipeline.drain(&group, cancel).map_err(stopped)?;
                 }
                 Ok(())
             }

@@ -1340,6 +1340,69 @@ fn unary_calls_are_relayed_by_route_and_loops_are_stopped() {
     );
 }
 
+/// A router forwarding a relayed call to a hop that accepts the connection and never answers
+/// gives up at the caller's deadline (FATE's `conf.overall_timeout` in the packet), not after
+/// its own `rpc_timeout`: before, the router dropped the deadline and held the call (and the
+/// caller's partner, if it does not enforce its own deadline) for its full `rpc_timeout`.
+#[test]
+fn a_router_ends_a_relayed_call_at_the_callers_deadline() {
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = stalled.local_addr().unwrap();
+    let routes = Routes::new(table(
+        &[("10000", endpoint(addr, false, None))],
+        &["9999"],
+        true,
+    ));
+    let router = Router::start(RouterConfig {
+        client: ClientOptions {
+            connect_timeout: Duration::from_secs(30),
+            rpc_timeout: Duration::from_secs(30),
+            ..fast_client()
+        },
+        ..RouterConfig::new(localhost(), routes)
+    })
+    .unwrap();
+    // A plain client: no grpc-timeout header, no channel timeout; only the packet says 1.5 s.
+    let (rt, mut client) = raw_client(router.local_addr());
+    let topic = |party: &str| Topic {
+        party_id: party.into(),
+        role: "fateflow".into(),
+        ..Default::default()
+    };
+    let packet = Packet {
+        header: Some(Metadata {
+            src: Some(topic("9999")),
+            dst: Some(topic("10000")),
+            operator: "POST".into(),
+            conf: Some(fate_federation_grpc::proto::Conf {
+                overall_timeout: 1500,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        body: None,
+    };
+    let started = std::time::Instant::now();
+    let status = rt
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(20), client.unary_call(packet)).await
+        })
+        .expect("the router held the call past 20 s")
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the router answered after {took:?}"
+    );
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().contains(&addr.port().to_string()) && status.message().contains("1500 ms"),
+        "{}",
+        status.message()
+    );
+    drop(stalled);
+}
+
 /// A relayed call whose hop accepts the connection and then never answers (a stopped router)
 /// ends at the caller's deadline with an error naming the hop, whatever the channel's own
 /// connect timeout.
@@ -1380,4 +1443,124 @@ fn a_call_to_a_stalled_hop_ends_at_its_deadline() {
     );
     assert!(err.contains(&addr.port().to_string()), "{err}");
     drop(stalled);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pushes to an unreachable peer: retried until the send deadline, stopped by cancellation.
+
+/// A loopback port nothing listens on (bound, then released).
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A client whose backoff is short but whose attempts are the default's (no limit).
+fn patient_client() -> ClientOptions {
+    ClientOptions {
+        connect_timeout: Duration::from_secs(2),
+        retry: RetryPolicy {
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            ..RetryPolicy::default()
+        },
+        ..ClientOptions::default()
+    }
+}
+
+/// A peer whose node is down (connection refused, the case of a restarting router or node)
+/// is retried until the send deadline, not for a fixed number of attempts: before, a push gave
+/// up after 10 attempts (about 11 s with the default backoff, 0.6 s with this one), so a peer
+/// that came back within a partition the deadline allows still failed the job.
+#[test]
+fn a_push_to_a_peer_that_is_down_waits_for_it_until_the_send_deadline() {
+    let b_addr = free_port();
+    let a_routes = Routes::new(table(
+        &[("10000", endpoint(b_addr, false, None))],
+        &["9999"],
+        true,
+    ));
+    let a = start_transport(&a_routes, None, Limits::default(), patient_client());
+    let k = key("down_then_up", "9999", "10000");
+    let sender = {
+        let (a, k) = (a.clone(), k.clone());
+        std::thread::spawn(move || a.send(&k, b"after the outage".to_vec()))
+    };
+    // Down for 3 s: with backoff capped at 100 ms that is about 30 refused attempts.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !sender.is_finished(),
+        "the push gave up while the peer was down"
+    );
+    let b_routes = Routes::new(table(&[], &["10000"], true));
+    let b = GrpcTransport::start(TransportConfig {
+        client: patient_client(),
+        ..TransportConfig::new(b_addr, b_routes)
+    })
+    .unwrap();
+    sender
+        .join()
+        .unwrap()
+        .expect("the push once the peer is back");
+    let got = b
+        .recv(
+            &k,
+            Instant::now() + Duration::from_secs(10),
+            &CancelToken::new(),
+        )
+        .unwrap();
+    assert_eq!(got, b"after the outage");
+}
+
+/// A send blocked on an unreachable peer ends soon after its task's cancel token is set (a
+/// stopped or failed job), for a single frame and for a split object, instead of holding the
+/// task's thread until the send deadline.
+#[test]
+fn a_send_to_an_unreachable_peer_ends_when_its_task_is_canceled() {
+    let routes = Routes::new(table(
+        &[("10000", endpoint(free_port(), false, None))],
+        &["9999"],
+        true,
+    ));
+    let a = start_transport(&routes, None, Limits::default(), patient_client());
+    for (name, object_len) in [("single", 16usize), ("split", 3 << 20)] {
+        let cancel = CancelToken::new();
+        let fed = Federation::new(
+            a.clone(),
+            format!("it_cancel_{name}_{}", std::process::id()),
+            Party::new(Role::Guest, "9999"),
+            FederationConfig {
+                max_message_size: 1 << 20,
+                ..FederationConfig::default()
+            },
+            cancel.clone(),
+        );
+        let canceller = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(500));
+                cancel.cancel();
+            })
+        };
+        let started = Instant::now();
+        let err = fed
+            .remote(
+                "x",
+                "t",
+                &[Party::new(Role::Host, "10000")],
+                &vec![7u8; object_len],
+            )
+            .unwrap_err();
+        let took = started.elapsed();
+        canceller.join().unwrap();
+        assert!(
+            matches!(err, FederationError::Canceled { .. }),
+            "{name}: {err}"
+        );
+        assert!(
+            took < Duration::from_secs(3),
+            "{name}: the send ended {took:?} after it began"
+        );
+    }
 }

@@ -91,9 +91,18 @@ impl FaultyTransport {
 
 impl Transport for FaultyTransport {
     fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError> {
+        self.send_cancellable(key, frame, &CancelToken::new())
+    }
+
+    fn send_cancellable(
+        &self,
+        key: &MessageKey,
+        frame: Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<(), FederationError> {
         let fault = self.faults.lock().get(key.dst.party_id.as_str()).cloned();
         match fault {
-            None => self.inner.send(key, frame),
+            None => self.inner.send_cancellable(key, frame, cancel),
             Some(Fault::Drop) => {
                 self.dropped.fetch_add(1, Ordering::SeqCst);
                 tracing::debug!(%key, "Fault injected: frame dropped.");

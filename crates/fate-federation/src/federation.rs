@@ -208,7 +208,8 @@ impl Federation {
             if let Some(observer) = &self.observer {
                 observer.on_send(&frame_key, &frame);
             }
-            self.transport.send(&frame_key, frame)?;
+            self.transport
+                .send_cancellable(&frame_key, frame, &self.cancel)?;
         }
         Ok(())
     }

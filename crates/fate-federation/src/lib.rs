@@ -136,6 +136,21 @@ pub trait Transport: Send + Sync + 'static {
     /// Hands `frame` over for delivery to `key.dst`. Must not block on the receiver.
     fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError>;
 
+    /// [`Transport::send`] that gives up with [`FederationError::Canceled`] soon after
+    /// `cancel` is set, for backends whose `send` waits for an acknowledgement (a network
+    /// backend retrying an unreachable peer until its send deadline). The [`Federation`] sends
+    /// through this, so stopping a task frees a thread blocked in a send. Default: `send`,
+    /// for backends whose `send` never waits.
+    fn send_cancellable(
+        &self,
+        key: &MessageKey,
+        frame: Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<(), FederationError> {
+        let _ = cancel;
+        self.send(key, frame)
+    }
+
     /// Blocks until the frame for `key` arrives and returns it. Returns
     /// [`FederationError::Timeout`] (see [`FederationError::timeout`]) once `deadline` passes and
     /// [`FederationError::Canceled`] soon after `cancel` is set, even while waiting.

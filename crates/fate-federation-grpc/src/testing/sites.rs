@@ -30,6 +30,15 @@ impl Transport for Sites {
         self.site(&key.src)?.send(key, frame)
     }
 
+    fn send_cancellable(
+        &self,
+        key: &MessageKey,
+        frame: Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<(), FederationError> {
+        self.site(&key.src)?.send_cancellable(key, frame, cancel)
+    }
+
     fn recv(
         &self,
         key: &MessageKey,
