@@ -115,12 +115,9 @@ impl Blocks {
     /// The (location, row) pairs of partition `index`'s rows, in order.
     fn locate<'a, T>(&self, index: usize, rows: &'a [T]) -> impl Iterator<Item = (u64, &'a T)> {
         let first = u64::from(self.first_block.get(index).copied().unwrap_or(0));
-        rows.iter().enumerate().map(move |(i, r)| {
-            (
-                loc(first + (i / BLOCK_ROWS) as u64, i % BLOCK_ROWS),
-                r,
-            )
-        })
+        rows.iter()
+            .enumerate()
+            .map(move |(i, r)| (loc(first + (i / BLOCK_ROWS) as u64, i % BLOCK_ROWS), r))
     }
 }
 
@@ -480,7 +477,9 @@ impl MapPartition for GuestIdsByLocation {
     type K2 = u64;
     type V2 = Vec<String>;
     fn apply(&self, _: usize, rows: &[(String, u64)]) -> Vec<(u64, Vec<String>)> {
-        rows.iter().map(|(sid, l)| (*l, vec![sid.clone()])).collect()
+        rows.iter()
+            .map(|(sid, l)| (*l, vec![sid.clone()]))
+            .collect()
     }
 }
 
@@ -907,13 +906,12 @@ mod tests {
         let table = c.parallelize(rows(BLOCK_ROWS + 10), 1);
         let blocks = Blocks::new(&table).unwrap();
         assert_eq!(blocks.lens, vec![BLOCK_ROWS as u32, 10]);
-        let located: std::collections::BTreeMap<u64, String> = all(&table.map_partitions(
-            &Locations {
+        let located: std::collections::BTreeMap<u64, String> =
+            all(&table.map_partitions(&Locations {
                 blocks: blocks.clone(),
-            },
-        ))
-        .into_iter()
-        .collect();
+            }))
+            .into_iter()
+            .collect();
         assert_eq!(located.get(&loc(0, 0)).map(String::as_str), Some("s00000"));
         assert_eq!(
             located.get(&loc(1, 9)).cloned(),
@@ -946,7 +944,12 @@ mod tests {
     #[test]
     fn kernels_holding_the_secret_do_not_show_it() {
         let secret = fresh_secret();
-        let shown = format!("{:?}", SignHostPoints { secret: secret.clone() });
+        let shown = format!(
+            "{:?}",
+            SignHostPoints {
+                secret: secret.clone()
+            }
+        );
         assert!(shown.contains("Secret(..)"), "{shown}");
         assert!(!shown.contains(&format!("{:?}", secret.0)), "{shown}");
     }

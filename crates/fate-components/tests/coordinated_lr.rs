@@ -103,10 +103,15 @@ fn csv_pair(c: &Computing, guest_csv: &str, host_csv: &str) -> (DataFrame, DataF
 fn select(c: &Computing, df: &DataFrame, cols: std::ops::Range<usize>) -> DataFrame {
     let mut schema = df.schema.clone();
     schema.feature_names = schema.feature_names[cols.clone()].to_vec();
-    let rows = df.table.collect(usize::MAX).unwrap().into_iter().map(|(k, mut r)| {
-        r.features = r.features[cols.clone()].to_vec();
-        (k, r)
-    });
+    let rows = df
+        .table
+        .collect(usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(k, mut r)| {
+            r.features = r.features[cols.clone()].to_vec();
+            (k, r)
+        });
     DataFrame {
         schema,
         table: c.parallelize(rows, 4),
@@ -699,7 +704,13 @@ fn transcript_shows_each_party_only_what_the_protocol_gives_it() {
         2
     );
     let ids: Vec<Vec<String>> = decode_value(&frames_of(&host_in, BATCH_INDEXES)[0]).unwrap();
-    let host_ids: BTreeSet<String> = hdf.table.collect(usize::MAX).unwrap().into_iter().map(|(k, _)| k).collect();
+    let host_ids: BTreeSet<String> = hdf
+        .table
+        .collect(usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert!(ids.iter().flatten().all(|id| host_ids.contains(id)));
     for f in frames_of(&host_in, CONVERGE_FLAG) {
         decode_value::<bool>(&f).unwrap();
@@ -727,7 +738,8 @@ fn transcript_shows_each_party_only_what_the_protocol_gives_it() {
     }
     let host_values: BTreeSet<u64> = hdf
         .table
-        .collect(usize::MAX).unwrap()
+        .collect(usize::MAX)
+        .unwrap()
         .into_iter()
         .flat_map(|(_, r)| r.features)
         .map(f64::to_bits)

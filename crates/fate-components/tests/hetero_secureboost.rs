@@ -117,7 +117,10 @@ fn output_rows(h: &Harness, r: &PartyResult, key: &str) -> (Vec<String>, Vec<(St
         .computing
         .load::<String, Row>(&d.namespace, &d.name)
         .unwrap();
-    (d.schema.feature_names.clone(), table.collect(usize::MAX).unwrap())
+    (
+        d.schema.feature_names.clone(),
+        table.collect(usize::MAX).unwrap(),
+    )
 }
 
 fn train_auc(h: &Harness, g: &PartyResult) -> f64 {

@@ -112,7 +112,8 @@ fn output(h: &Harness, r: &PartyResult) -> Vec<(String, Row)> {
             .computing
             .load::<String, Row>(&namespace, &name)
             .unwrap()
-            .collect(usize::MAX).unwrap(),
+            .collect(usize::MAX)
+            .unwrap(),
         other => panic!("{other:?}"),
     }
 }
@@ -171,13 +172,18 @@ fn breast_full_overlap_rekeys_the_host_by_guest_sample_ids() {
         ),
         (Some(569), Some(1.0))
     );
-    assert_eq!(go, g.table.collect(usize::MAX).unwrap(), "the guest keeps its rows unchanged");
+    assert_eq!(
+        go,
+        g.table.collect(usize::MAX).unwrap(),
+        "the guest keeps its rows unchanged"
+    );
     let gkeys: Vec<&String> = go.iter().map(|(k, _)| k).collect();
     let hkeys: Vec<&String> = ho.iter().map(|(k, _)| k).collect();
     assert_eq!(gkeys, hkeys);
     let host_rows: BTreeMap<String, Row> = hd
         .table
-        .collect(usize::MAX).unwrap()
+        .collect(usize::MAX)
+        .unwrap()
         .into_iter()
         .map(|(_, r)| (r.match_id.clone(), r))
         .collect();

@@ -58,7 +58,9 @@ impl Fold for SumFold {
 
 /// Registers the benchmark's kernels.
 pub fn register_kernels(r: &mut crate::KernelRegistry) -> Result<(), crate::ComputingError> {
-    r.map_values::<Affine>()?.combine::<Sum>()?.fold::<SumFold>()?;
+    r.map_values::<Affine>()?
+        .combine::<Sum>()?
+        .fold::<SumFold>()?;
     Ok(())
 }
 

@@ -103,7 +103,10 @@ impl Computing {
 
     /// Like [`Computing::new`], with tables held and computed by `engine` instead of this
     /// process's typed partitions (the binary wires concrete engines; components never know).
-    pub fn on_engine(cfg: ComputingConfig, engine: Arc<dyn Engine>) -> Result<Self, ComputingError> {
+    pub fn on_engine(
+        cfg: ComputingConfig,
+        engine: Arc<dyn Engine>,
+    ) -> Result<Self, ComputingError> {
         let mut c = Self::new(cfg)?;
         match Arc::get_mut(&mut c.inner) {
             Some(inner) => inner.engine = Some(engine),

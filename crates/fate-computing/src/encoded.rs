@@ -389,8 +389,7 @@ impl Engine for EncodedEngine {
     fn get(&self, t: &Handle, hash: u64, key: &[u8]) -> Result<Option<Vec<u8>>, ComputingError> {
         let parts = self.parts(t)?;
         let p = &parts[placement(parts.len(), hash)];
-        Ok(p
-            .binary_search_by(|r| r.key.as_slice().cmp(key))
+        Ok(p.binary_search_by(|r| r.key.as_slice().cmp(key))
             .ok()
             .map(|i| p[i].value.clone()))
     }

@@ -156,7 +156,10 @@ mod tests {
         .unwrap();
         let shown = format!("{call:?} {:?}", Secret([7u8; 4]));
         assert!(!shown.contains('7'), "{shown}");
-        assert_eq!(KernelCall::decode::<Holds>(&call.params).unwrap().key.0, [7; 4]);
+        assert_eq!(
+            KernelCall::decode::<Holds>(&call.params).unwrap().key.0,
+            [7; 4]
+        );
         let mut long = call.params.clone();
         long.push(0);
         let err = KernelCall::decode::<Holds>(&long).unwrap_err();

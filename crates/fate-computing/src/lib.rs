@@ -34,14 +34,14 @@ mod store;
 mod table;
 pub mod testing;
 
+pub use computing::{Computing, ComputingConfig, MAX_CORES, MAX_NAME_LEN, MAX_PARTITIONS};
 pub use encoded::EncodedEngine;
 pub use engine::{Engine, Handle, Op, Row};
+pub use error::{BoxError, ComputingError};
 pub use kernel::{
     Combine, Filter, FlatMap, Fold, Kernel, KernelCall, MapPartition, MapRow, MapValues, Secret,
 };
-pub use registry::{CombineFn, FoldFn, KernelRegistry, RowsFn};
-pub use computing::{Computing, ComputingConfig, MAX_CORES, MAX_NAME_LEN, MAX_PARTITIONS};
-pub use error::{BoxError, ComputingError};
 pub use key::{Key, Value, hash_bytes, mix64, partition_of};
+pub use registry::{CombineFn, FoldFn, KernelRegistry, RowsFn};
 pub use store::{MemoryStore, REDB_FILE, RedbStore, STORE_FORMAT_VERSION, TableStore};
 pub use table::{PARTITION_FORMAT_VERSION, Table};

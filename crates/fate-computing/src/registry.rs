@@ -6,7 +6,9 @@
 
 use crate::engine::Row;
 use crate::error::ComputingError;
-use crate::kernel::{Combine, Filter, FlatMap, Fold, Kernel, KernelCall, MapPartition, MapRow, MapValues};
+use crate::kernel::{
+    Combine, Filter, FlatMap, Fold, Kernel, KernelCall, MapPartition, MapRow, MapValues,
+};
 use crate::key::{Key, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,8 +20,7 @@ pub type RowsFn = Box<dyn Fn(usize, Vec<Row>) -> Result<Vec<Row>, ComputingError
 /// A prepared `Combine` kernel over encoded values.
 pub type CombineFn = Box<dyn Fn(&[u8], &[u8]) -> Result<Vec<u8>, ComputingError> + Send + Sync>;
 /// A prepared `Fold` kernel: encoded values, folded left to right; `None` for none.
-pub type FoldFn =
-    Box<dyn Fn(Vec<&[u8]>) -> Result<Option<Vec<u8>>, ComputingError> + Send + Sync>;
+pub type FoldFn = Box<dyn Fn(Vec<&[u8]>) -> Result<Option<Vec<u8>>, ComputingError> + Send + Sync>;
 
 type Prepare<F> = Arc<dyn Fn(&[u8]) -> Result<F, ComputingError> + Send + Sync>;
 
@@ -52,7 +53,11 @@ impl std::fmt::Debug for KernelRegistry {
     }
 }
 
-fn decode<T: DeserializeOwned>(kernel: &str, what: &str, bytes: &[u8]) -> Result<T, ComputingError> {
+fn decode<T: DeserializeOwned>(
+    kernel: &str,
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, ComputingError> {
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((v, [])) => Ok(v),
         Ok((_, rest)) => Err(ComputingError::Kernel {
@@ -96,7 +101,10 @@ pub(crate) fn decode_row<K: Key, V: Value>(
     kernel: &str,
     row: &Row,
 ) -> Result<(K, V), ComputingError> {
-    Ok((decode(kernel, "key", &row.key)?, decode(kernel, "value", &row.value)?))
+    Ok((
+        decode(kernel, "key", &row.key)?,
+        decode(kernel, "value", &row.value)?,
+    ))
 }
 
 impl KernelRegistry {
@@ -125,7 +133,11 @@ impl KernelRegistry {
 
     fn rows<T: Kernel>(
         &mut self,
-        run: impl Fn(&T, usize, Vec<Row>) -> Result<Vec<Row>, ComputingError> + Send + Sync + Copy + 'static,
+        run: impl Fn(&T, usize, Vec<Row>) -> Result<Vec<Row>, ComputingError>
+        + Send
+        + Sync
+        + Copy
+        + 'static,
     ) -> Result<&mut Self, ComputingError> {
         self.insert(
             T::NAME,

@@ -365,7 +365,9 @@ pub(crate) fn validate_partitions<K: Key, V: Value>(
 
 /// Encodes typed rows for an engine.
 fn encode_rows<K: Key, V: Value>(rows: &[(K, V)]) -> Result<Vec<Row>, ComputingError> {
-    rows.iter().map(|(k, v)| encode_row("table", k, v)).collect()
+    rows.iter()
+        .map(|(k, v)| encode_row("table", k, v))
+        .collect()
 }
 
 /// Decodes an engine's rows.
@@ -537,7 +539,10 @@ impl<K: Key, V: Value> Table<K, V> {
             Repr::Remote(r) if Arc::ptr_eq(&r.engine, engine) => Ok(Arc::clone(r)),
             Repr::Remote(r) => Err(ComputingError::Engine {
                 engine: engine.name().to_string(),
-                reason: format!("a table of the {} engine cannot join this one", r.engine.name()),
+                reason: format!(
+                    "a table of the {} engine cannot join this one",
+                    r.engine.name()
+                ),
             }),
             Repr::Failed { .. } => Err(self.check().unwrap_err()),
             Repr::Local(parts) => {
@@ -744,7 +749,10 @@ impl<K: Key, V: Value> Table<K, V> {
                 p.iter().map(|(k, v)| (k.clone(), m.apply(v))).collect()
             }));
         }
-        self.remote(|| Ok(Op::MapInPlace(KernelCall::of(m)?)), None::<&Table<K, V>>)
+        self.remote(
+            || Ok(Op::MapInPlace(KernelCall::of(m)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
     /// FATE `map`: rows mapped by the kernel and shuffled to their new keys' partitions (same
@@ -755,7 +763,10 @@ impl<K: Key, V: Value> Table<K, V> {
                 p.iter().map(|(k, v)| m.apply(k, v)).collect()
             });
         }
-        self.remote(|| Ok(Op::MapShuffle(KernelCall::of(m)?)), None::<&Table<K, V>>)
+        self.remote(
+            || Ok(Op::MapShuffle(KernelCall::of(m)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
     /// FATE `mapPartitions` / `mapPartitionsWithIndex`: the kernel maps each whole partition
@@ -765,7 +776,10 @@ impl<K: Key, V: Value> Table<K, V> {
         if let Some(parts) = self.is_local() {
             return self.shuffle(parts, parts.len(), |i, p| m.apply(i, p));
         }
-        self.remote(|| Ok(Op::MapShuffle(KernelCall::of(m)?)), None::<&Table<K, V>>)
+        self.remote(
+            || Ok(Op::MapShuffle(KernelCall::of(m)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
     /// FATE `mapReducePartitions`: `map` each partition to rows, then `reduce` the values of
@@ -811,7 +825,10 @@ impl<K: Key, V: Value> Table<K, V> {
                 out
             });
         }
-        self.remote(|| Ok(Op::MapShuffle(KernelCall::of(m)?)), None::<&Table<K, V>>)
+        self.remote(
+            || Ok(Op::MapShuffle(KernelCall::of(m)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
     /// FATE `filter`: the rows the kernel keeps (no re-hashing).
@@ -821,7 +838,10 @@ impl<K: Key, V: Value> Table<K, V> {
                 p.iter().filter(|(k, v)| f.keep(k, v)).cloned().collect()
             }));
         }
-        self.remote(|| Ok(Op::MapInPlace(KernelCall::of(f)?)), None::<&Table<K, V>>)
+        self.remote(
+            || Ok(Op::MapInPlace(KernelCall::of(f)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
     /// `other`'s local partitions with this table's partition count (re-hashed only if the
@@ -928,7 +948,12 @@ impl<K: Key, V: Value> Table<K, V> {
                 return self.local(vec![Vec::new(); self.num_partitions()]);
             }
             return self.remote(
-                || Ok(Op::Sample { threshold: 0, salt: 0 }),
+                || {
+                    Ok(Op::Sample {
+                        threshold: 0,
+                        salt: 0,
+                    })
+                },
                 None::<&Table<K, V>>,
             );
         }
@@ -1019,7 +1044,6 @@ impl<K: Key, V: Value> Table<K, V> {
         Ok(())
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,9 @@
 
 use crate::engine::{Engine, Op, Row};
 use crate::error::ComputingError;
-use crate::kernel::{Combine, Filter, FlatMap, Fold, Kernel, KernelCall, MapPartition, MapRow, MapValues};
+use crate::kernel::{
+    Combine, Filter, FlatMap, Fold, Kernel, KernelCall, MapPartition, MapRow, MapValues,
+};
 use crate::key::{Key, Value, partition_of};
 use crate::registry::KernelRegistry;
 use crate::{Computing, Table};
@@ -361,10 +363,7 @@ fn basic(c: &Computing, g: &mut Gen, what: &str) {
     let m = model(&r);
     assert_eq!(rows(&t), rows_of(&m), "{what}");
     assert_eq!(count(&t), m.len(), "{what}");
-    assert_eq!(
-        t.partition_counts().unwrap().iter().sum::<usize>(),
-        m.len()
-    );
+    assert_eq!(t.partition_counts().unwrap().iter().sum::<usize>(), m.len());
     for k in 0..70u64 {
         assert_eq!(t.get(&k).unwrap(), m.get(&k).copied(), "{what} get {k}");
     }
@@ -383,7 +382,9 @@ fn basic(c: &Computing, g: &mut Gen, what: &str) {
     let added = t.map_values(&AddBy { by });
     assert_eq!(
         rows(&added),
-        m.iter().map(|(k, v)| (*k, v.wrapping_add(by))).collect::<Vec<_>>()
+        m.iter()
+            .map(|(k, v)| (*k, v.wrapping_add(by)))
+            .collect::<Vec<_>>()
     );
     let to = g.parts();
     let r2 = t.repartition(to);
@@ -397,21 +398,31 @@ fn keys(c: &Computing, g: &mut Gen) {
     let r: Vec<(String, u32, i64)> = (0..n)
         .map(|_| {
             let len = g.below(4) as usize;
-            let s: String = (0..len).map(|_| (b'a' + g.below(3) as u8) as char).collect();
+            let s: String = (0..len)
+                .map(|_| (b'a' + g.below(3) as u8) as char)
+                .collect();
             (s, g.next() as u32, g.next() as i64)
         })
         .collect();
     let parts = g.parts();
     let by_string: Vec<(String, i64)> = r.iter().map(|(s, _, v)| (s.clone(), *v)).collect();
-    assert_eq!(rows(&table(c, &by_string, parts)), rows_of(&model(&by_string)));
-    let by_pair: Vec<((u32, String), i64)> =
-        r.iter().map(|(s, u, v)| ((*u % 4, s.clone()), *v)).collect();
+    assert_eq!(
+        rows(&table(c, &by_string, parts)),
+        rows_of(&model(&by_string))
+    );
+    let by_pair: Vec<((u32, String), i64)> = r
+        .iter()
+        .map(|(s, u, v)| ((*u % 4, s.clone()), *v))
+        .collect();
     assert_eq!(rows(&table(c, &by_pair, parts)), rows_of(&model(&by_pair)));
     let by_bytes: Vec<(Vec<u8>, i64)> = r
         .iter()
         .map(|(s, _, v)| (s.as_bytes().to_vec(), *v))
         .collect();
-    assert_eq!(rows(&table(c, &by_bytes, parts)), rows_of(&model(&by_bytes)));
+    assert_eq!(
+        rows(&table(c, &by_bytes, parts)),
+        rows_of(&model(&by_bytes))
+    );
 }
 
 fn maps(c: &Computing, g: &mut Gen, what: &str) {
@@ -551,15 +562,19 @@ fn reduce(c: &Computing, g: &mut Gen) {
     );
     assert_eq!(t.reduce(&MaxI64).unwrap(), m.values().copied().max());
     // Floats: the order of the fold is the engine's, the sum the same within 1e-12.
-    let fl: Vec<(u64, f64)> = m
-        .iter()
-        .map(|(k, v)| (*k, *v as f64 / 1e9 + 0.1))
-        .collect();
+    let fl: Vec<(u64, f64)> = m.iter().map(|(k, v)| (*k, *v as f64 / 1e9 + 0.1)).collect();
     let tf = table(c, &fl, parts);
     let exact: f64 = fl.iter().map(|(_, v)| v).sum();
     let got = tf.reduce(&AddF64).unwrap().unwrap_or(0.0);
-    assert!((got - exact).abs() <= 1e-12 * exact.abs().max(1.0), "{got} vs {exact}");
-    let again = tf.repartition(parts % 7 + 1).reduce(&AddF64).unwrap().unwrap_or(0.0);
+    assert!(
+        (got - exact).abs() <= 1e-12 * exact.abs().max(1.0),
+        "{got} vs {exact}"
+    );
+    let again = tf
+        .repartition(parts % 7 + 1)
+        .reduce(&AddF64)
+        .unwrap()
+        .unwrap_or(0.0);
     assert!((again - exact).abs() <= 1e-12 * exact.abs().max(1.0));
 }
 
@@ -588,7 +603,10 @@ fn from_partitions(c: &Computing, g: &mut Gen) {
     let (r, parts) = (g.rows(), g.parts());
     let t = table(c, &r, parts);
     let p = partitions_of(&t);
-    let reversed: Vec<Vec<_>> = p.iter().map(|p| p.iter().rev().cloned().collect()).collect();
+    let reversed: Vec<Vec<_>> = p
+        .iter()
+        .map(|p| p.iter().rev().cloned().collect())
+        .collect();
     let back = Table::from_partitions(c, reversed).unwrap();
     assert_invariants(&back);
     assert_eq!(rows(&back), rows(&t));
@@ -622,7 +640,10 @@ fn bounded(c: &Computing) {
     let err = t
         .for_each_partition::<ComputingError>(1, |_, _| Ok(()))
         .unwrap_err();
-    assert!(matches!(err, ComputingError::TooManyRows { max: 1, .. }), "{err}");
+    assert!(
+        matches!(err, ComputingError::TooManyRows { max: 1, .. }),
+        "{err}"
+    );
 }
 
 /// Save and load round trip; a missing table is a clear error.
@@ -633,12 +654,12 @@ fn persistence(c: &Computing) {
     let back: Table<u64, String> = c.load(&ns, "t").unwrap();
     assert_eq!(back.num_partitions(), 3);
     assert_eq!(rows(&back), rows(&t));
-    assert_eq!(rows(&back.map_values(&ToTextLen)), rows(&t.map_values(&ToTextLen)));
-    let err = c.load::<u64, String>(&ns, "missing").unwrap_err();
-    assert!(
-        matches!(err, ComputingError::TableNotFound { .. }),
-        "{err}"
+    assert_eq!(
+        rows(&back.map_values(&ToTextLen)),
+        rows(&t.map_values(&ToTextLen))
     );
+    let err = c.load::<u64, String>(&ns, "missing").unwrap_err();
+    assert!(matches!(err, ComputingError::TableNotFound { .. }), "{err}");
     assert!(c.delete(&ns, "t").unwrap());
 }
 
@@ -673,17 +694,24 @@ pub fn engine_contract(engine: Arc<dyn Engine>) {
     let call = KernelCall::of(&Unregistered).unwrap();
     let err = engine.apply(&Op::MapInPlace(call), &[&h]).unwrap_err();
     assert!(
-        err.to_string().contains("fate_computing.testing.unregistered"),
+        err.to_string()
+            .contains("fate_computing.testing.unregistered"),
         "{err}"
     );
     let err = engine
-        .apply(&Op::MapInPlace(KernelCall::of(&WrappingAdd).unwrap()), &[&h])
+        .apply(
+            &Op::MapInPlace(KernelCall::of(&WrappingAdd).unwrap()),
+            &[&h],
+        )
         .unwrap_err();
     assert!(err.to_string().contains("expected a rows kernel"), "{err}");
     let err = engine.apply(&Op::SubtractByKey, &[&h]).unwrap_err();
     assert!(err.to_string().contains("takes 2 tables"), "{err}");
     let err = engine.partition(&h, 0, 2).unwrap_err();
-    assert!(matches!(err, ComputingError::TooManyRows { rows: 3, max: 2 }), "{err}");
+    assert!(
+        matches!(err, ComputingError::TooManyRows { rows: 3, max: 2 }),
+        "{err}"
+    );
     let mut bad = row(4, 4);
     bad.hash = 1;
     let err = engine.parallelize(vec![vec![bad], vec![]]).unwrap_err();

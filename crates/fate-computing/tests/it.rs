@@ -138,10 +138,7 @@ fn parallelize_last_row_wins_and_default_partitions() {
         0,
     );
     assert_eq!(t.num_partitions(), 4);
-    assert_eq!(
-        all(&t),
-        vec![(1, "c".to_string()), (2, "b".to_string())]
-    );
+    assert_eq!(all(&t), vec![(1, "c".to_string()), (2, "b".to_string())]);
     assert_eq!(t.repartition(0).num_partitions(), 4);
     let empty = Table::<u64, u64>::from_partitions(computing(), vec![]).unwrap_err();
     assert!(
