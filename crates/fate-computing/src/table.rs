@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 /// The partitions of a table.
 type Partitions<K, V> = Vec<Vec<(K, V)>>;
+/// Shared typed partitions of a local table.
+type SharedParts<K, V> = Arc<[Vec<(K, V)>]>;
 
 /// Version byte leading every encoded partition.
 pub const PARTITION_FORMAT_VERSION: u8 = 1;
@@ -44,7 +46,7 @@ impl Drop for RemoteTable {
 }
 
 enum Repr<K, V> {
-    Local(Arc<[Vec<(K, V)>]>),
+    Local(SharedParts<K, V>),
     Remote(Arc<RemoteTable>),
     Failed {
         error: Arc<ComputingError>,
@@ -521,7 +523,7 @@ impl<K: Key, V: Value> Table<K, V> {
     }
 
     /// Every partition, typed (for `save`).
-    fn typed_partitions(&self) -> Result<Arc<[Vec<(K, V)>]>, ComputingError> {
+    fn typed_partitions(&self) -> Result<SharedParts<K, V>, ComputingError> {
         if let Repr::Local(p) = &self.repr {
             return Ok(Arc::clone(p));
         }
@@ -612,7 +614,7 @@ impl<K: Key, V: Value> Table<K, V> {
         }
     }
 
-    fn is_local(&self) -> Option<&Arc<[Vec<(K, V)>]>> {
+    fn is_local(&self) -> Option<&SharedParts<K, V>> {
         match &self.repr {
             Repr::Local(p) => Some(p),
             _ => None,
@@ -846,7 +848,7 @@ impl<K: Key, V: Value> Table<K, V> {
 
     /// `other`'s local partitions with this table's partition count (re-hashed only if the
     /// counts differ); `None` unless both are local.
-    fn co_partitioned<W: Value>(&self, other: &Table<K, W>) -> Option<Arc<[Vec<(K, W)>]>> {
+    fn co_partitioned<W: Value>(&self, other: &Table<K, W>) -> Option<SharedParts<K, W>> {
         let n = self.is_local()?.len();
         let theirs = other.is_local()?;
         if theirs.len() == n {
