@@ -707,6 +707,7 @@ async fn output_data_display(State(st): State<Arc<ApiState>>, Query(p): Params) 
                 comp.load(&ns, &name).map_err(|e| e.to_string())?;
             Ok(table
                 .take(100)
+                .map_err(|e| e.to_string())?
                 .into_iter()
                 .map(|(k, r)| json!([k, r.match_id, r.label, r.weight, r.features]))
                 .collect())
@@ -855,7 +856,8 @@ async fn output_data_download(
         for (key, ns, name, schema) in files {
             let table: fate_computing::Table<String, fate_runtime::Row> =
                 computing.load(&ns, &name).map_err(|e| e.to_string())?;
-            let csv = frame_csv(&schema, &table.collect());
+            let rows = table.collect(usize::MAX).map_err(|e| e.to_string())?;
+            let csv = frame_csv(&schema, &rows);
             let mut header = tar::Header::new_gnu();
             header.set_size(csv.len() as u64);
             header.set_mode(0o644);

@@ -643,7 +643,7 @@ impl Component for Evaluation {
                 });
             };
             let table: Table<String, Row> = ctx.computing.load(namespace, name)?;
-            let mut rows = table.collect();
+            let mut rows = table.collect(crate::limits::COLLECT_ROWS)?;
             rows.sort_by(|a, b| a.0.cmp(&b.0));
             let results = evaluate(&config, name, schema, &rows)?;
             ctx.info(format!(

@@ -27,6 +27,10 @@ pub mod limits {
     pub const DATA_NUM: u64 = 10_000_000;
     /// Partitions of a table a task creates (FATE's `computing_partitions` is 4 to 16).
     pub const PARTITIONS: u64 = 1024;
+    /// Rows a component brings into memory as a whole (`Table::collect`: CoordinatedLR and
+    /// SecureBoost train on arrays, evaluation sorts scores); beyond it the task fails with the
+    /// table's size instead of exhausting memory.
+    pub const COLLECT_ROWS: usize = 100_000_000;
     /// Training rounds: LR epochs, SecureBoost trees.
     pub const ROUNDS: u64 = 100_000;
     /// Rows of a mini-batch.
@@ -37,6 +41,44 @@ pub mod limits {
     pub const DEPTH: u64 = crate::hetero_secureboost::params::MAX_DEPTH as u64;
     /// Classes of a multi-class objective.
     pub const NUM_CLASS: u64 = 10_000;
+}
+
+/// Registers every kernel the components put on tables, so an engine that holds tables
+/// elsewhere (and the binary's executor for Spark) can run them by name.
+pub fn register_kernels(
+    r: &mut fate_computing::KernelRegistry,
+) -> Result<(), fate_computing::ComputingError> {
+    toy::register_kernels(r)?;
+    secure_add::register_kernels(r)?;
+    psi::register_kernels(r)?;
+    Ok(())
+}
+
+/// Test support: the engine the component suites run on.
+pub mod testing {
+    use fate_computing::{Computing, ComputingConfig, EncodedEngine, KernelRegistry};
+
+    /// The environment variable that picks the engine of the component suites: unset or
+    /// `local` (typed partitions), or `encoded` ([`EncodedEngine`]: every kernel through the
+    /// registry over encoded rows, as on Spark). `scripts/test.sh` runs the suites on both.
+    pub const ENGINE_VAR: &str = "FATE_TEST_ENGINE";
+
+    /// A computing of `cfg` on the engine [`ENGINE_VAR`] names; any other value panics.
+    pub fn computing(cfg: ComputingConfig) -> Computing {
+        match std::env::var(ENGINE_VAR).as_deref() {
+            Err(_) | Ok("local") => Computing::new(cfg).expect("computing starts"),
+            Ok("encoded") => encoded(cfg),
+            Ok(other) => panic!("{ENGINE_VAR}={other}: expected `local` or `encoded`"),
+        }
+    }
+
+    /// A computing of `cfg` on an [`EncodedEngine`] holding every component kernel.
+    pub fn encoded(cfg: ComputingConfig) -> Computing {
+        let mut registry = KernelRegistry::new();
+        crate::register_kernels(&mut registry).expect("kernel names are unique");
+        let engine = EncodedEngine::new(registry, cfg.cores).expect("engine starts");
+        Computing::on_engine(cfg, engine).expect("computing starts")
+    }
 }
 
 /// Every component this build provides.

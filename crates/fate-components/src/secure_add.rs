@@ -4,7 +4,7 @@
 //! guest learns the total (2 × data_num) and neither party sees the other's values.
 
 use crate::{artifact, param};
-use fate_computing::Table;
+use fate_computing::{Combine, ComputingError, Fold, Kernel, KernelRegistry, MapRow, Table};
 use fate_runtime::{Component, ComponentError, Ctx};
 use fate_types::Role;
 use fate_types::component::{ArtifactKind, ComponentSpec};
@@ -15,26 +15,94 @@ pub struct SecureAddExample;
 
 const TAG: &str = "secure_add";
 
-/// Splits every value v into (r, v - r) with r ~ Uniform(-v, v), seeded per party.
-fn share(table: &Table<u64, f64>, seed: u64) -> (Table<u64, f64>, Table<u64, f64>) {
-    let rs = table.map(move |k, v| {
+/// The random share r ~ Uniform(-v, v) of every value v, seeded per party.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct RandomShare {
+    pub seed: u64,
+}
+impl Kernel for RandomShare {
+    const NAME: &'static str = "fate_components.secure_add.random_share";
+}
+impl MapRow for RandomShare {
+    type K = u64;
+    type V = f64;
+    type K2 = u64;
+    type V2 = f64;
+    fn apply(&self, k: &u64, v: &f64) -> (u64, f64) {
         // One generator per key keeps the shares deterministic for a seed whatever the
         // partitioning and thread schedule.
-        let mut rng =
-            rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            self.seed ^ k.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let r = if *v == 0.0 {
             0.0
         } else {
             rng.gen_range(-v.abs()..v.abs())
         };
         (*k, r)
-    });
-    let rest = table.join(&rs, |v, r| v - r);
+    }
+}
+
+/// `v - r`: the other share.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Minus;
+impl Kernel for Minus {
+    const NAME: &'static str = "fate_components.secure_add.minus";
+}
+impl Combine for Minus {
+    type A = f64;
+    type B = f64;
+    type Out = f64;
+    fn apply(&self, v: &f64, r: &f64) -> f64 {
+        v - r
+    }
+}
+
+/// `x + y` of two shares of one key.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Plus;
+impl Kernel for Plus {
+    const NAME: &'static str = "fate_components.secure_add.plus";
+}
+impl Combine for Plus {
+    type A = f64;
+    type B = f64;
+    type Out = f64;
+    fn apply(&self, x: &f64, y: &f64) -> f64 {
+        x + y
+    }
+}
+
+/// The sum of all values.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Sum;
+impl Kernel for Sum {
+    const NAME: &'static str = "fate_components.secure_add.sum";
+}
+impl Fold for Sum {
+    type V = f64;
+    fn apply(&self, x: f64, y: f64) -> f64 {
+        x + y
+    }
+}
+
+pub(crate) fn register_kernels(r: &mut KernelRegistry) -> Result<(), ComputingError> {
+    r.map::<RandomShare>()?
+        .combine::<Minus>()?
+        .combine::<Plus>()?
+        .fold::<Sum>()?;
+    Ok(())
+}
+
+/// Splits every value v into (r, v - r) with r ~ Uniform(-v, v), seeded per party.
+fn share(table: &Table<u64, f64>, seed: u64) -> (Table<u64, f64>, Table<u64, f64>) {
+    let rs = table.map(&RandomShare { seed });
+    let rest = table.join(&rs, &Minus);
     (rs, rest)
 }
 
-fn sum_of(a: &Table<u64, f64>, b: &Table<u64, f64>) -> f64 {
-    a.join(b, |x, y| x + y).reduce(|x, y| x + y).unwrap_or(0.0)
+fn sum_of(a: &Table<u64, f64>, b: &Table<u64, f64>) -> Result<f64, ComputingError> {
+    Ok(a.join(b, &Plus).reduce(&Sum)?.unwrap_or(0.0))
 }
 
 impl Component for SecureAddExample {
@@ -99,7 +167,7 @@ impl Component for SecureAddExample {
                     TAG,
                     host,
                 )?;
-                let guest_sum = sum_of(&x1, &y1);
+                let guest_sum = sum_of(&x1, &y1)?;
                 let host_sum: f64 = fed.get_one("host_sum", TAG, host)?;
                 let secure_sum = ((guest_sum + host_sum) * 1e6).round() / 1e6;
                 let expected = 2.0 * data_num as f64;
@@ -136,7 +204,7 @@ impl Component for SecureAddExample {
                     TAG,
                     &guest,
                 )?;
-                let host_sum = sum_of(&y2, &x2);
+                let host_sum = sum_of(&y2, &x2)?;
                 fed.remote("host_sum", TAG, std::slice::from_ref(&guest), &host_sum)?;
                 ctx.info("sent host_sum to guest");
             }

@@ -4,13 +4,60 @@
 //! row came back.
 
 use crate::{artifact, param};
-use fate_computing::Table;
+use fate_computing::{Combine, ComputingError, Kernel, KernelRegistry, MapValues, Table};
 use fate_runtime::{Component, ComponentError, Ctx, DataFrame, Row, Schema};
 use fate_types::Role;
 use fate_types::component::{ArtifactKind, ComponentSpec};
 use serde_json::json;
 
 pub struct ToyExample;
+
+/// The guest's sample index: every row to `()`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct IndexOnly;
+impl Kernel for IndexOnly {
+    const NAME: &'static str = "fate_components.toy.index_only";
+}
+impl MapValues for IndexOnly {
+    type In = Row;
+    type Out = ();
+    fn apply(&self, _: &Row) {}
+}
+
+/// The guest's rows the host has (join with the host's index).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct KeepRow;
+impl Kernel for KeepRow {
+    const NAME: &'static str = "fate_components.toy.keep_row";
+}
+impl Combine for KeepRow {
+    type A = Row;
+    type B = ();
+    type Out = Row;
+    fn apply(&self, row: &Row, _: &()) -> Row {
+        row.clone()
+    }
+}
+
+/// The host's part of the guest's index (join with the host's rows).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Present;
+impl Kernel for Present {
+    const NAME: &'static str = "fate_components.toy.present";
+}
+impl Combine for Present {
+    type A = ();
+    type B = Row;
+    type Out = ();
+    fn apply(&self, _: &(), _: &Row) {}
+}
+
+pub(crate) fn register_kernels(r: &mut KernelRegistry) -> Result<(), ComputingError> {
+    r.map_values::<IndexOnly>()?
+        .combine::<KeepRow>()?
+        .combine::<Present>()?;
+    Ok(())
+}
 
 const TAG: &str = "toy_example";
 
@@ -69,7 +116,7 @@ impl Component for ToyExample {
         match ctx.role() {
             Role::Guest => {
                 let hosts = ctx.parties_of(Role::Host);
-                let index: Table<String, ()> = df.table.map_values(|_| ());
+                let index: Table<String, ()> = df.table.map_values(&IndexOnly);
                 fate_runtime::fedtable::remote_table(fed, "guest_index", TAG, &hosts, &index)?;
                 for host in &hosts {
                     let host_index: Table<String, ()> = fate_runtime::fedtable::get_table(
@@ -79,11 +126,11 @@ impl Component for ToyExample {
                         TAG,
                         host,
                     )?;
-                    let matched = df.table.join(&host_index, |row, _| row.clone());
-                    if matched.count() as u64 != data_num {
+                    let matched = df.table.join(&host_index, &KeepRow);
+                    let matched = matched.count()?;
+                    if matched as u64 != data_num {
                         return Err(ComponentError::Failed(format!(
-                            "{host} returned {} of {data_num} rows",
-                            matched.count()
+                            "{host} returned {matched} of {data_num} rows"
                         )));
                     }
                 }
@@ -97,7 +144,7 @@ impl Component for ToyExample {
                     TAG,
                     &guest,
                 )?;
-                let mine = guest_index.join(&df.table, |_, _| ());
+                let mine = guest_index.join(&df.table, &Present);
                 fate_runtime::fedtable::remote_table(
                     fed,
                     "host_index",

@@ -21,13 +21,22 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 
+/// The same table with every row changed by `f` (test data shaping, not a component's work).
+fn remap(
+    c: &Computing,
+    t: &fate_computing::Table<String, Row>,
+    f: impl Fn(Row) -> Row,
+) -> fate_computing::Table<String, Row> {
+    let rows = t.collect(usize::MAX).unwrap();
+    c.parallelize(rows.into_iter().map(|(k, r)| (k, f(r))), t.num_partitions())
+}
+
 fn computing() -> Computing {
-    Computing::new(ComputingConfig {
+    fate_components::testing::computing(ComputingConfig {
         cores: 2,
         default_partitions: 4,
         data_dir: None,
     })
-    .unwrap()
 }
 
 fn guest() -> Party {
@@ -94,10 +103,15 @@ fn csv_pair(c: &Computing, guest_csv: &str, host_csv: &str) -> (DataFrame, DataF
 fn select(c: &Computing, df: &DataFrame, cols: std::ops::Range<usize>) -> DataFrame {
     let mut schema = df.schema.clone();
     schema.feature_names = schema.feature_names[cols.clone()].to_vec();
-    let rows = df.table.collect().into_iter().map(|(k, mut r)| {
-        r.features = r.features[cols.clone()].to_vec();
-        (k, r)
-    });
+    let rows = df
+        .table
+        .collect(usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(k, mut r)| {
+            r.features = r.features[cols.clone()].to_vec();
+            (k, r)
+        });
     DataFrame {
         schema,
         table: c.parallelize(rows, 4),
@@ -191,7 +205,7 @@ fn output_rows(h: &Harness, r: &PartyResult, key: &str) -> (Schema, Vec<(String,
         .computing
         .load::<String, Row>(&d.namespace, &d.name)
         .unwrap();
-    (d.schema.clone(), t.collect())
+    (d.schema.clone(), t.collect(usize::MAX).unwrap())
 }
 
 /// AUC of the guest's `predict_score` against the label.
@@ -690,7 +704,13 @@ fn transcript_shows_each_party_only_what_the_protocol_gives_it() {
         2
     );
     let ids: Vec<Vec<String>> = decode_value(&frames_of(&host_in, BATCH_INDEXES)[0]).unwrap();
-    let host_ids: BTreeSet<String> = hdf.table.collect().into_iter().map(|(k, _)| k).collect();
+    let host_ids: BTreeSet<String> = hdf
+        .table
+        .collect(usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert!(ids.iter().flatten().all(|id| host_ids.contains(id)));
     for f in frames_of(&host_in, CONVERGE_FLAG) {
         decode_value::<bool>(&f).unwrap();
@@ -718,7 +738,8 @@ fn transcript_shows_each_party_only_what_the_protocol_gives_it() {
     }
     let host_values: BTreeSet<u64> = hdf
         .table
-        .collect()
+        .collect(usize::MAX)
+        .unwrap()
         .into_iter()
         .flat_map(|(_, r)| r.features)
         .map(f64::to_bits)
@@ -793,10 +814,7 @@ fn guest_data_without_label_is_refused() {
     let (gdf, hdf) = synthetic(&h.computing, 30, 2, 2, 2);
     let mut no_label = gdf.clone();
     no_label.schema.label_name = None;
-    no_label.table = no_label.table.map_values(|r| Row {
-        label: None,
-        ..r.clone()
-    });
+    no_label.table = remap(&h.computing, &no_label.table, |r| Row { label: None, ..r });
     let out = train(
         &h,
         &quick_params(1),
@@ -870,9 +888,9 @@ fn unit_sample_weights_change_nothing() {
     let (gdf, hdf) = synthetic(&h.computing, 100, 3, 4, 2);
     let mut weighted = gdf.clone();
     weighted.schema.weight_name = Some("w".into());
-    weighted.table = weighted.table.map_values(|r| Row {
+    weighted.table = remap(&h.computing, &weighted.table, |r| Row {
         weight: Some(1.0),
-        ..r.clone()
+        ..r
     });
     let g = h.table("t", "g", &gdf);
     let gw = h.table("t", "gw", &weighted);

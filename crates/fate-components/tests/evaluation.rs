@@ -9,12 +9,11 @@ use fate_types::{Party, Role};
 use serde_json::{Value, json};
 
 fn computing() -> Computing {
-    Computing::new(ComputingConfig {
+    fate_components::testing::computing(ComputingConfig {
         cores: 2,
         default_partitions: 2,
         data_dir: None,
     })
-    .unwrap()
 }
 
 fn guest() -> Party {

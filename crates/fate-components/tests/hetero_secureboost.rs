@@ -19,12 +19,11 @@ use std::path::Path;
 use std::time::Instant;
 
 fn computing() -> Computing {
-    Computing::new(ComputingConfig {
+    fate_components::testing::computing(ComputingConfig {
         cores: 2,
         default_partitions: 4,
         data_dir: None,
     })
-    .unwrap()
 }
 
 fn guest() -> Party {
@@ -118,7 +117,10 @@ fn output_rows(h: &Harness, r: &PartyResult, key: &str) -> (Vec<String>, Vec<(St
         .computing
         .load::<String, Row>(&d.namespace, &d.name)
         .unwrap();
-    (d.schema.feature_names.clone(), table.collect())
+    (
+        d.schema.feature_names.clone(),
+        table.collect(usize::MAX).unwrap(),
+    )
 }
 
 fn train_auc(h: &Harness, g: &PartyResult) -> f64 {
@@ -412,10 +414,14 @@ fn two_hosts(h: &Harness) -> (InputArtifact, Vec<(Party, InputArtifact)>) {
         let mut schema = full.schema.clone();
         schema.feature_names = schema.feature_names[range.clone()].to_vec();
         let r = range.clone();
-        let table = full.table.map_values(move |row| Row {
-            features: row.features[r.clone()].to_vec(),
-            ..row.clone()
-        });
+        let rows = full.table.collect(usize::MAX).unwrap();
+        let table = h.computing.parallelize(
+            rows.into_iter().map(|(k, row)| {
+                let features = row.features[r.clone()].to_vec();
+                (k, Row { features, ..row })
+            }),
+            full.table.num_partitions(),
+        );
         let party = Party::new(Role::Host, format!("1000{k}"));
         arts.push((
             party,
@@ -558,7 +564,7 @@ fn warm_start_continues_from_a_model() {
 /// The little-endian bytes of the distinctive values of `df` (postcard's f64 encoding).
 fn value_patterns(df: &DataFrame) -> Vec<[u8; 8]> {
     let mut out = BTreeSet::new();
-    for (_, row) in df.table.collect() {
+    for (_, row) in df.table.collect(usize::MAX).unwrap() {
         for x in row.features {
             let b = x.to_le_bytes();
             if b.iter().collect::<BTreeSet<_>>().len() >= 5 {

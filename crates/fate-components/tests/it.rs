@@ -9,12 +9,11 @@ use fate_types::{Party, Role};
 use serde_json::json;
 
 fn computing() -> Computing {
-    Computing::new(ComputingConfig {
+    fate_components::testing::computing(ComputingConfig {
         cores: 2,
         default_partitions: 4,
         data_dir: None,
     })
-    .unwrap()
 }
 
 fn guest() -> Party {
@@ -161,4 +160,49 @@ fn a_failing_party_ends_the_others_instead_of_leaving_them_waiting() {
         "took {:?}",
         start.elapsed()
     );
+}
+
+/// Whatever the suite's engine, the toy, secure_add and a PSI also run on the encoded engine,
+/// where an unregistered or non-round-tripping kernel fails the run; the run's output is the
+/// local engine's.
+#[test]
+fn components_run_on_the_encoded_engine() {
+    let cfg = ComputingConfig {
+        cores: 2,
+        default_partitions: 4,
+        data_dir: None,
+    };
+    let h = Harness::new(fate_components::testing::encoded(cfg));
+    assert_eq!(h.computing.engine_name(), "encoded");
+    let params = json!({"data_num": 300, "partition": 3});
+    let runs = || {
+        vec![
+            PartyRun::new(guest(), params.clone()),
+            PartyRun::new(host(), params.clone()),
+        ]
+    };
+    let out = h.run("toy_example_0", &fate_components::toy::ToyExample, runs());
+    for r in &out {
+        assert!(r.result.is_ok(), "{}: {:?}", r.party, r.result);
+        assert_eq!(r.outputs.data[0].count, 300);
+    }
+    let out = h.run(
+        "secure_add_0",
+        &fate_components::secure_add::SecureAddExample,
+        runs(),
+    );
+    let g = out.iter().find(|r| r.party == guest()).unwrap();
+    assert!(g.result.is_ok(), "{:?}", g.result);
+    assert_eq!(g.metric("secure_sum").unwrap()["secure_sum"], 600.0);
+}
+
+/// Every kernel name is registered once.
+#[test]
+fn kernel_names_are_unique() {
+    let mut r = fate_computing::KernelRegistry::new();
+    fate_components::register_kernels(&mut r).unwrap();
+    assert!(r.names().iter().all(|n| n.starts_with("fate_components.")));
+    assert!(r.contains("fate_components.psi.first_sign"));
+    let err = fate_components::register_kernels(&mut r).unwrap_err();
+    assert!(err.to_string().contains("registered twice"), "{err}");
 }

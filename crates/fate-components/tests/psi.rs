@@ -15,12 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 fn computing() -> Computing {
-    Computing::new(ComputingConfig {
+    fate_components::testing::computing(ComputingConfig {
         cores: 2,
         default_partitions: 4,
         data_dir: None,
     })
-    .unwrap()
 }
 
 fn guest() -> Party {
@@ -113,7 +112,8 @@ fn output(h: &Harness, r: &PartyResult) -> Vec<(String, Row)> {
             .computing
             .load::<String, Row>(&namespace, &name)
             .unwrap()
-            .collect(),
+            .collect(usize::MAX)
+            .unwrap(),
         other => panic!("{other:?}"),
     }
 }
@@ -172,13 +172,18 @@ fn breast_full_overlap_rekeys_the_host_by_guest_sample_ids() {
         ),
         (Some(569), Some(1.0))
     );
-    assert_eq!(go, g.table.collect(), "the guest keeps its rows unchanged");
+    assert_eq!(
+        go,
+        g.table.collect(usize::MAX).unwrap(),
+        "the guest keeps its rows unchanged"
+    );
     let gkeys: Vec<&String> = go.iter().map(|(k, _)| k).collect();
     let hkeys: Vec<&String> = ho.iter().map(|(k, _)| k).collect();
     assert_eq!(gkeys, hkeys);
     let host_rows: BTreeMap<String, Row> = hd
         .table
-        .collect()
+        .collect(usize::MAX)
+        .unwrap()
         .into_iter()
         .map(|(_, r)| (r.match_id.clone(), r))
         .collect();

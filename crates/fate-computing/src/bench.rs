@@ -5,11 +5,64 @@
 //! Every figure is the best of [`REPEATS`] runs after a warm-up, so a busy machine and
 //! first-touch page faults distort it less.
 
-use crate::{Computing, Table};
+use crate::{Combine, Computing, Fold, Kernel, MapValues, Table};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Instant;
+
+/// `v * a + b`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Affine {
+    pub a: f64,
+    pub b: f64,
+}
+impl Kernel for Affine {
+    const NAME: &'static str = "fate_computing.bench.affine";
+}
+impl MapValues for Affine {
+    type In = f64;
+    type Out = f64;
+    fn apply(&self, v: &f64) -> f64 {
+        v * self.a + self.b
+    }
+}
+
+/// `a + b`, as a join combiner and as a fold.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Sum;
+impl Kernel for Sum {
+    const NAME: &'static str = "fate_computing.bench.sum";
+}
+impl Combine for Sum {
+    type A = f64;
+    type B = f64;
+    type Out = f64;
+    fn apply(&self, a: &f64, b: &f64) -> f64 {
+        a + b
+    }
+}
+
+/// [`Sum`] as a fold (a kernel name has one kind).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct SumFold;
+impl Kernel for SumFold {
+    const NAME: &'static str = "fate_computing.bench.sum_fold";
+}
+impl Fold for SumFold {
+    type V = f64;
+    fn apply(&self, a: f64, b: f64) -> f64 {
+        a + b
+    }
+}
+
+/// Registers the benchmark's kernels.
+pub fn register_kernels(r: &mut crate::KernelRegistry) -> Result<(), crate::ComputingError> {
+    r.map_values::<Affine>()?
+        .combine::<Sum>()?
+        .fold::<SumFold>()?;
+    Ok(())
+}
 
 /// Runs per measurement; the fastest counts.
 pub const REPEATS: usize = 5;
@@ -79,7 +132,7 @@ pub fn table_throughput(computing: &Computing, rows: usize) -> Vec<ThroughputRec
     let table: Table<u64, f64> = computing.parallelize(left.iter().copied(), n);
     let other: Table<u64, f64> = computing.parallelize(right.iter().copied(), n);
 
-    let secs = best_secs(|| table.map_values(|v| v * 2.0 + 1.0));
+    let secs = best_secs(|| table.map_values(&Affine { a: 2.0, b: 1.0 }));
     let base = best_secs(|| {
         left.iter()
             .map(|&(k, v)| (k, v * 2.0 + 1.0))
@@ -87,7 +140,7 @@ pub fn table_throughput(computing: &Computing, rows: usize) -> Vec<ThroughputRec
     });
     out.push(record("map_values", rows, secs, base));
 
-    let secs = best_secs(|| table.join(&other, |a, b| a + b));
+    let secs = best_secs(|| table.join(&other, &Sum));
     let right_map: HashMap<u64, f64> = right.iter().copied().collect();
     let base = best_secs(|| {
         left.iter()
@@ -96,7 +149,7 @@ pub fn table_throughput(computing: &Computing, rows: usize) -> Vec<ThroughputRec
     });
     out.push(record("join", rows, secs, base));
 
-    let secs = best_secs(|| table.reduce(|a, b| a + b));
+    let secs = best_secs(|| table.reduce(&SumFold));
     let base = best_secs(|| left.iter().map(|(_, v)| v).sum::<f64>());
     out.push(record("reduce", rows, secs, base));
     out

@@ -1,5 +1,6 @@
 //! The engine handle: a thread pool and a table store.
 
+use crate::engine::Engine;
 use crate::error::ComputingError;
 use crate::key::{Key, Value, partition_of};
 use crate::store::{MemoryStore, RedbStore, TableStore};
@@ -45,6 +46,8 @@ struct Inner {
     default_partitions: usize,
     store: Arc<dyn TableStore>,
     store_name: String,
+    /// `None`: the local engine (typed partitions in this process).
+    engine: Option<Arc<dyn Engine>>,
 }
 
 /// The computing engine: a rayon pool of `cores` threads on which every table operation runs,
@@ -60,6 +63,7 @@ impl std::fmt::Debug for Computing {
             .field("cores", &self.inner.cores)
             .field("default_partitions", &self.inner.default_partitions)
             .field("store", &self.inner.store_name)
+            .field("engine", &self.engine_name())
             .finish()
     }
 }
@@ -94,7 +98,31 @@ impl Computing {
             }
             None => (Arc::new(MemoryStore::new()), "memory".to_string()),
         };
-        Self::build(cfg, store, store_name)
+        Self::build(cfg, store, store_name, None)
+    }
+
+    /// Like [`Computing::new`], with tables held and computed by `engine` instead of this
+    /// process's typed partitions (the binary wires concrete engines; components never know).
+    pub fn on_engine(
+        cfg: ComputingConfig,
+        engine: Arc<dyn Engine>,
+    ) -> Result<Self, ComputingError> {
+        let mut c = Self::new(cfg)?;
+        match Arc::get_mut(&mut c.inner) {
+            Some(inner) => inner.engine = Some(engine),
+            None => unreachable!("a new Computing has one reference"),
+        }
+        Ok(c)
+    }
+
+    /// The engine holding this computing's tables; `None` for the local engine.
+    pub(crate) fn engine(&self) -> Option<&Arc<dyn Engine>> {
+        self.inner.engine.as_ref()
+    }
+
+    /// `local`, or the name of the engine given to [`Computing::on_engine`].
+    pub fn engine_name(&self) -> &str {
+        self.inner.engine.as_ref().map_or("local", |e| e.name())
     }
 
     /// Like [`Computing::new`] with a store of the caller's (for example an object store).
@@ -109,13 +137,14 @@ impl Computing {
                 reason: "must be unset when a store is given".into(),
             });
         }
-        Self::build(cfg, store, "custom".to_string())
+        Self::build(cfg, store, "custom".to_string(), None)
     }
 
     fn build(
         cfg: ComputingConfig,
         store: Arc<dyn TableStore>,
         store_name: String,
+        engine: Option<Arc<dyn Engine>>,
     ) -> Result<Self, ComputingError> {
         if !(1..=MAX_CORES).contains(&cfg.cores) {
             return Err(ComputingError::InvalidConfig {
@@ -147,6 +176,7 @@ impl Computing {
                 default_partitions: cfg.default_partitions,
                 store,
                 store_name,
+                engine,
             }),
         })
     }

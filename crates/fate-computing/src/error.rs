@@ -58,6 +58,27 @@ pub enum ComputingError {
         #[source]
         source: postcard::Error,
     },
+    /// A kernel could not run: its parameters or rows do not decode, or it broke a contract.
+    #[error("kernel `{name}`: {reason}")]
+    Kernel { name: String, reason: String },
+    /// An engine was asked for a kernel its registry does not hold.
+    #[error("kernel `{name}` is not registered")]
+    UnknownKernel { name: String },
+    /// A kernel name registered twice.
+    #[error("kernel `{name}` is registered twice")]
+    DuplicateKernel { name: String },
+    /// A handle the engine does not hold (released, or never made there).
+    #[error("{engine} engine: no table {id}")]
+    UnknownTable { engine: String, id: u64 },
+    /// An engine failed (a remote engine's own error, named by the engine).
+    #[error("{engine} engine: {reason}")]
+    Engine { engine: String, reason: String },
+    /// A bounded collect of a table with more rows than its bound.
+    #[error("table has {rows} rows, more than the {max} this call may collect")]
+    TooManyRows { rows: u64, max: u64 },
+    /// An earlier operation of a lazily failed table (reported by the next action on it).
+    #[error(transparent)]
+    Failed(std::sync::Arc<ComputingError>),
     /// The storage backend failed.
     #[error("table store ({backend}) failed to {op}: {source}")]
     Store {
@@ -80,6 +101,7 @@ impl ComputingError {
             ComputingError::BadPartition { .. }
             | ComputingError::Corrupt { .. }
             | ComputingError::UnsupportedVersion { .. } => RetCode::FileError,
+            ComputingError::Failed(inner) => inner.ret_code(),
             _ => RetCode::ServerError,
         }
     }

@@ -7,6 +7,11 @@
 //! `map`, `map_partitions`, `map_reduce_partitions`, `flat_map`, `filter`, `join`, `union`,
 //! `subtract_by_key`, `reduce`, `sample`, `collect`, `count`, `take`, `get`.
 //!
+//! The seam (issue 12): the work put on tables is [`kernel`]s (named, serialisable), so the
+//! same operations run on the local engine (typed partitions, kernels called directly) or on an
+//! [`Engine`] over encoded rows (Spark; [`EncodedEngine`] in process), which looks kernels up
+//! in a [`KernelRegistry`]. [`testing::conformance`] is the one suite every engine passes.
+//!
 //! Invariants:
 //! * a row with key `k` lives in partition `k.partition_hash() % n`, and that hash is stable
 //!   across runs and Rust versions ([`Key`], pinned by tests), because tables persist;
@@ -19,13 +24,24 @@
 
 pub mod bench;
 mod computing;
+mod encoded;
+mod engine;
 mod error;
+pub mod kernel;
 mod key;
+mod registry;
 mod store;
 mod table;
+pub mod testing;
 
 pub use computing::{Computing, ComputingConfig, MAX_CORES, MAX_NAME_LEN, MAX_PARTITIONS};
+pub use encoded::EncodedEngine;
+pub use engine::{Engine, Handle, Op, Row};
 pub use error::{BoxError, ComputingError};
+pub use kernel::{
+    Combine, Filter, FlatMap, Fold, Kernel, KernelCall, MapPartition, MapRow, MapValues, Secret,
+};
 pub use key::{Key, Value, hash_bytes, mix64, partition_of};
+pub use registry::{CombineFn, FoldFn, KernelRegistry, RowsFn};
 pub use store::{MemoryStore, REDB_FILE, RedbStore, STORE_FORMAT_VERSION, TableStore};
 pub use table::{PARTITION_FORMAT_VERSION, Table};

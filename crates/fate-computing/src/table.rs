@@ -1,16 +1,25 @@
-//! Partitioned, immutable key/value tables (fate-spec §1.4).
+//! Partitioned, immutable key/value tables (fate-spec §1.4): the typed façade components use.
 //!
 //! Invariants of every [`Table`]: at least one partition; the row with key `k` is in partition
-//! `k.partition_hash() % n`; each partition is sorted by key, with no key twice. Sorted
-//! partitions make `get` a binary search, `join`/`union`/`subtract_by_key` linear merges
-//! without hashing, and `collect` a merge of sorted runs.
+//! `k.partition_hash() % n`; no key twice. On the local engine each partition is sorted by key,
+//! which makes `get` a binary search, `join`/`union`/`subtract_by_key` linear merges without
+//! hashing, and `collect` a merge of sorted runs.
+//!
+//! A table is either typed partitions in this process (the local engine: kernels run directly
+//! on them, nothing is encoded) or a handle of an [`Engine`] that holds encoded rows elsewhere;
+//! components never learn which. Transformations are lazy in their errors: an engine failure
+//! makes a failed table, and the next action on it (`count`, `collect`, `reduce`, `save`, ...)
+//! returns the error.
 //!
 //! Persisted partition format: one version byte ([`PARTITION_FORMAT_VERSION`]) followed by the
 //! postcard encoding of the partition's `Vec<(K, V)>`.
 
 use crate::computing::{Computing, check_name};
+use crate::engine::{Engine, Handle, Op, Row};
 use crate::error::ComputingError;
+use crate::kernel::{Combine, Filter, FlatMap, Fold, KernelCall, MapPartition, MapRow, MapValues};
 use crate::key::{Key, Value, mix64, partition_of};
+use crate::registry::{decode_row, decode_value, encode_row};
 use rayon::prelude::*;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -18,46 +27,95 @@ use std::sync::Arc;
 
 /// The partitions of a table.
 type Partitions<K, V> = Vec<Vec<(K, V)>>;
+/// Shared typed partitions of a local table.
+type SharedParts<K, V> = Arc<[Vec<(K, V)>]>;
 
 /// Version byte leading every encoded partition.
 pub const PARTITION_FORMAT_VERSION: u8 = 1;
 
+/// A table held by an [`Engine`]; released when the last clone goes.
+pub(crate) struct RemoteTable {
+    engine: Arc<dyn Engine>,
+    handle: Handle,
+}
+
+impl Drop for RemoteTable {
+    fn drop(&mut self) {
+        self.engine.release(&self.handle);
+    }
+}
+
+enum Repr<K, V> {
+    Local(SharedParts<K, V>),
+    Remote(Arc<RemoteTable>),
+    Failed {
+        error: Arc<ComputingError>,
+        partitions: usize,
+    },
+}
+
+impl<K, V> Clone for Repr<K, V> {
+    fn clone(&self) -> Self {
+        match self {
+            Repr::Local(p) => Repr::Local(Arc::clone(p)),
+            Repr::Remote(r) => Repr::Remote(Arc::clone(r)),
+            Repr::Failed { error, partitions } => Repr::Failed {
+                error: Arc::clone(error),
+                partitions: *partitions,
+            },
+        }
+    }
+}
+
 /// A partitioned key/value table. Cheap to clone (the partitions are shared); immutable, so
-/// every operation returns a new table. All partition work runs on the owning
-/// [`Computing`]'s pool; operations that keep keys (`map_values`, `filter`, and `join`,
+/// every operation returns a new table. The work of an operation is a kernel
+/// ([`crate::kernel`]); on the local engine it runs on the owning [`Computing`]'s pool, one
+/// task per partition, and operations that keep keys (`map_values`, `filter`, and `join`,
 /// `union`, `subtract_by_key` of tables with equal partition counts) never re-hash rows.
 pub struct Table<K, V> {
     computing: Computing,
-    parts: Arc<[Vec<(K, V)>]>,
+    repr: Repr<K, V>,
 }
 
 impl<K, V> Clone for Table<K, V> {
     fn clone(&self) -> Self {
         Table {
             computing: self.computing.clone(),
-            parts: Arc::clone(&self.parts),
+            repr: self.repr.clone(),
         }
     }
 }
 
 impl<K, V> std::fmt::Debug for Table<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Table")
-            .field("partitions", &self.parts.len())
-            .field("rows", &self.parts.iter().map(Vec::len).sum::<usize>())
-            .finish()
+        let mut d = f.debug_struct("Table");
+        match &self.repr {
+            Repr::Local(parts) => d
+                .field("partitions", &parts.len())
+                .field("rows", &parts.iter().map(Vec::len).sum::<usize>()),
+            Repr::Remote(r) => d
+                .field("engine", &r.engine.name())
+                .field("partitions", &r.handle.partitions),
+            Repr::Failed { error, .. } => d.field("failed", &error.to_string()),
+        };
+        d.finish()
     }
 }
 
 /// Sorts `rows` by key; of equal keys the last (in input order) is kept.
 pub(crate) fn sort_dedup_last<K: Ord, V>(rows: &mut Vec<(K, V)>) {
-    if rows.windows(2).all(|w| w[0].0 < w[1].0) {
+    sort_dedup_last_by(rows, |r| &r.0);
+}
+
+/// Sorts `rows` by `key` (stable); of equal keys the last (in input order) is kept.
+pub(crate) fn sort_dedup_last_by<T, K: Ord + ?Sized>(rows: &mut Vec<T>, key: impl Fn(&T) -> &K) {
+    if rows.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
         return;
     }
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows.sort_by(|a, b| key(a).cmp(key(b)));
     // `dedup_by` passes (later, kept); swapping moves the later row into the kept slot.
     rows.dedup_by(|later, kept| {
-        if later.0 == kept.0 {
+        if key(later) == key(kept) {
             std::mem::swap(later, kept);
             true
         } else {
@@ -307,14 +365,46 @@ pub(crate) fn validate_partitions<K: Key, V: Value>(
     Ok(parts)
 }
 
+/// Encodes typed rows for an engine.
+fn encode_rows<K: Key, V: Value>(rows: &[(K, V)]) -> Result<Vec<Row>, ComputingError> {
+    rows.iter()
+        .map(|(k, v)| encode_row("table", k, v))
+        .collect()
+}
+
+/// Decodes an engine's rows.
+fn decode_rows<K: Key, V: Value>(rows: &[Row]) -> Result<Vec<(K, V)>, ComputingError> {
+    rows.iter().map(|r| decode_row("table", r)).collect()
+}
+
 impl<K: Key, V: Value> Table<K, V> {
-    /// Wraps partitions that already satisfy the table invariants.
+    /// Wraps partitions that already satisfy the table invariants (and are sorted), on the
+    /// computing's engine.
     pub(crate) fn from_parts_unchecked(computing: Computing, parts: Vec<Vec<(K, V)>>) -> Self {
         debug_assert!(!parts.is_empty());
-        Table {
-            computing,
-            parts: parts.into(),
-        }
+        let Some(engine) = computing.engine().cloned() else {
+            return Table {
+                computing,
+                repr: Repr::Local(parts.into()),
+            };
+        };
+        let partitions = parts.len();
+        let made = computing
+            .install(|| {
+                parts
+                    .par_iter()
+                    .map(|p| encode_rows(p))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .and_then(|encoded| engine.parallelize(encoded));
+        let repr = match made {
+            Ok(handle) => Repr::Remote(Arc::new(RemoteTable { engine, handle })),
+            Err(e) => Repr::Failed {
+                error: Arc::new(e),
+                partitions,
+            },
+        };
+        Table { computing, repr }
     }
 
     /// A table from partitions built elsewhere (e.g. received from another party). Each key
@@ -342,7 +432,9 @@ impl<K: Key, V: Value> Table<K, V> {
                 reason,
             }
         })?;
-        Ok(Self::from_parts_unchecked(computing.clone(), parts))
+        let t = Self::from_parts_unchecked(computing.clone(), parts);
+        t.check()?;
+        Ok(t)
     }
 
     /// The engine this table runs on.
@@ -352,40 +444,210 @@ impl<K: Key, V: Value> Table<K, V> {
 
     /// Number of partitions.
     pub fn num_partitions(&self) -> usize {
-        self.parts.len()
+        match &self.repr {
+            Repr::Local(p) => p.len(),
+            Repr::Remote(r) => r.handle.partitions,
+            Repr::Failed { partitions, .. } => *partitions,
+        }
+    }
+
+    /// The error of a failed table.
+    fn check(&self) -> Result<(), ComputingError> {
+        match &self.repr {
+            Repr::Failed { error, .. } => Err(ComputingError::Failed(Arc::clone(error))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The row count of every partition.
+    pub fn partition_counts(&self) -> Result<Vec<usize>, ComputingError> {
+        match &self.repr {
+            Repr::Local(p) => Ok(p.iter().map(Vec::len).collect()),
+            Repr::Remote(r) => Ok(r
+                .engine
+                .counts(&r.handle)?
+                .into_iter()
+                .map(|c| c as usize)
+                .collect()),
+            Repr::Failed { .. } => self.check().map(|_| Vec::new()),
+        }
     }
 
     /// Number of rows.
-    pub fn count(&self) -> usize {
-        self.parts.iter().map(Vec::len).sum()
+    pub fn count(&self) -> Result<usize, ComputingError> {
+        Ok(self.partition_counts()?.iter().sum())
     }
 
-    /// The partitions, each sorted by key (read access for federation and encoding).
-    pub fn partitions(&self) -> &[Vec<(K, V)>] {
-        &self.parts
+    /// The typed partitions on the local engine, `None` on any other (tests and encoders;
+    /// components use [`Table::for_each_partition`]).
+    pub fn local_partitions(&self) -> Option<&[Vec<(K, V)>]> {
+        match &self.repr {
+            Repr::Local(p) => Some(p),
+            _ => None,
+        }
     }
 
-    /// Runs `f` on every partition in parallel, keeping partition order.
-    fn per_partition<T: Send>(&self, f: impl Fn(&[(K, V)]) -> T + Sync) -> Vec<T> {
+    /// Calls `f` with every partition in order (index, rows in key order), one partition in
+    /// memory at a time; a partition of more than `max_rows` rows is
+    /// [`ComputingError::TooManyRows`].
+    pub fn for_each_partition<E: From<ComputingError>>(
+        &self,
+        max_rows: usize,
+        mut f: impl FnMut(usize, &[(K, V)]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match &self.repr {
+            Repr::Local(parts) => {
+                for (i, p) in parts.iter().enumerate() {
+                    if p.len() > max_rows {
+                        return Err(ComputingError::TooManyRows {
+                            rows: p.len() as u64,
+                            max: max_rows as u64,
+                        }
+                        .into());
+                    }
+                    f(i, p)?;
+                }
+                Ok(())
+            }
+            Repr::Remote(r) => {
+                for i in 0..r.handle.partitions {
+                    let rows = r.engine.partition(&r.handle, i, max_rows as u64)?;
+                    let mut typed: Vec<(K, V)> = decode_rows(&rows)?;
+                    typed.sort_by(|a, b| a.0.cmp(&b.0));
+                    f(i, &typed)?;
+                }
+                Ok(())
+            }
+            Repr::Failed { .. } => Ok(self.check()?),
+        }
+    }
+
+    /// Every partition, typed (for `save`).
+    fn typed_partitions(&self) -> Result<SharedParts<K, V>, ComputingError> {
+        if let Repr::Local(p) = &self.repr {
+            return Ok(Arc::clone(p));
+        }
+        let mut parts = Vec::with_capacity(self.num_partitions());
+        self.for_each_partition::<ComputingError>(usize::MAX, |_, p| {
+            parts.push(p.to_vec());
+            Ok(())
+        })?;
+        Ok(parts.into())
+    }
+
+    /// This table on `engine` (encoded and sent there if it is local).
+    fn on_engine(&self, engine: &Arc<dyn Engine>) -> Result<Arc<RemoteTable>, ComputingError> {
+        match &self.repr {
+            Repr::Remote(r) if Arc::ptr_eq(&r.engine, engine) => Ok(Arc::clone(r)),
+            Repr::Remote(r) => Err(ComputingError::Engine {
+                engine: engine.name().to_string(),
+                reason: format!(
+                    "a table of the {} engine cannot join this one",
+                    r.engine.name()
+                ),
+            }),
+            Repr::Failed { .. } => Err(self.check().unwrap_err()),
+            Repr::Local(parts) => {
+                let encoded = self.computing.install(|| {
+                    parts
+                        .par_iter()
+                        .map(|p| encode_rows(p))
+                        .collect::<Result<Vec<_>, _>>()
+                })?;
+                let handle = engine.parallelize(encoded)?;
+                Ok(Arc::new(RemoteTable {
+                    engine: Arc::clone(engine),
+                    handle,
+                }))
+            }
+        }
+    }
+
+    /// Runs `op` on the engine of `self` (with `other` as second input), as a new table.
+    fn remote<K2, V2, W>(
+        &self,
+        op: impl FnOnce() -> Result<Op, ComputingError>,
+        other: Option<&Table<K, W>>,
+    ) -> Table<K2, V2>
+    where
+        W: Value,
+    {
+        let partitions = self.num_partitions();
+        let run = || -> Result<Arc<RemoteTable>, ComputingError> {
+            self.check()?;
+            if let Some(o) = other {
+                o.check()?;
+            }
+            let engine = match (&self.repr, other.map(|o| &o.repr)) {
+                (Repr::Remote(r), _) | (_, Some(Repr::Remote(r))) => Arc::clone(&r.engine),
+                _ => {
+                    return Err(ComputingError::Engine {
+                        engine: "local".into(),
+                        reason: "no engine holds either table".into(),
+                    });
+                }
+            };
+            let me = self.on_engine(&engine)?;
+            let op = op()?;
+            let handle = match other {
+                None => me.engine.apply(&op, &[&me.handle])?,
+                Some(o) => {
+                    let o = o.on_engine(&me.engine)?;
+                    me.engine.apply(&op, &[&me.handle, &o.handle])?
+                }
+            };
+            Ok(Arc::new(RemoteTable {
+                engine: Arc::clone(&me.engine),
+                handle,
+            }))
+        };
+        let repr = match run() {
+            Ok(r) => Repr::Remote(r),
+            Err(e) => Repr::Failed {
+                error: Arc::new(e),
+                partitions,
+            },
+        };
+        Table {
+            computing: self.computing.clone(),
+            repr,
+        }
+    }
+
+    fn is_local(&self) -> Option<&SharedParts<K, V>> {
+        match &self.repr {
+            Repr::Local(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn local<K2, V2>(&self, parts: Vec<Vec<(K2, V2)>>) -> Table<K2, V2> {
+        Table {
+            computing: self.computing.clone(),
+            repr: Repr::Local(parts.into()),
+        }
+    }
+
+    /// Runs `f` on every local partition in parallel, keeping partition order.
+    fn per_partition<T: Send>(
+        &self,
+        parts: &[Vec<(K, V)>],
+        f: impl Fn(&[(K, V)]) -> T + Sync,
+    ) -> Vec<T> {
         self.computing
-            .install(|| self.parts.par_iter().map(|p| f(p)).collect())
+            .install(|| parts.par_iter().map(|p| f(p)).collect())
     }
 
-    /// A table with the same keys and partitioning (no re-hashing).
-    fn same_keys<W: Value>(&self, parts: Vec<Vec<(K, W)>>) -> Table<K, W> {
-        Table::from_parts_unchecked(self.computing.clone(), parts)
-    }
-
-    /// Shuffles the rows that `produce` makes from each partition into `n` partitions by key;
-    /// of equal keys the last wins (source partitions in order, then output order).
+    /// Shuffles the rows that `produce` makes from each local partition into `n` partitions by
+    /// key; of equal keys the last wins (source partitions in order, then output order).
     fn shuffle<K2: Key, V2: Value>(
         &self,
+        parts: &[Vec<(K, V)>],
         n: usize,
         produce: impl Fn(usize, &[(K, V)]) -> Vec<(K2, V2)> + Sync,
     ) -> Table<K2, V2> {
         let parts = self.computing.install(|| {
-            let per_source: Vec<_> = self
-                .parts
+            let per_source: Vec<_> = parts
                 .par_iter()
                 .enumerate()
                 .map(|(i, p)| bucket(produce(i, p), n))
@@ -395,203 +657,307 @@ impl<K: Key, V: Value> Table<K, V> {
                 rows
             })
         });
-        Table::from_parts_unchecked(self.computing.clone(), parts)
+        self.local(parts)
     }
 
-    /// All rows, sorted by key.
-    pub fn collect(&self) -> Vec<(K, V)> {
-        let mut rows = Vec::with_capacity(self.count());
-        for p in self.parts.iter() {
-            rows.extend_from_slice(p);
+    /// All rows, sorted by key; a table of more than `max_rows` rows is
+    /// [`ComputingError::TooManyRows`] (nothing is collected). The one way to bring a whole
+    /// table into memory.
+    pub fn collect(&self, max_rows: usize) -> Result<Vec<(K, V)>, ComputingError> {
+        let count = self.count()?;
+        if count > max_rows {
+            return Err(ComputingError::TooManyRows {
+                rows: count as u64,
+                max: max_rows as u64,
+            });
         }
+        let mut rows = Vec::with_capacity(count);
+        self.for_each_partition::<ComputingError>(max_rows, |_, p| {
+            rows.extend_from_slice(p);
+            Ok(())
+        })?;
         // A stable sort merges the already sorted runs (one per partition).
         rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows
+        Ok(rows)
     }
 
-    /// The first `n` rows in key order.
-    pub fn take(&self, n: usize) -> Vec<(K, V)> {
-        if n >= self.count() {
-            return self.collect();
-        }
-        let mut heap: BinaryHeap<Reverse<(&K, usize, usize)>> = self
-            .parts
+    /// `n` rows in key order: on the local engine the first `n` keys of the table; on another
+    /// engine the first `n` the engine yields.
+    pub fn take(&self, n: usize) -> Result<Vec<(K, V)>, ComputingError> {
+        let parts = match &self.repr {
+            Repr::Local(p) => p,
+            Repr::Remote(r) => {
+                let mut rows: Vec<(K, V)> = decode_rows(&r.engine.take(&r.handle, n)?)?;
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                rows.truncate(n);
+                return Ok(rows);
+            }
+            Repr::Failed { .. } => return self.check().map(|_| Vec::new()),
+        };
+        let mut heap: BinaryHeap<Reverse<(&K, usize, usize)>> = parts
             .iter()
             .enumerate()
             .filter_map(|(pi, p)| p.first().map(|(k, _)| Reverse((k, pi, 0))))
             .collect();
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n.min(parts.iter().map(Vec::len).sum()));
         while out.len() < n {
             let Some(Reverse((_, pi, pos))) = heap.pop() else {
                 break;
             };
-            let part = &self.parts[pi];
+            let part = &parts[pi];
             out.push(part[pos].clone());
             if let Some((k, _)) = part.get(pos + 1) {
                 heap.push(Reverse((k, pi, pos + 1)));
             }
         }
-        out
+        Ok(out)
     }
 
     /// The value of `key`, if present.
-    pub fn get(&self, key: &K) -> Option<V> {
-        let part = &self.parts[partition_of(key, self.parts.len())];
-        part.binary_search_by(|(k, _)| k.cmp(key))
-            .ok()
-            .map(|i| part[i].1.clone())
+    pub fn get(&self, key: &K) -> Result<Option<V>, ComputingError> {
+        match &self.repr {
+            Repr::Local(parts) => {
+                let part = &parts[partition_of(key, parts.len())];
+                Ok(part
+                    .binary_search_by(|(k, _)| k.cmp(key))
+                    .ok()
+                    .map(|i| part[i].1.clone()))
+            }
+            Repr::Remote(r) => {
+                let probe = encode_row("table", key, &())?;
+                match r.engine.get(&r.handle, probe.hash, &probe.key)? {
+                    None => Ok(None),
+                    Some(value) => {
+                        let (_, v) = decode_row::<K, V>(
+                            "table",
+                            &Row {
+                                hash: probe.hash,
+                                key: probe.key,
+                                value,
+                            },
+                        )?;
+                        Ok(Some(v))
+                    }
+                }
+            }
+            Repr::Failed { .. } => self.check().map(|_| None),
+        }
     }
 
-    /// FATE `mapValues`: same keys and partitioning, values mapped by `f`.
-    pub fn map_values<W: Value>(&self, f: impl Fn(&V) -> W + Send + Sync) -> Table<K, W> {
-        self.same_keys(self.per_partition(|p| p.iter().map(|(k, v)| (k.clone(), f(v))).collect()))
+    /// FATE `mapValues`: same keys and partitioning, values mapped by the kernel.
+    pub fn map_values<M: MapValues<In = V>>(&self, m: &M) -> Table<K, M::Out> {
+        if let Some(parts) = self.is_local() {
+            return self.local(self.per_partition(parts, |p| {
+                p.iter().map(|(k, v)| (k.clone(), m.apply(v))).collect()
+            }));
+        }
+        self.remote(
+            || Ok(Op::MapInPlace(KernelCall::of(m)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
-    /// FATE `map`: rows mapped by `f` and shuffled to their new keys' partitions (same
+    /// FATE `map`: rows mapped by the kernel and shuffled to their new keys' partitions (same
     /// partition count); of equal new keys the last wins.
-    pub fn map<K2: Key, V2: Value>(
-        &self,
-        f: impl Fn(&K, &V) -> (K2, V2) + Send + Sync,
-    ) -> Table<K2, V2> {
-        self.shuffle(self.parts.len(), |_, p| {
-            p.iter().map(|(k, v)| f(k, v)).collect()
-        })
+    pub fn map<M: MapRow<K = K, V = V>>(&self, m: &M) -> Table<M::K2, M::V2> {
+        if let Some(parts) = self.is_local() {
+            return self.shuffle(parts, parts.len(), |_, p| {
+                p.iter().map(|(k, v)| m.apply(k, v)).collect()
+            });
+        }
+        self.remote(
+            || Ok(Op::MapShuffle(KernelCall::of(m)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
-    /// FATE `mapPartitions`: `f` maps each whole partition to rows, which are shuffled by key;
-    /// of equal keys the last wins.
-    pub fn map_partitions<K2: Key, V2: Value>(
-        &self,
-        f: impl Fn(&[(K, V)]) -> Vec<(K2, V2)> + Send + Sync,
-    ) -> Table<K2, V2> {
-        self.shuffle(self.parts.len(), |_, p| f(p))
-    }
-
-    /// FATE `mapPartitionsWithIndex`: like [`Table::map_partitions`] with the partition index.
-    pub fn map_partitions_with_index<K2: Key, V2: Value>(
-        &self,
-        f: impl Fn(usize, &[(K, V)]) -> Vec<(K2, V2)> + Send + Sync,
-    ) -> Table<K2, V2> {
-        self.shuffle(self.parts.len(), f)
+    /// FATE `mapPartitions` / `mapPartitionsWithIndex`: the kernel maps each whole partition
+    /// (its index and rows in key order) to rows, which are shuffled by key; of equal keys the
+    /// last wins.
+    pub fn map_partitions<M: MapPartition<K = K, V = V>>(&self, m: &M) -> Table<M::K2, M::V2> {
+        if let Some(parts) = self.is_local() {
+            return self.shuffle(parts, parts.len(), |i, p| m.apply(i, p));
+        }
+        self.remote(
+            || Ok(Op::MapShuffle(KernelCall::of(m)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
     /// FATE `mapReducePartitions`: `map` each partition to rows, then `reduce` the values of
     /// equal keys (first within each partition, then across partitions in partition order).
-    /// `reduce` should be associative.
-    pub fn map_reduce_partitions<K2: Key, V2: Value>(
-        &self,
-        map: impl Fn(&[(K, V)]) -> Vec<(K2, V2)> + Send + Sync,
-        reduce: impl Fn(V2, V2) -> V2 + Send + Sync,
-    ) -> Table<K2, V2> {
-        let n = self.parts.len();
-        let parts = self.computing.install(|| {
-            let per_source: Vec<_> = self
-                .parts
-                .par_iter()
-                .map(|p| bucket(sort_reduce(map(p), &reduce), n))
-                .collect();
-            gather(per_source, n, |rows| sort_reduce(rows, &reduce))
-        });
-        Table::from_parts_unchecked(self.computing.clone(), parts)
+    pub fn map_reduce_partitions<M, R>(&self, map: &M, reduce: &R) -> Table<M::K2, M::V2>
+    where
+        M: MapPartition<K = K, V = V>,
+        R: Fold<V = M::V2>,
+    {
+        if let Some(parts) = self.is_local() {
+            let n = parts.len();
+            let f = |a, b| reduce.apply(a, b);
+            let out = self.computing.install(|| {
+                let per_source: Vec<_> = parts
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, p)| bucket(sort_reduce(map.apply(i, p), &f), n))
+                    .collect();
+                gather(per_source, n, |rows| sort_reduce(rows, &f))
+            });
+            return self.local(out);
+        }
+        self.remote(
+            || {
+                Ok(Op::MapReduce {
+                    map: KernelCall::of(map)?,
+                    reduce: KernelCall::of(reduce)?,
+                })
+            },
+            None::<&Table<K, V>>,
+        )
     }
 
     /// FATE `flatMap`: each row maps to any number of rows, shuffled by key; of equal keys the
     /// last wins.
-    pub fn flat_map<K2: Key, V2: Value, I: IntoIterator<Item = (K2, V2)>>(
-        &self,
-        f: impl Fn(&K, &V) -> I + Send + Sync,
-    ) -> Table<K2, V2> {
-        self.shuffle(self.parts.len(), |_, p| {
-            let mut out = Vec::with_capacity(p.len());
-            for (k, v) in p {
-                out.extend(f(k, v));
-            }
-            out
-        })
+    pub fn flat_map<M: FlatMap<K = K, V = V>>(&self, m: &M) -> Table<M::K2, M::V2> {
+        if let Some(parts) = self.is_local() {
+            return self.shuffle(parts, parts.len(), |_, p| {
+                let mut out = Vec::with_capacity(p.len());
+                for (k, v) in p {
+                    m.apply(k, v, &mut out);
+                }
+                out
+            });
+        }
+        self.remote(
+            || Ok(Op::MapShuffle(KernelCall::of(m)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
-    /// FATE `filter`: the rows for which `f` is true (no re-hashing).
-    pub fn filter(&self, f: impl Fn(&K, &V) -> bool + Send + Sync) -> Table<K, V> {
-        self.same_keys(self.per_partition(|p| p.iter().filter(|(k, v)| f(k, v)).cloned().collect()))
+    /// FATE `filter`: the rows the kernel keeps (no re-hashing).
+    pub fn filter<F: Filter<K = K, V = V>>(&self, f: &F) -> Table<K, V> {
+        if let Some(parts) = self.is_local() {
+            return self.local(self.per_partition(parts, |p| {
+                p.iter().filter(|(k, v)| f.keep(k, v)).cloned().collect()
+            }));
+        }
+        self.remote(
+            || Ok(Op::MapInPlace(KernelCall::of(f)?)),
+            None::<&Table<K, V>>,
+        )
     }
 
-    /// `other` with this table's partition count (re-hashed only if the counts differ).
-    fn co_partitioned<W: Value>(&self, other: &Table<K, W>) -> Table<K, W> {
-        if other.parts.len() == self.parts.len() {
-            other.clone()
-        } else {
-            other.repartition(self.parts.len())
+    /// `other`'s local partitions with this table's partition count (re-hashed only if the
+    /// counts differ); `None` unless both are local.
+    fn co_partitioned<W: Value>(&self, other: &Table<K, W>) -> Option<SharedParts<K, W>> {
+        let n = self.is_local()?.len();
+        let theirs = other.is_local()?;
+        if theirs.len() == n {
+            return Some(Arc::clone(theirs));
+        }
+        match other.repartition(n).repr {
+            Repr::Local(p) => Some(p),
+            _ => None,
         }
     }
 
-    /// FATE `join`: inner join on key, values combined by `f(self_value, other_value)`. The
-    /// result has this table's partitioning; `other` is re-partitioned if its count differs.
-    pub fn join<W: Value, U: Value>(
+    /// FATE `join`: inner join on key, values combined by the kernel (self value, other value).
+    /// The result has this table's partitioning; `other` is re-partitioned if its count
+    /// differs.
+    pub fn join<W: Value, C: Combine<A = V, B = W>>(
         &self,
         other: &Table<K, W>,
-        f: impl Fn(&V, &W) -> U + Send + Sync,
-    ) -> Table<K, U> {
-        let other = self.co_partitioned(other);
-        let parts = self.computing.install(|| {
-            self.parts
-                .par_iter()
-                .zip(other.parts.par_iter())
-                .map(|(a, b)| merge_join(a, b, &f))
-                .collect()
-        });
-        self.same_keys(parts)
+        c: &C,
+    ) -> Table<K, C::Out> {
+        if let (Some(parts), Some(theirs)) = (self.is_local(), self.co_partitioned(other)) {
+            let f = |a: &V, b: &W| c.apply(a, b);
+            let out = self.computing.install(|| {
+                parts
+                    .par_iter()
+                    .zip(theirs.par_iter())
+                    .map(|(a, b)| merge_join(a, b, &f))
+                    .collect()
+            });
+            return self.local(out);
+        }
+        self.remote(|| Ok(Op::Join(KernelCall::of(c)?)), Some(other))
     }
 
-    /// FATE `union`: every key of either table; `f(self_value, other_value)` for keys in both.
-    pub fn union(&self, other: &Table<K, V>, f: impl Fn(&V, &V) -> V + Send + Sync) -> Table<K, V> {
-        let other = self.co_partitioned(other);
-        let parts = self.computing.install(|| {
-            self.parts
-                .par_iter()
-                .zip(other.parts.par_iter())
-                .map(|(a, b)| merge_union(a, b, &f))
-                .collect()
-        });
-        self.same_keys(parts)
+    /// FATE `union`: every key of either table; the kernel folds (self value, other value) of
+    /// keys in both.
+    pub fn union<F: Fold<V = V>>(&self, other: &Table<K, V>, f: &F) -> Table<K, V> {
+        if let (Some(parts), Some(theirs)) = (self.is_local(), self.co_partitioned(other)) {
+            let g = |a: &V, b: &V| f.apply(a.clone(), b.clone());
+            let out = self.computing.install(|| {
+                parts
+                    .par_iter()
+                    .zip(theirs.par_iter())
+                    .map(|(a, b)| merge_union(a, b, &g))
+                    .collect()
+            });
+            return self.local(out);
+        }
+        self.remote(|| Ok(Op::Union(KernelCall::of(f)?)), Some(other))
     }
 
     /// FATE `subtractByKey`: the rows whose key is not in `other`.
     pub fn subtract_by_key<W: Value>(&self, other: &Table<K, W>) -> Table<K, V> {
-        let other = self.co_partitioned(other);
-        let parts = self.computing.install(|| {
-            self.parts
-                .par_iter()
-                .zip(other.parts.par_iter())
-                .map(|(a, b)| merge_subtract(a, b))
-                .collect()
-        });
-        self.same_keys(parts)
+        if let (Some(parts), Some(theirs)) = (self.is_local(), self.co_partitioned(other)) {
+            let out = self.computing.install(|| {
+                parts
+                    .par_iter()
+                    .zip(theirs.par_iter())
+                    .map(|(a, b)| merge_subtract(a, b))
+                    .collect()
+            });
+            return self.local(out);
+        }
+        self.remote(|| Ok(Op::SubtractByKey), Some(other))
     }
 
-    /// FATE `reduce`: folds all values with `f` (per partition in parallel, in key order, then
-    /// the partition results in partition order); `None` for an empty table. `f` should be
-    /// associative and commutative for a result independent of partitioning.
-    pub fn reduce(&self, f: impl Fn(V, V) -> V + Send + Sync) -> Option<V> {
-        self.computing.install(|| {
-            let partials: Vec<Option<V>> = self
-                .parts
-                .par_iter()
-                .map(|p| {
-                    let mut rows = p.iter();
-                    let first = rows.next()?.1.clone();
-                    Some(rows.fold(first, |acc, (_, v)| f(acc, v.clone())))
-                })
-                .collect();
-            partials.into_iter().flatten().reduce(&f)
-        })
+    /// FATE `reduce`: folds all values with the kernel (per partition in parallel, in key
+    /// order on the local engine, then the partition results in partition order); `None` for
+    /// an empty table. The kernel should be associative and commutative for a result
+    /// independent of partitioning and engine.
+    pub fn reduce<F: Fold<V = V>>(&self, f: &F) -> Result<Option<V>, ComputingError> {
+        match &self.repr {
+            Repr::Local(parts) => Ok(self.computing.install(|| {
+                let partials: Vec<Option<V>> = parts
+                    .par_iter()
+                    .map(|p| {
+                        let mut rows = p.iter();
+                        let first = rows.next()?.1.clone();
+                        Some(rows.fold(first, |acc, (_, v)| f.apply(acc, v.clone())))
+                    })
+                    .collect();
+                partials.into_iter().flatten().reduce(|a, b| f.apply(a, b))
+            })),
+            Repr::Remote(r) => {
+                let Some(bytes) = r.engine.reduce(&r.handle, &KernelCall::of(f)?)? else {
+                    return Ok(None);
+                };
+                Ok(Some(decode_value(F::NAME, &bytes)?))
+            }
+            Repr::Failed { .. } => self.check().map(|_| None),
+        }
     }
 
     /// FATE `sample` (without replacement): keeps each row with probability `fraction`. The
     /// choice is a hash of the key and `seed`, so it is deterministic for a seed and does not
-    /// depend on the partitioning.
+    /// depend on the partitioning or the engine.
     pub fn sample(&self, fraction: f64, seed: u64) -> Table<K, V> {
         if fraction.is_nan() || fraction <= 0.0 {
-            return self.same_keys(vec![Vec::new(); self.parts.len()]);
+            if self.is_local().is_some() {
+                return self.local(vec![Vec::new(); self.num_partitions()]);
+            }
+            return self.remote(
+                || {
+                    Ok(Op::Sample {
+                        threshold: 0,
+                        salt: 0,
+                    })
+                },
+                None::<&Table<K, V>>,
+            );
         }
         if fraction >= 1.0 {
             return self.clone();
@@ -599,23 +965,31 @@ impl<K: Key, V: Value> Table<K, V> {
         // Keep a row when a uniform 53-bit draw is below the threshold.
         let threshold = (fraction * (1u64 << 53) as f64) as u64;
         let salt = mix64(seed ^ 0x5851_f42d_4c95_7f2d);
-        self.same_keys(self.per_partition(|p| {
-            p.iter()
-                .filter(|(k, _)| mix64(k.partition_hash() ^ salt) >> 11 < threshold)
-                .cloned()
-                .collect()
-        }))
+        if let Some(parts) = self.is_local() {
+            return self.local(self.per_partition(parts, |p| {
+                p.iter()
+                    .filter(|(k, _)| mix64(k.partition_hash() ^ salt) >> 11 < threshold)
+                    .cloned()
+                    .collect()
+            }));
+        }
+        self.remote(|| Ok(Op::Sample { threshold, salt }), None::<&Table<K, V>>)
     }
 
     /// The same rows in `partitions` partitions (0 = the default count).
     pub fn repartition(&self, partitions: usize) -> Table<K, V> {
         let n = self.computing.resolve_partitions(partitions);
-        if n == self.parts.len() {
+        if n == self.num_partitions() {
             return self.clone();
         }
+        let Some(parts) = self.is_local() else {
+            return self.remote(
+                || Ok(Op::Repartition { partitions: n }),
+                None::<&Table<K, V>>,
+            );
+        };
         let parts = self.computing.install(|| {
-            let per_source: Vec<_> = self
-                .parts
+            let per_source: Vec<_> = parts
                 .par_iter()
                 .map(|p| {
                     let mut buckets: Vec<Vec<(K, V)>> = (0..n)
@@ -634,7 +1008,7 @@ impl<K: Key, V: Value> Table<K, V> {
                 rows
             })
         });
-        Table::from_parts_unchecked(self.computing.clone(), parts)
+        self.local(parts)
     }
 
     /// Persists the table as `namespace.name` in the engine's store. Without `overwrite` an
@@ -643,8 +1017,9 @@ impl<K: Key, V: Value> Table<K, V> {
     pub fn save(&self, namespace: &str, name: &str, overwrite: bool) -> Result<(), ComputingError> {
         check_name("namespace", namespace)?;
         check_name("name", name)?;
+        let parts = self.typed_partitions()?;
         let encoded = self.computing.install(|| {
-            self.parts
+            parts
                 .par_iter()
                 .enumerate()
                 .map(|(partition, p)| {
@@ -664,7 +1039,7 @@ impl<K: Key, V: Value> Table<K, V> {
         tracing::debug!(
             namespace,
             name,
-            partitions = self.parts.len(),
+            partitions = parts.len(),
             bytes,
             "saved table"
         );

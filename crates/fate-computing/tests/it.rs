@@ -1,12 +1,45 @@
 //! Behaviour of tables against a plain `BTreeMap` model, persistence, and the thread pool.
 
 use fate_computing::bench::table_throughput;
-use fate_computing::{Computing, ComputingConfig, ComputingError, Key, Table, Value, partition_of};
+use fate_computing::testing::{self, assert_invariants};
+use fate_computing::{
+    Computing, ComputingConfig, ComputingError, EncodedEngine, Fold, Kernel, KernelRegistry, Key,
+    MapPartition, Table, Value,
+};
 use fate_types::RetCode;
-use proptest::prelude::*;
-use std::collections::{BTreeMap, BTreeSet};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+/// The pool a partition ran on: its thread count and the thread's name.
+#[derive(Debug, Serialize, Deserialize)]
+struct ThreadSeen;
+impl Kernel for ThreadSeen {
+    const NAME: &'static str = "fate_computing.it.thread_seen";
+}
+impl MapPartition for ThreadSeen {
+    type K = u64;
+    type V = u64;
+    type K2 = u64;
+    type V2 = (usize, String);
+    fn apply(&self, _: usize, p: &[(u64, u64)]) -> Vec<(u64, (usize, String))> {
+        let name = std::thread::current().name().unwrap_or("").to_string();
+        vec![(p.len() as u64, (rayon::current_num_threads(), name))]
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Threads;
+impl Kernel for Threads {
+    const NAME: &'static str = "fate_computing.it.threads";
+}
+impl Fold for Threads {
+    type V = u64;
+    fn apply(&self, _: u64, _: u64) -> u64 {
+        rayon::current_num_threads() as u64
+    }
+}
 
 /// One engine for all property cases (a pool per case would dominate the run time).
 fn computing() -> &'static Computing {
@@ -30,22 +63,6 @@ fn on_disk(dir: &Path) -> Computing {
     .expect("engine starts")
 }
 
-/// Every key in its partition; every partition sorted with unique keys.
-fn assert_invariants<K: Key, V: Value>(t: &Table<K, V>) {
-    let n = t.num_partitions();
-    assert!(n >= 1);
-    for (i, part) in t.partitions().iter().enumerate() {
-        for (k, _) in part {
-            assert_eq!(partition_of(k, n), i, "key {k:?} in partition {i} of {n}");
-        }
-        assert!(
-            part.windows(2).all(|w| w[0].0 < w[1].0),
-            "partition {i} not strictly sorted"
-        );
-    }
-}
-
-/// The model of a table: later rows win, as in `parallelize`.
 fn model<K: Ord + Clone, V: Clone>(rows: &[(K, V)]) -> BTreeMap<K, V> {
     rows.iter().cloned().collect()
 }
@@ -54,261 +71,64 @@ fn rows_of<K: Clone, V: Clone>(m: &BTreeMap<K, V>) -> Vec<(K, V)> {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn table<K: Key, V: Value>(rows: &[(K, V)], parts: usize) -> Table<K, V> {
-    let t = computing().parallelize(rows.iter().cloned(), parts);
-    assert_eq!(t.num_partitions(), parts);
-    assert_invariants(&t);
-    t
+fn all<K: Key, V: Value>(t: &Table<K, V>) -> Vec<(K, V)> {
+    t.collect(usize::MAX).unwrap()
 }
 
-fn rows_strategy() -> impl Strategy<Value = Vec<(u64, i64)>> {
-    prop::collection::vec((0u64..64, any::<i32>().prop_map(i64::from)), 0..80)
+/// The one conformance suite, on the local engine.
+#[test]
+fn local_engine_conforms() {
+    testing::conformance(computing());
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+fn encoded(cores: usize) -> (Computing, Arc<EncodedEngine>) {
+    let mut registry = KernelRegistry::new();
+    testing::register_all(&mut registry).unwrap();
+    fate_computing::bench::register_kernels(&mut registry).unwrap();
+    registry.map_partitions::<ThreadSeen>().unwrap();
+    registry.fold::<Threads>().unwrap();
+    let engine = EncodedEngine::new(registry, cores).unwrap();
+    let c = Computing::on_engine(
+        ComputingConfig {
+            cores: 2,
+            default_partitions: 4,
+            data_dir: None,
+        },
+        engine.clone(),
+    )
+    .unwrap();
+    (c, engine)
+}
 
-    #[test]
-    fn parallelize_collect_get_take(rows in rows_strategy(), parts in 1usize..8, n in 0usize..90) {
-        let t = table(&rows, parts);
-        let m = model(&rows);
-        prop_assert_eq!(t.collect(), rows_of(&m));
-        prop_assert_eq!(t.count(), m.len());
-        for k in 0..70u64 {
-            prop_assert_eq!(t.get(&k), m.get(&k).copied());
-        }
-        let first: Vec<_> = rows_of(&m).into_iter().take(n).collect();
-        prop_assert_eq!(t.take(n), first);
-    }
+/// The same suite on the encoded engine: every kernel runs through the registry over encoded
+/// rows, as on Spark.
+#[test]
+fn encoded_engine_conforms() {
+    let (c, engine) = encoded(2);
+    assert_eq!(c.engine_name(), "encoded");
+    testing::conformance(&c);
+    testing::engine_contract(engine.clone());
+    // Every table of the suite was released when its last clone went.
+    assert_eq!(engine.live_tables(), 0);
+}
 
-    #[test]
-    fn string_and_pair_keys(
-        rows in prop::collection::vec(("[a-c]{0,3}", any::<u32>(), any::<i64>()), 0..60),
-        parts in 1usize..8,
-    ) {
-        let by_string: Vec<(String, i64)> = rows.iter().map(|(s, _, v)| (s.clone(), *v)).collect();
-        let t = table(&by_string, parts);
-        prop_assert_eq!(t.collect(), rows_of(&model(&by_string)));
-        let by_pair: Vec<((u32, String), i64)> =
-            rows.iter().map(|(s, u, v)| ((*u % 4, s.clone()), *v)).collect();
-        let t = table(&by_pair, parts);
-        prop_assert_eq!(t.collect(), rows_of(&model(&by_pair)));
-        let by_bytes: Vec<(Vec<u8>, i64)> =
-            rows.iter().map(|(s, _, v)| (s.as_bytes().to_vec(), *v)).collect();
-        let t = table(&by_bytes, parts);
-        prop_assert_eq!(t.collect(), rows_of(&model(&by_bytes)));
-    }
+#[test]
+fn a_duplicate_kernel_name_is_an_error() {
+    let mut registry = KernelRegistry::new();
+    testing::register_all(&mut registry).unwrap();
+    let err = testing::register_kernels(&mut registry).unwrap_err();
+    assert!(
+        matches!(err, ComputingError::DuplicateKernel { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("fate_computing.testing."), "{err}");
+}
 
-    #[test]
-    fn map_values_and_filter(rows in rows_strategy(), parts in 1usize..8) {
-        let t = table(&rows, parts);
-        let m = model(&rows);
-        let mapped = t.map_values(|v| format!("v{v}"));
-        assert_invariants(&mapped);
-        let expected: Vec<_> = m.iter().map(|(k, v)| (*k, format!("v{v}"))).collect();
-        prop_assert_eq!(mapped.collect(), expected);
-        let kept = t.filter(|k, v| k.wrapping_add(*v as u64).is_multiple_of(3));
-        assert_invariants(&kept);
-        let expected: Vec<_> = m
-            .iter()
-            .filter(|(k, v)| k.wrapping_add(**v as u64).is_multiple_of(3))
-            .map(|(k, v)| (*k, *v))
-            .collect();
-        prop_assert_eq!(kept.collect(), expected);
-        prop_assert_eq!(kept.num_partitions(), parts);
-    }
-
-    #[test]
-    fn map_changes_keys(rows in rows_strategy(), parts in 1usize..8) {
-        let t = table(&rows, parts);
-        let m = model(&rows);
-        // Injective: exactly the model.
-        let mapped = t.map(|k, v| (format!("k{}", k * 2 + 1), v.wrapping_neg()));
-        assert_invariants(&mapped);
-        prop_assert_eq!(mapped.num_partitions(), parts);
-        let expected: BTreeMap<String, i64> =
-            m.iter().map(|(k, v)| (format!("k{}", k * 2 + 1), v.wrapping_neg())).collect();
-        prop_assert_eq!(mapped.collect(), rows_of(&expected));
-        // Colliding keys: one row per new key, with a value some source row produced.
-        let collided = t.map(|k, v| (k % 5, (*k, *v)));
-        assert_invariants(&collided);
-        let out = collided.collect();
-        let keys: BTreeSet<u64> = m.keys().map(|k| k % 5).collect();
-        prop_assert_eq!(out.iter().map(|(k, _)| *k).collect::<BTreeSet<_>>(), keys);
-        for (k, (src_k, src_v)) in out {
-            prop_assert_eq!(src_k % 5, k);
-            prop_assert_eq!(m.get(&src_k), Some(&src_v));
-        }
-    }
-
-    #[test]
-    fn map_partitions_and_flat_map(rows in rows_strategy(), parts in 1usize..8) {
-        let t = table(&rows, parts);
-        let m = model(&rows);
-        let mapped = t.map_partitions(|p| p.iter().map(|(k, v)| (k + 1000, v / 2)).collect());
-        assert_invariants(&mapped);
-        let expected: BTreeMap<u64, i64> = m.iter().map(|(k, v)| (k + 1000, v / 2)).collect();
-        prop_assert_eq!(mapped.collect(), rows_of(&expected));
-        let indexed = t.map_partitions_with_index(|i, p| {
-            p.iter().map(|(k, _)| (*k, i)).collect()
-        });
-        for (k, i) in indexed.collect() {
-            prop_assert_eq!(partition_of(&k, parts), i);
-        }
-        let flat = t.flat_map(|k, v| [(k * 2, *v), (k * 2 + 1, v.wrapping_neg())]);
-        assert_invariants(&flat);
-        let expected: BTreeMap<u64, i64> = m
-            .iter()
-            .flat_map(|(k, v)| [(k * 2, *v), (k * 2 + 1, v.wrapping_neg())])
-            .collect();
-        prop_assert_eq!(flat.collect(), rows_of(&expected));
-        let none = t.flat_map(|_, _| Vec::<(u64, i64)>::new());
-        prop_assert_eq!(none.count(), 0);
-        prop_assert_eq!(none.num_partitions(), parts);
-    }
-
-    #[test]
-    fn map_reduce_partitions_groups(rows in rows_strategy(), parts in 1usize..8) {
-        let t = table(&rows, parts);
-        let m = model(&rows);
-        let sums = t.map_reduce_partitions(
-            |p| p.iter().map(|(k, v)| (k % 7, *v)).collect(),
-            i64::wrapping_add,
-        );
-        assert_invariants(&sums);
-        let mut expected: BTreeMap<u64, i64> = BTreeMap::new();
-        for (k, v) in &m {
-            let e = expected.entry(k % 7).or_insert(0);
-            *e = e.wrapping_add(*v);
-        }
-        prop_assert_eq!(sums.collect(), rows_of(&expected));
-        // Several rows of one key from the same partition are reduced too.
-        let counts = t.map_reduce_partitions(
-            |p| p.iter().flat_map(|(k, _)| [(k % 3, 1u64), (k % 3, 1u64)]).collect(),
-            |a, b| a + b,
-        );
-        let mut expected: BTreeMap<u64, u64> = BTreeMap::new();
-        for k in m.keys() {
-            *expected.entry(k % 3).or_insert(0) += 2;
-        }
-        prop_assert_eq!(counts.collect(), rows_of(&expected));
-    }
-
-    #[test]
-    fn join_union_subtract(
-        a in rows_strategy(), pa in 1usize..8,
-        b in rows_strategy(), pb in 1usize..8,
-    ) {
-        let (ta, tb) = (table(&a, pa), table(&b, pb));
-        let (ma, mb) = (model(&a), model(&b));
-        // Non-commutative merge functions check the argument order.
-        let f = |x: &i64, y: &i64| x.wrapping_mul(3).wrapping_sub(*y);
-
-        let joined = ta.join(&tb.map_values(|v| v.to_string()), |x, y| format!("{x}|{y}"));
-        assert_invariants(&joined);
-        prop_assert_eq!(joined.num_partitions(), pa);
-        let expected: Vec<_> = ma
-            .iter()
-            .filter_map(|(k, x)| mb.get(k).map(|y| (*k, format!("{x}|{y}"))))
-            .collect();
-        prop_assert_eq!(joined.collect(), expected);
-
-        let united = ta.union(&tb, f);
-        assert_invariants(&united);
-        prop_assert_eq!(united.num_partitions(), pa);
-        let mut expected = mb.clone();
-        for (k, x) in &ma {
-            let v = match mb.get(k) { Some(y) => f(x, y), None => *x };
-            expected.insert(*k, v);
-        }
-        prop_assert_eq!(united.collect(), rows_of(&expected));
-
-        let rest = ta.subtract_by_key(&tb);
-        assert_invariants(&rest);
-        let expected: Vec<_> =
-            ma.iter().filter(|(k, _)| !mb.contains_key(k)).map(|(k, v)| (*k, *v)).collect();
-        prop_assert_eq!(rest.collect(), expected);
-    }
-
-    #[test]
-    fn join_of_unbalanced_sizes(
-        big in prop::collection::vec(0u64..2000, 0..600), small in prop::collection::vec(0u64..2000, 0..8),
-        pa in 1usize..4, pb in 1usize..4,
-    ) {
-        let tb = table(&big.iter().map(|k| (*k, *k)).collect::<Vec<_>>(), pa);
-        let ts = table(&small.iter().map(|k| (*k, 1u64)).collect::<Vec<_>>(), pb);
-        let expected: Vec<(u64, u64)> = small
-            .iter()
-            .copied()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .filter(|k| big.contains(k))
-            .map(|k| (k, k + 1))
-            .collect();
-        prop_assert_eq!(tb.join(&ts, |x, y| x + y).collect(), expected.clone());
-        prop_assert_eq!(ts.join(&tb, |y, x| x + y).collect(), expected);
-    }
-
-    #[test]
-    fn reduce_matches_fold(rows in rows_strategy(), parts in 1usize..8) {
-        let t = table(&rows, parts);
-        let m = model(&rows);
-        prop_assert_eq!(t.reduce(i64::wrapping_add), m.values().copied().reduce(i64::wrapping_add));
-        prop_assert_eq!(t.reduce(i64::max), m.values().copied().max());
-    }
-
-    #[test]
-    fn sample_is_a_deterministic_subset(
-        rows in rows_strategy(), parts in 1usize..8, fraction in 0.0f64..1.0, seed in any::<u64>(),
-    ) {
-        let t = table(&rows, parts);
-        let m = model(&rows);
-        let s = t.sample(fraction, seed);
-        assert_invariants(&s);
-        for (k, v) in s.collect() {
-            prop_assert_eq!(m.get(&k), Some(&v));
-        }
-        prop_assert_eq!(s.collect(), t.sample(fraction, seed).collect());
-        // Independent of the partitioning.
-        prop_assert_eq!(s.collect(), t.repartition(parts % 7 + 1).sample(fraction, seed).collect());
-        prop_assert_eq!(t.sample(0.0, seed).count(), 0);
-        prop_assert_eq!(t.sample(f64::NAN, seed).count(), 0);
-        prop_assert_eq!(t.sample(1.0, seed).collect(), rows_of(&m));
-    }
-
-    #[test]
-    fn repartition_keeps_rows(rows in rows_strategy(), parts in 1usize..8, to in 1usize..8) {
-        let t = table(&rows, parts);
-        let r = t.repartition(to);
-        assert_invariants(&r);
-        prop_assert_eq!(r.num_partitions(), to);
-        prop_assert_eq!(r.collect(), rows_of(&model(&rows)));
-    }
-
-    #[test]
-    fn from_partitions_checks_placement(rows in rows_strategy(), parts in 1usize..8) {
-        let t = table(&rows, parts);
-        // Unsorted partitions are accepted and sorted.
-        let reversed: Vec<Vec<_>> =
-            t.partitions().iter().map(|p| p.iter().rev().cloned().collect()).collect();
-        let back = Table::from_partitions(computing(), reversed).unwrap();
-        assert_invariants(&back);
-        prop_assert_eq!(back.collect(), t.collect());
-        if parts > 1 && let Some(i) = t.partitions().iter().position(|p| !p.is_empty()) {
-            let mut moved = t.partitions().to_vec();
-            let row = moved[i].pop().unwrap();
-            moved[(i + 1) % parts].push(row);
-            let err = Table::from_partitions(computing(), moved).unwrap_err();
-            prop_assert!(err.to_string().contains("belongs in partition"), "{}", err);
-        }
-        if let Some(i) = t.partitions().iter().position(|p| !p.is_empty()) {
-            let mut doubled = t.partitions().to_vec();
-            let row = doubled[i][0];
-            doubled[i].push(row);
-            let err = Table::from_partitions(computing(), doubled).unwrap_err();
-            prop_assert!(err.to_string().contains("occurs twice"), "{}", err);
-        }
-    }
+#[test]
+fn bench_runs_on_the_encoded_engine() {
+    let (c, _) = encoded(2);
+    let records = table_throughput(&c, 500);
+    assert_eq!(records.len(), 4);
 }
 
 #[test]
@@ -318,10 +138,7 @@ fn parallelize_last_row_wins_and_default_partitions() {
         0,
     );
     assert_eq!(t.num_partitions(), 4);
-    assert_eq!(
-        t.collect(),
-        vec![(1, "c".to_string()), (2, "b".to_string())]
-    );
+    assert_eq!(all(&t), vec![(1, "c".to_string()), (2, "b".to_string())]);
     assert_eq!(t.repartition(0).num_partitions(), 4);
     let empty = Table::<u64, u64>::from_partitions(computing(), vec![]).unwrap_err();
     assert!(
@@ -341,18 +158,15 @@ fn pool_size_is_honoured() {
     assert_eq!(c.cores(), 3);
     assert_eq!(c.default_partitions(), 5);
     let t = c.parallelize((0..100u64).map(|k| (k, k)), 0);
-    let seen = t.map_partitions(|p| {
-        let name = std::thread::current().name().unwrap_or("").to_string();
-        vec![(p.len() as u64, (rayon::current_num_threads(), name))]
-    });
-    for (_, (threads, name)) in seen.collect() {
+    let seen = t.map_partitions(&ThreadSeen);
+    for (_, (threads, name)) in all(&seen) {
         assert_eq!(threads, 3);
         assert!(
             name.starts_with("fate-computing-"),
             "ran on thread `{name}`"
         );
     }
-    let threads = t.reduce(|_, _| rayon::current_num_threads() as u64);
+    let threads = t.reduce(&Threads).unwrap();
     assert_eq!(threads, Some(3));
 }
 
@@ -396,7 +210,7 @@ fn save_survives_a_restart() {
     let t: Table<String, (u64, f64)> = c.load("ns", "t").unwrap();
     assert_eq!(t.num_partitions(), 6);
     assert_invariants(&t);
-    assert_eq!(t.collect(), rows_of(&model(&rows)));
+    assert_eq!(all(&t), rows_of(&model(&rows)));
     assert!(c.delete("ns", "t").unwrap());
     assert!(!c.exists("ns", "t").unwrap());
     let err = c.load::<String, (u64, f64)>("ns", "t").unwrap_err();
@@ -419,11 +233,11 @@ fn save_without_overwrite_keeps_the_old_table() {
         assert!(err.to_string().contains("keep.t"), "{err}");
         assert_eq!(err.ret_code(), RetCode::TableExists);
         let loaded: Table<u64, u64> = c.load("keep", "t").unwrap();
-        assert_eq!(loaded.collect(), old.collect());
+        assert_eq!(all(&loaded), all(&old));
         assert_eq!(loaded.num_partitions(), 2);
         new.save("keep", "t", true).unwrap();
         let loaded: Table<u64, u64> = c.load("keep", "t").unwrap();
-        assert_eq!(loaded.collect(), new.collect());
+        assert_eq!(all(&loaded), all(&new));
         assert_eq!(loaded.num_partitions(), 5);
         c.delete("keep", "t").unwrap();
     }

@@ -3,7 +3,7 @@
 //! (FATE 2.x DataFrame with its sample_id / match_id / label / weight blocks, fate-spec §3.4
 //! upload meta).
 
-use fate_computing::Table;
+use fate_computing::{ComputingError, Table};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +37,7 @@ pub struct DataFrame {
 }
 
 impl DataFrame {
-    pub fn count(&self) -> usize {
+    pub fn count(&self) -> Result<usize, ComputingError> {
         self.table.count()
     }
 }

@@ -32,13 +32,14 @@ pub fn remote_table<K: Key, V: Value>(
 ) -> Result<(), ComponentError> {
     let header = TableHeader {
         partitions: table.num_partitions(),
-        count: table.count(),
+        count: table.count()?,
     };
     fed.remote(name, tag, dst, &header)?;
-    for (i, part) in table.partitions().iter().enumerate() {
-        fed.remote(&part_name(name, i), tag, dst, part.as_slice())?;
-    }
-    Ok(())
+    // One partition in memory at a time (on an engine elsewhere, fetched one by one).
+    table.for_each_partition(usize::MAX, |i, part| {
+        fed.remote(&part_name(name, i), tag, dst, part)?;
+        Ok::<(), ComponentError>(())
+    })
 }
 
 pub fn get_table<K: Key, V: Value>(

@@ -363,6 +363,7 @@ fn start(args: LocalArgs) -> Result<()> {
                 partner_timeout: args.partner_timeout,
                 data_roots: data_roots.clone(),
                 max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
+                computing_engine: Default::default(),
                 auth: crate::auth::AuthSwitch::Auto,
                 permission: false,
             },

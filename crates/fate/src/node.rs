@@ -52,6 +52,36 @@ pub struct EngineArgs {
     /// Largest file a request may make the node read, and largest multipart upload, in bytes.
     #[arg(long, default_value_t = fate_runtime::files::DEFAULT_MAX_FILE_BYTES)]
     pub max_upload_bytes: u64,
+    /// Where tables are held and computed: `local` (typed partitions in this process) or
+    /// `encoded` (the in-process reference engine of the engine contract: every kernel runs
+    /// through the kernel registry over encoded rows, as on Spark).
+    #[arg(long, value_enum, default_value_t = ComputingEngine::Local)]
+    pub computing_engine: ComputingEngine,
+}
+
+/// The computing engines this binary can wire (issue 12: Spark joins them).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputingEngine {
+    #[default]
+    Local,
+    Encoded,
+}
+
+impl ComputingEngine {
+    pub fn is_local(&self) -> bool {
+        *self == ComputingEngine::Local
+    }
 }
 
 /// The data roots of a node: `<data_dir>/import` and `<data_dir>/uploads` (where multipart
@@ -87,11 +117,23 @@ pub async fn build_scheduler_with(
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let computing = Computing::new(ComputingConfig {
+    let cfg = ComputingConfig {
         cores,
         default_partitions: engine.partitions,
         data_dir: Some(data_dir.join("tables")),
-    })
+    };
+    // The only place that names a concrete computing engine.
+    let computing = match engine.computing_engine {
+        ComputingEngine::Local => Computing::new(cfg),
+        ComputingEngine::Encoded => {
+            let mut registry = fate_computing::KernelRegistry::new();
+            fate_components::register_kernels(&mut registry)
+                .context("cannot register the components' kernels")?;
+            let encoded = fate_computing::EncodedEngine::new(registry, cores)
+                .context("cannot start the encoded engine")?;
+            Computing::on_engine(cfg, encoded)
+        }
+    }
     .context("cannot open table storage")?;
     let store = MetaStore::open_sqlite(&data_dir.join("fate_flow.sqlite"))
         .await

@@ -93,6 +93,12 @@ pub struct NodeConfig {
     /// Largest file a request may make the node read, and largest multipart upload (bytes).
     #[serde(default = "default_max_upload_bytes")]
     pub max_upload_bytes: u64,
+    /// `local` (default) or `encoded` (see `fate node --computing-engine`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::node::ComputingEngine::is_local"
+    )]
+    pub computing_engine: crate::node::ComputingEngine,
     /// FATE's client authentication: `auto` (on unless `api` is a loopback address), `on`,
     /// `off`. Clients sign requests with an app id and token (`fate app create`).
     #[serde(default)]
@@ -277,6 +283,7 @@ pub fn node(args: NodeArgs) -> Result<()> {
         federation_timeout: config.federation_timeout,
         data_roots: config.data_roots.iter().map(|d| base.join(d)).collect(),
         max_upload_bytes: config.max_upload_bytes,
+        computing_engine: config.computing_engine,
     };
     runtime()?.block_on(async move {
         let scheduler = build_scheduler_with(&data_dir, &engine, transport.clone(), Some(site))

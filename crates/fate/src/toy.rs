@@ -97,6 +97,7 @@ pub fn run_in_process(
             federation_timeout: timeout.as_secs(),
             data_roots: Vec::new(),
             max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
+            computing_engine: Default::default(),
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
         let start = Instant::now();

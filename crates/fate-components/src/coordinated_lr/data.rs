@@ -25,7 +25,11 @@ impl Frame {
 
     pub fn from_df(df: &DataFrame, key: &str, party: &Party) -> Result<Frame, ComponentError> {
         let n_features = df.schema.feature_names.len();
-        let (ids, rows): (Vec<String>, Vec<Row>) = df.table.collect().into_iter().unzip();
+        let (ids, rows): (Vec<String>, Vec<Row>) = df
+            .table
+            .collect(crate::limits::COLLECT_ROWS)?
+            .into_iter()
+            .unzip();
         for (id, row) in ids.iter().zip(&rows) {
             if row.features.len() != n_features {
                 return Err(ComponentError::Input {

@@ -558,7 +558,10 @@ fn predict_rows(
     for host in &s.hosts {
         let table: Table<String, Vec<f64>> =
             get_table(&ctx.federation, &ctx.computing, H_PRED, t, host)?;
-        let by_id: HashMap<String, Vec<f64>> = table.collect().into_iter().collect();
+        let by_id: HashMap<String, Vec<f64>> = table
+            .collect(crate::limits::COLLECT_ROWS)?
+            .into_iter()
+            .collect();
         for (i, id) in frame.ids.iter().enumerate() {
             let v = by_id
                 .get(id)

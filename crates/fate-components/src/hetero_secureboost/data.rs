@@ -28,7 +28,7 @@ impl LocalData {
             key: key.to_string(),
             reason,
         };
-        let rows = df.table.collect();
+        let rows = df.table.collect(crate::limits::COLLECT_ROWS)?;
         if rows.is_empty() {
             return Err(input_err("the table has no rows".into()));
         }
