@@ -183,13 +183,10 @@ impl SparkClient {
             })?
             .connect_timeout(options.connect_timeout)
             .tcp_nodelay(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| SparkError::Connect {
-                address: address.clone(),
-                message: error_chain(&e),
-            })?;
+        let channel = endpoint.connect().await.map_err(|e| SparkError::Connect {
+            address: address.clone(),
+            message: error_chain(&e),
+        })?;
         let rpc = SparkConnectServiceClient::new(channel)
             .max_decoding_message_size(options.max_message_bytes)
             .max_encoding_message_size(options.max_message_bytes);
@@ -305,9 +302,7 @@ impl SparkClient {
     /// content.
     pub async fn add_artifact(&self, name: &str, data: &[u8]) -> Result<(), SparkError> {
         if !crate::lines::is_plain_name(name) {
-            return Err(self.invalid(format!(
-                "artifact name {name:?} must be [A-Za-z0-9._-]+"
-            )));
+            return Err(self.invalid(format!("artifact name {name:?} must be [A-Za-z0-9._-]+")));
         }
         self.upload(&format!("files/{name}"), data).await
     }
@@ -381,13 +376,11 @@ impl SparkClient {
     /// filesystem URI Spark's Hadoop configuration understands).
     pub fn read_parquet(&self, path: &str) -> DataFrame {
         self.dataframe(proto::relation::RelType::Read(proto::Read {
-            read_type: Some(proto::read::ReadType::DataSource(
-                proto::read::DataSource {
-                    format: Some("parquet".to_owned()),
-                    paths: vec![path.to_owned()],
-                    ..Default::default()
-                },
-            )),
+            read_type: Some(proto::read::ReadType::DataSource(proto::read::DataSource {
+                format: Some("parquet".to_owned()),
+                paths: vec![path.to_owned()],
+                ..Default::default()
+            })),
             is_streaming: false,
         }))
     }
@@ -536,14 +529,16 @@ impl DataFrame {
 
     /// `self UNION ALL other` (by position).
     pub fn union_all(&self, other: &DataFrame) -> DataFrame {
-        self.wrap(proto::relation::RelType::SetOp(Box::new(proto::SetOperation {
-            left_input: Some(Box::new(self.relation.clone())),
-            right_input: Some(Box::new(other.relation.clone())),
-            set_op_type: proto::set_operation::SetOpType::Union as i32,
-            is_all: Some(true),
-            by_name: Some(false),
-            allow_missing_columns: Some(false),
-        })))
+        self.wrap(proto::relation::RelType::SetOp(Box::new(
+            proto::SetOperation {
+                left_input: Some(Box::new(self.relation.clone())),
+                right_input: Some(Box::new(other.relation.clone())),
+                set_op_type: proto::set_operation::SetOpType::Union as i32,
+                is_all: Some(true),
+                by_name: Some(false),
+                allow_missing_columns: Some(false),
+            },
+        )))
     }
 
     /// The first `n` rows.

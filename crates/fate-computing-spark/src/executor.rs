@@ -219,9 +219,7 @@ pub fn run(
         lines::write_lines(&state, args.batch_rows, &mut output)
             .map_err(|e| format!("writing stdout: {e}"))?;
     }
-    output
-        .flush()
-        .map_err(|e| format!("writing stdout: {e}"))?;
+    output.flush().map_err(|e| format!("writing stdout: {e}"))?;
     Ok(stats)
 }
 
@@ -290,9 +288,17 @@ mod tests {
         };
         assert_eq!(ExecutorArgs::parse(a.to_args()).unwrap(), a);
         let parse = |s: &str| ExecutorArgs::parse(s.split(' ').map(String::from));
-        assert!(parse("--kernel k --mode map").unwrap_err().contains("--params"));
+        assert!(
+            parse("--kernel k --mode map")
+                .unwrap_err()
+                .contains("--params")
+        );
         assert!(parse("--kernel k;rm --mode map --params -").is_err());
-        assert!(parse("--kernel k --mode x --params -").unwrap_err().contains("--mode"));
+        assert!(
+            parse("--kernel k --mode x --params -")
+                .unwrap_err()
+                .contains("--mode")
+        );
         assert!(parse("--kernel k --mode map --params - --batch 0").is_err());
         assert!(parse("--kernel k --mode map --params ../x").is_err());
     }
@@ -304,11 +310,20 @@ mod tests {
         let dispatch = |kernel: &str, params: &[u8], rows: Vec<Row>| {
             assert_eq!((kernel, params), ("t.k", &b"p"[..]));
             calls.set(calls.get() + 1);
-            Ok(rows.into_iter().map(|(k, v)| (k, [v.clone(), v].concat())).collect())
+            Ok(rows
+                .into_iter()
+                .map(|(k, v)| (k, [v.clone(), v].concat()))
+                .collect())
         };
         let mut out = Vec::new();
-        let stats = run(&args(Mode::Map, 4), b"p", &dispatch, &input(&rows, 1)[..], &mut out)
-            .unwrap();
+        let stats = run(
+            &args(Mode::Map, 4),
+            b"p",
+            &dispatch,
+            &input(&rows, 1)[..],
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(calls.get(), 3);
         assert_eq!((stats.rows_in, stats.rows_out), (10, 10));
         let back = output(&out);
@@ -326,10 +341,20 @@ mod tests {
             for (k, v) in rows {
                 *sums.entry(k).or_default() += u64::from_le_bytes(v.try_into().unwrap());
             }
-            Ok(sums.into_iter().map(|(k, s)| (k, s.to_le_bytes().to_vec())).collect())
+            Ok(sums
+                .into_iter()
+                .map(|(k, s)| (k, s.to_le_bytes().to_vec()))
+                .collect())
         };
         let mut out = Vec::new();
-        run(&args(Mode::Fold, 7), &[], &sum_by_key, &input(&rows, 5)[..], &mut out).unwrap();
+        run(
+            &args(Mode::Fold, 7),
+            &[],
+            &sum_by_key,
+            &input(&rows, 5)[..],
+            &mut out,
+        )
+        .unwrap();
         let back = output(&out);
         let total: u64 = back
             .iter()
@@ -343,12 +368,24 @@ mod tests {
     fn kernel_errors_and_bad_lines_fail_the_run() {
         let failing = |_: &str, _: &[u8], _: Vec<Row>| Err("boom".to_string());
         let rows = vec![(b"k".to_vec(), b"v".to_vec())];
-        let error = run(&args(Mode::Map, 1), &[], &failing, &input(&rows, 1)[..], Vec::new())
-            .unwrap_err();
+        let error = run(
+            &args(Mode::Map, 1),
+            &[],
+            &failing,
+            &input(&rows, 1)[..],
+            Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(error, "kernel t.k: boom");
         let echo = |_: &str, _: &[u8], rows: Vec<Row>| Ok(rows);
-        let error = run(&args(Mode::Map, 1), &[], &echo, &b"aw==:aw==\n!!\n"[..], Vec::new())
-            .unwrap_err();
+        let error = run(
+            &args(Mode::Map, 1),
+            &[],
+            &echo,
+            &b"aw==:aw==\n!!\n"[..],
+            Vec::new(),
+        )
+        .unwrap_err();
         assert!(error.starts_with("line 2: record 0"), "{error}");
     }
 
@@ -361,7 +398,11 @@ mod tests {
             find_artifact(&dir, "params_1").unwrap(),
             dir.join("session-a").join("params_1")
         );
-        assert!(find_artifact(&dir, "params_2").unwrap_err().contains("not found"));
+        assert!(
+            find_artifact(&dir, "params_2")
+                .unwrap_err()
+                .contains("not found")
+        );
         assert!(find_artifact(&dir, "../params_1").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }

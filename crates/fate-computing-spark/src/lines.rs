@@ -143,7 +143,11 @@ mod tests {
         let mut rows = Vec::new();
         let error = parse_line(b"aw==:AQI=,a!!:AQI=", &mut rows).unwrap_err();
         assert!(error.starts_with("record 1: key"), "{error}");
-        assert!(parse_line(b"aw==", &mut rows).unwrap_err().contains("no value"));
+        assert!(
+            parse_line(b"aw==", &mut rows)
+                .unwrap_err()
+                .contains("no value")
+        );
         assert!(parse_line(b"aw==:aw==:aw==:aw==", &mut rows).is_err());
     }
 

@@ -140,12 +140,13 @@ impl KernelRunner {
         binary: ExecutorBinary,
         subcommand: &[&str],
     ) -> Result<KernelRunner, SparkError> {
-        let plain_path = |path: &str| {
-            path.starts_with('/') && path.split('/').skip(1).all(is_plain_name)
-        };
+        let plain_path =
+            |path: &str| path.starts_with('/') && path.split('/').skip(1).all(is_plain_name);
         match &binary {
             ExecutorBinary::Artifact(name) if !is_plain_name(name) => {
-                return Err(client.invalid(format!("executor artifact {name:?} is not a plain name")));
+                return Err(
+                    client.invalid(format!("executor artifact {name:?} is not a plain name"))
+                );
             }
             ExecutorBinary::Path(path) if !plain_path(path) => {
                 return Err(client.invalid(format!(
@@ -258,7 +259,9 @@ impl KernelRunner {
             "SELECT concat(base64(l.key), ':', base64(l.value), ':', base64(r.value)) AS line \
              FROM {l} l JOIN {r} r ON l.key = r.key"
         );
-        let sql = self.transform_sql(&input, kernel, params, Mode::Map).await?;
+        let sql = self
+            .transform_sql(&input, kernel, params, Mode::Map)
+            .await?;
         Ok(SparkTable {
             df: self.client.sql(&sql),
         })

@@ -47,7 +47,13 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A table spread over `n_partitions` partitions.
 async fn spread(client: &SparkClient, rows: &[Row], n_partitions: u32) -> SparkTable {
-    let view = client.create_dataframe(rows).await.unwrap().to_view().await.unwrap();
+    let view = client
+        .create_dataframe(rows)
+        .await
+        .unwrap()
+        .to_view()
+        .await
+        .unwrap();
     SparkTable::from_dataframe(client.sql(&format!(
         "SELECT /*+ REPARTITION({n_partitions}) */ key, value FROM {view}"
     )))
@@ -58,13 +64,21 @@ fn rows_round_trip_through_a_dataframe() {
     runtime().block_on(async {
         let client = client().await;
         let mut rows: Vec<Row> = (0u32..2000)
-            .map(|i| (i.to_be_bytes().to_vec(), vec![(i % 256) as u8; (i % 300) as usize]))
+            .map(|i| {
+                (
+                    i.to_be_bytes().to_vec(),
+                    vec![(i % 256) as u8; (i % 300) as usize],
+                )
+            })
             .collect();
         rows.push((Vec::new(), Vec::new()));
         rows.push((b"\n\t,:'\\".to_vec(), (0..=255).collect()));
         let df = client.create_dataframe(&rows).await.unwrap();
         assert_eq!(df.count().await.unwrap(), rows.len() as u64);
-        assert_eq!(sorted(df.collect_rows().await.unwrap()), sorted(rows.clone()));
+        assert_eq!(
+            sorted(df.collect_rows().await.unwrap()),
+            sorted(rows.clone())
+        );
 
         // Parquet at a path and back.
         let dir = server::spark().dir.join(client.unique_name("parquet"));
@@ -104,16 +118,25 @@ fn kernels_run_on_executors_through_transform() {
     runtime().block_on(async {
         let client = client().await;
         let runner = runner(&client).await;
-        let rows: Vec<Row> = (0u64..1000).map(|i| (u64_bytes(i), u64_bytes(i * 3))).collect();
+        let rows: Vec<Row> = (0u64..1000)
+            .map(|i| (u64_bytes(i), u64_bytes(i * 3)))
+            .collect();
         let table = spread(&client, &rows, 4).await;
 
         let doubled = runner.map(&table, "test.double_values", &[]).await.unwrap();
         let got = sorted(doubled.collect(CollectLimits::default()).await.unwrap());
-        let want = sorted(rows.iter().map(|(k, v)| (k.clone(), [v.clone(), v.clone()].concat())).collect());
+        let want = sorted(
+            rows.iter()
+                .map(|(k, v)| (k.clone(), [v.clone(), v.clone()].concat()))
+                .collect(),
+        );
         assert_eq!(got, want);
 
         // Parameters reach the kernel (through an artifact, not the SQL).
-        let added = runner.map(&table, "test.add_param", &u64_bytes(5)).await.unwrap();
+        let added = runner
+            .map(&table, "test.add_param", &u64_bytes(5))
+            .await
+            .unwrap();
         let got: BTreeMap<u64, u64> = added
             .collect(CollectLimits::default())
             .await
@@ -128,7 +151,12 @@ fn kernels_run_on_executors_through_transform() {
         let failing = runner.map(&table, "test.fail", &[]).await.unwrap();
         let error = failing.count().await.unwrap_err();
         assert!(matches!(error, SparkError::Spark { .. }), "{error}");
-        assert!(error.to_string().contains(server::spark().address().as_str()), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains(server::spark().address().as_str()),
+            "{error}"
+        );
         eprintln!("failing kernel: {error}");
     });
 }
@@ -143,7 +171,10 @@ fn join_reduce_by_key_reduce_and_subtract() {
             .filter(|i| i % 3 == 0)
             .map(|i| (u64_bytes(i), u64_bytes(i + 1)))
             .collect();
-        let (l, r) = (spread(&client, &left, 3).await, spread(&client, &right, 2).await);
+        let (l, r) = (
+            spread(&client, &left, 3).await,
+            spread(&client, &right, 2).await,
+        );
 
         let joined = runner.join(&l, &r, "test.join_combine", &[]).await.unwrap();
         let got: BTreeMap<u64, u64> = joined
@@ -160,7 +191,9 @@ fn join_reduce_by_key_reduce_and_subtract() {
         assert_eq!(got, want);
 
         // Keys repeat across partitions: 10 keys, 100 values each.
-        let many: Vec<Row> = (0u64..1000).map(|i| (u64_bytes(i % 10), u64_bytes(i))).collect();
+        let many: Vec<Row> = (0u64..1000)
+            .map(|i| (u64_bytes(i % 10), u64_bytes(i)))
+            .collect();
         let spread_many = spread(&client, &many, 4).await;
         let sums = runner
             .reduce_by_key(&spread_many, "test.sum_by_key", &[])
@@ -202,13 +235,21 @@ fn join_reduce_by_key_reduce_and_subtract() {
 fn bad_sql_is_an_error_with_sparks_message_and_the_address() {
     runtime().block_on(async {
         let client = client().await;
-        let error = client.sql("SELEC 1 FROM nowhere").collect_rows().await.unwrap_err();
+        let error = client
+            .sql("SELEC 1 FROM nowhere")
+            .collect_rows()
+            .await
+            .unwrap_err();
         assert!(matches!(error, SparkError::Spark { .. }), "{error}");
         let text = error.to_string();
         assert!(text.contains("PARSE_SYNTAX_ERROR"), "{text}");
         assert!(text.contains(&server::spark().address()), "{text}");
 
-        let error = client.sql("SELECT * FROM no_such_table_x").count().await.unwrap_err();
+        let error = client
+            .sql("SELECT * FROM no_such_table_x")
+            .count()
+            .await
+            .unwrap_err();
         assert!(error.message().contains("no_such_table_x"), "{error}");
     });
 }
@@ -246,7 +287,10 @@ fn an_unreachable_server_is_a_connect_error_naming_it() {
             .err()
             .expect("nothing listens there");
         assert!(matches!(error, SparkError::Connect { .. }), "{error}");
-        assert!(error.to_string().contains(&format!("127.0.0.1:{port}")), "{error}");
+        assert!(
+            error.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{error}"
+        );
         let error = SparkClient::connect("http://127.0.0.1:1", SparkOptions::new("x"))
             .await
             .err()
@@ -264,10 +308,19 @@ fn sparks_rest_api_shows_the_jobs_that_ran() {
         let runner = runner(&client).await;
         let rows: Vec<Row> = (0u64..100).map(|i| (u64_bytes(i), u64_bytes(i))).collect();
         let table = spread(&client, &rows, 2).await;
-        let n = runner.map(&table, "test.identity", &[]).await.unwrap().count().await.unwrap();
+        let n = runner
+            .map(&table, "test.identity", &[])
+            .await
+            .unwrap()
+            .count()
+            .await
+            .unwrap();
         assert_eq!(n, 100);
         let jobs_after = server.succeeded_jobs();
-        assert!(jobs_after > jobs_before, "jobs {jobs_before} -> {jobs_after}");
+        assert!(
+            jobs_after > jobs_before,
+            "jobs {jobs_before} -> {jobs_after}"
+        );
     });
 }
 

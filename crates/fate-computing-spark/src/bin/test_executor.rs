@@ -61,7 +61,9 @@ fn main() -> std::process::ExitCode {
     match args.next().as_deref() {
         Some("spark-executor") => executor::main(args.collect(), &dispatch),
         _ => {
-            eprintln!("usage: fate-spark-test-executor spark-executor --kernel K --mode M --params P --batch N");
+            eprintln!(
+                "usage: fate-spark-test-executor spark-executor --kernel K --mode M --params P --batch N"
+            );
             std::process::ExitCode::from(2)
         }
     }

@@ -86,7 +86,12 @@ fn start() -> SparkServer {
     assert!(status.success(), "scripts/services/spark.sh install failed");
     let installed = started.elapsed();
     let mut child = Command::new(script())
-        .args(["run", &dir.display().to_string(), &port.to_string(), &ui_port.to_string()])
+        .args([
+            "run",
+            &dir.display().to_string(),
+            &port.to_string(),
+            &ui_port.to_string(),
+        ])
         .env("SPARK_SH_EXIT_ON_EOF", "1")
         .stdin(Stdio::piped())
         .stdout(log_file.try_clone().unwrap())
