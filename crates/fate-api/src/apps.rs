@@ -38,10 +38,10 @@ pub(crate) fn routes() -> Router<Arc<ApiState>> {
         .route("/v2/app/client/query", get(client_query))
         .route("/v2/app/site/create", post(site_apps))
         .route("/v2/app/site/delete", post(site_apps))
-        .route("/v2/app/site/query", get(site_apps))
+        .route("/v2/app/site/query", get(site_query))
         .route("/v2/app/partner/create", post(site_apps))
         .route("/v2/app/partner/delete", post(site_apps))
-        .route("/v2/app/partner/query", get(site_apps))
+        .route("/v2/app/partner/query", get(site_query))
         .route("/v2/permission/grant", post(role_grant))
         .route("/v2/permission/delete", post(role_delete))
         .route("/v2/permission/query", get(role_query))
@@ -112,6 +112,13 @@ async fn client_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiR
     Ok(Envelope::ok(
         apps.iter().map(|a| app_json(a, true)).collect::<Vec<_>>(),
     ))
+}
+
+/// `GET /v2/app/site/query` and `/v2/app/partner/query` (FATE-Flow client_app.py): the site
+/// and partner apps. fate-rs keeps none (partners are known by their certificates), so the
+/// list is empty, as FATE's is before any is created.
+async fn site_query() -> ApiResult {
+    Ok(Envelope::ok(json!([])))
 }
 
 async fn site_apps() -> ApiResult {

@@ -47,6 +47,12 @@ impl Envelope {
         self
     }
 
+    /// FATE-Flow drops a `None` data field (`API.Output.json(data=None)`).
+    pub fn without_data(mut self) -> Self {
+        self.data = None;
+        self
+    }
+
     pub fn with_data(mut self, data: serde_json::Value) -> Self {
         self.data = Some(data);
         self

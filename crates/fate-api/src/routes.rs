@@ -16,6 +16,7 @@ use std::sync::Arc;
 mod artifacts;
 mod bind;
 mod files;
+mod housekeeping;
 mod job_logs;
 mod limits;
 
@@ -53,6 +54,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/job/stop", post(job_stop))
         .route("/v2/job/rerun", post(job_rerun))
         .route("/v2/job/clean", post(job_clean))
+        .route("/v2/job/queue/clean", post(housekeeping::clean_queue))
+        .route("/v2/job/notes/add", post(housekeeping::add_notes))
+        .route("/v2/job/dag/dependency", get(housekeeping::dag_dependency))
+        .route("/v2/output/metric/delete", post(housekeeping::delete_metric))
+        .route("/v2/output/model/delete", post(housekeeping::delete_output_model))
+        .route("/v2/model/delete", post(housekeeping::delete_model))
+        .route("/v2/provider/query", get(housekeeping::provider_query))
+        .route("/v2/data/download", get(housekeeping::data_download))
         .route("/v2/job/list/query", get(job_list))
         .route("/v2/job/task/query", get(task_query))
         .route("/v2/job/task/list/query", get(task_list))
@@ -125,14 +134,14 @@ pub(crate) fn req_str(m: &serde_json::Map<String, Value>, field: &str) -> Result
     }
 }
 
-fn opt_role(p: &HashMap<String, String>) -> Result<Option<Role>, ApiError> {
+pub(crate) fn opt_role(p: &HashMap<String, String>) -> Result<Option<Role>, ApiError> {
     p.get("role")
         .filter(|s| !s.is_empty())
         .map(|r| r.parse::<Role>().map_err(|e| ApiError::param("role", e)))
         .transpose()
 }
 
-fn opt_param(p: &HashMap<String, String>, k: &str) -> Option<String> {
+pub(crate) fn opt_param(p: &HashMap<String, String>, k: &str) -> Option<String> {
     p.get(k).filter(|s| !s.is_empty()).cloned()
 }
 
@@ -140,6 +149,23 @@ fn job_json(j: &JobRecord) -> Value {
     let mut v = serde_json::to_value(j).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.insert("engine_name".into(), json!("standalone"));
+        // FATE-Flow's Job row (db_models.py `Job`) fields that scripts read and fate-rs has no
+        // other value for: the protocol of a FATE-Flow job and an empty tag.
+        m.insert("protocol".into(), json!("fate"));
+        m.insert("tag".into(), json!(""));
+    }
+    v
+}
+
+/// A task row as FATE-Flow's `Task.to_human_model_dict()` names it: fate-rs's record plus
+/// `party_status` (FATE keeps the party's own view beside the scheduler's; here they agree),
+/// `component_parameters` and `provider_name`.
+pub(crate) fn task_json(t: &fate_store::TaskRecord) -> Value {
+    let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("party_status".into(), json!(t.status));
+        m.insert("component_parameters".into(), t.parameters.clone());
+        m.insert("provider_name".into(), json!("fate"));
     }
     v
 }
@@ -306,9 +332,32 @@ async fn job_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResul
             ..base
         })
         .await?;
-    Ok(Envelope::ok(
-        json!({"count": count, "jobs": jobs.iter().map(job_json).collect::<Vec<_>>()}),
-    ))
+    // FATE-Flow 2.2 job_app.py `query_job_list`: `{count, data}`, each job with its
+    // `partners` (the other parties' ids, sorted).
+    let data: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            let mut v = job_json(j);
+            let mut partners: Vec<String> = j
+                .parties
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["party_id"].as_array().cloned().unwrap_or_default())
+                .filter_map(|id| match id {
+                    Value::String(s) => Some(s),
+                    Value::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .filter(|id| *id != j.party_id)
+                .collect();
+            partners.sort();
+            partners.dedup();
+            v["partners"] = json!(partners);
+            v
+        })
+        .collect();
+    Ok(Envelope::ok(json!({"count": count, "data": data})))
 }
 
 fn task_filter(p: &HashMap<String, String>) -> Result<TaskFilter, ApiError> {
@@ -347,7 +396,7 @@ async fn task_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiRes
             "no task matches the query",
         ));
     }
-    Ok(Envelope::ok(tasks))
+    Ok(Envelope::ok(tasks.iter().map(task_json).collect::<Vec<_>>()))
 }
 
 async fn task_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
@@ -355,11 +404,13 @@ async fn task_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResu
     let tasks = st.scheduler.store().tasks(&task_filter(&p)?).await?;
     let count = tasks.len();
     let page: Vec<_> = tasks
-        .into_iter()
+        .iter()
         .skip(offset as usize)
         .take(limit as usize)
+        .map(task_json)
         .collect();
-    Ok(Envelope::ok(json!({"count": count, "tasks": page})))
+    // FATE-Flow 2.2 job_app.py `query_task_list`: `{count, data}`.
+    Ok(Envelope::ok(json!({"count": count, "data": page})))
 }
 
 async fn logs_of(
@@ -428,6 +479,8 @@ fn upload_dag(
     fate_types::check_name("namespace", &namespace)?;
     fate_types::check_name("name", &name)?;
     let mut params = serde_json::Map::new();
+    // Replaces a table of the same name unless the request says otherwise (see `submit_upload`).
+    params.insert("overwrite".into(), json!(true));
     params.insert("file".into(), json!(file));
     params.insert("namespace".into(), json!(namespace));
     params.insert("name".into(), json!(name));
@@ -487,9 +540,12 @@ fn upload_dag(
 
 async fn submit_upload(st: &ApiState, m: &serde_json::Map<String, Value>, file: &str) -> ApiResult {
     let (dag, namespace, name) = upload_dag(m, file)?;
-    let overwrite = matches!(m.get("overwrite"), Some(Value::Bool(true)))
-        || matches!(m.get("overwrite"), Some(Value::String(s)) if s == "true" || s == "1");
-    if !overwrite
+    // FATE-Flow's upload replaces a table of the same name (components/upload.py destroys it
+    // before writing), and fate_client 2.2 sends no `overwrite`: only an explicit
+    // `overwrite: false` keeps an existing table.
+    let keep_existing = matches!(m.get("overwrite"), Some(Value::Bool(false)))
+        || matches!(m.get("overwrite"), Some(Value::String(s)) if s == "false" || s == "0");
+    if keep_existing
         && st
             .scheduler
             .store()
@@ -499,7 +555,7 @@ async fn submit_upload(st: &ApiState, m: &serde_json::Map<String, Value>, file: 
     {
         return Err(ApiError::new(
             RetCode::TableExists,
-            format!("table {namespace}.{name} exists already; delete it or set overwrite to true"),
+            format!("table {namespace}.{name} exists already; delete it or set overwrite to true to replace it"),
         ));
     }
     let s = st.scheduler.submit(dag, "").await?;
@@ -563,10 +619,11 @@ async fn upload_file(State(st): State<Arc<ApiState>>, mut mp: Multipart) -> ApiR
 async fn job_clean(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
     let job_id = job_id_of(&body).await?;
     let removed = st.scheduler.clean(&job_id).await?;
+    // FATE answers no data; the removed tables are fate-rs's addition.
     Ok(Envelope::ok(json!({"removed_tables": removed})).with_job(job_id))
 }
 
-fn ns_name(p: &HashMap<String, String>) -> Result<(String, String), ApiError> {
+pub(crate) fn ns_name(p: &HashMap<String, String>) -> Result<(String, String), ApiError> {
     let ns =
         opt_param(p, "namespace").ok_or_else(|| ApiError::param("namespace", "is required"))?;
     let name = opt_param(p, "name").ok_or_else(|| ApiError::param("name", "is required"))?;
@@ -741,7 +798,7 @@ async fn server_fateflow(State(st): State<Arc<ApiState>>) -> Envelope {
 /// features; a prediction frame (see `fate_runtime::data::predict`) as FATE's predict output:
 /// `label, predict_result, predict_score, predict_detail, type`, with predict_detail a quoted
 /// `{'class': probability}` map, which is how fate_client parses it.
-fn frame_csv(schema: &fate_runtime::Schema, rows: &[(String, fate_runtime::Row)]) -> String {
+pub(crate) fn frame_csv(schema: &fate_runtime::Schema, rows: &[(String, fate_runtime::Row)]) -> String {
     use fate_runtime::data::predict;
     let num = |x: f64| {
         if x.fract() == 0.0 && x.abs() < 1e15 {
@@ -764,6 +821,9 @@ fn frame_csv(schema: &fate_runtime::Schema, rows: &[(String, fate_runtime::Row)]
         out.push_str(&format!(
             "{sid},{mid},label,predict_result,predict_score,predict_detail,type\n"
         ));
+        // FATE's `type` column: the data set the rows belong to (predict_tools.py
+        // `train_set`/`validate_set`/`test_set`).
+        let set = schema.dataset_type.as_deref().unwrap_or(predict::TRAIN_SET);
         for (k, r) in rows {
             let s = r.features.get(score).copied().unwrap_or(f64::NAN);
             let detail = if details.is_empty() {
@@ -780,7 +840,7 @@ fn frame_csv(schema: &fate_runtime::Schema, rows: &[(String, fate_runtime::Row)]
             let label = r.label.map(num).unwrap_or_default();
             let res = r.features.get(result).copied().map(num).unwrap_or_default();
             out.push_str(&format!(
-                "{k},{},{label},{res},{s},\"{detail}\",train\n",
+                "{k},{},{label},{res},{s},\"{detail}\",{set}\n",
                 r.match_id
             ));
         }

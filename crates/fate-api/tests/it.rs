@@ -17,6 +17,7 @@ use tower::ServiceExt;
 
 mod auth;
 mod hostile;
+mod shapes;
 mod transfer;
 
 struct Node {
@@ -474,7 +475,9 @@ async fn csv_with_duplicate_ids_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upload_over_an_existing_table_needs_overwrite() {
+async fn upload_over_an_existing_table_replaces_it_as_fate_does() {
+    // FATE-Flow 2.2 components/upload.py destroys a table of the same name before writing, and
+    // fate_client's upload sends no `overwrite`; an explicit `overwrite: false` keeps it.
     let dir = tempfile::tempdir().unwrap();
     let node = node_at(dir.path()).await;
     let small = dir.path().join("small.csv");
@@ -489,7 +492,9 @@ async fn upload_over_an_existing_table_needs_overwrite() {
         .await;
     node.wait(v["job_id"].as_str().unwrap()).await;
     let before = node.job_count().await;
-    let v = node.upload(&small, "experiment", "t", json!({})).await;
+    let v = node
+        .upload(&small, "experiment", "t", json!({"overwrite": false}))
+        .await;
     assert_eq!(v["code"], 7002, "{v}");
     assert!(v["message"].as_str().unwrap().contains("experiment.t"));
     assert_eq!(node.job_count().await, before, "no upload job was created");
@@ -497,9 +502,7 @@ async fn upload_over_an_existing_table_needs_overwrite() {
         .get("/v2/table/query?namespace=experiment&name=t")
         .await;
     assert_eq!(t["data"]["count"], 569, "the existing table is unchanged");
-    let v = node
-        .upload(&small, "experiment", "t", json!({"overwrite": true}))
-        .await;
+    let v = node.upload(&small, "experiment", "t", json!({})).await;
     assert_eq!(v["code"], 0, "{v}");
     node.wait(v["job_id"].as_str().unwrap()).await;
     let t = node

@@ -23,8 +23,9 @@
 //!   FATE; `macro` given too): the number and `average`
 //! - `rmse`, `mse`, `mae`, `r2_score`: the number.
 //!
-//! Then one metric `evaluation` of type `evaluation` in FATE's own shape: `{<input>: {"origin":
-//! [{"metric", "val"} | [..] per metric]}}`, tables as column lists (`DataFrame.to_dict(
+//! Then one metric `evaluation` of type `evaluation` in FATE's own shape: `{<producer task>:
+//! {<data set>: [{"metric", "val"} | [..] per metric]}}` (data set `train_set`, `test_set`, ...,
+//! or `origin` for a frame that names none; the table name for a warehouse table), tables as column lists (`DataFrame.to_dict(
 //! orient="list")`). Metrics are recorded only once every input has been evaluated.
 //!
 //! Differences from FATE: with an explicit `metrics` list, multi-class metrics read
@@ -635,6 +636,7 @@ impl Component for Evaluation {
                 namespace,
                 name,
                 schema,
+                source_task,
             } = artifact
             else {
                 return Err(ComponentError::Input {
@@ -651,13 +653,17 @@ impl Component for Evaluation {
                 results.len(),
                 rows.len()
             ));
-            let key = if fate.contains_key(name.as_str()) {
-                format!("{name}_{i}")
+            // FATE keys each input by the task that produced it, then by data set (the
+            // `type` column; `origin` for a frame without one): components/evaluation.py.
+            let source = source_task.as_deref().unwrap_or(name);
+            let key = if fate.contains_key(source) {
+                format!("{source}_{i}")
             } else {
-                name.clone()
+                source.to_string()
             };
+            let set = schema.dataset_type.as_deref().unwrap_or("origin");
             let fate_list: Vec<Value> = results.iter().map(|r| r.fate.clone()).collect();
-            fate.insert(key.clone(), json!({"origin": fate_list}));
+            fate.insert(key.clone(), json!({ set: fate_list }));
             for r in results {
                 let mut data = r.data;
                 data.insert("input".into(), json!(key));

@@ -79,6 +79,7 @@ fn frame(ctx: &Ctx, data_num: u64, partition: usize) -> DataFrame {
             match_id_name: "match_id".into(),
             feature_names: vec!["x0".into()],
             dtype: "float64".into(),
+            dataset_type: None,
             ..Schema::default()
         },
         table: ctx.computing.parallelize(rows, partition),

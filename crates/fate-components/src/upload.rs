@@ -177,6 +177,7 @@ pub fn parse_csv(
         feature_names: feature_idx.iter().map(|i| header[*i].clone()).collect(),
         label_type: meta.label_type.clone().unwrap_or_else(|| "int32".into()),
         dtype: meta.dtype.clone().unwrap_or_else(|| "float32".into()),
+        dataset_type: None,
     };
     Ok((schema, rows))
 }

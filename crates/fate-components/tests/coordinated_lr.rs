@@ -74,6 +74,7 @@ fn csv_pair(c: &Computing, guest_csv: &str, host_csv: &str) -> (DataFrame, DataF
         match_id_name: Some("id".into()),
         label_name: label.then(|| "y".to_string()),
         dtype: Some("float64".into()),
+        dataset_type: None,
         label_type: Some("int64".into()),
         ..UploadMeta::default()
     };
@@ -133,6 +134,7 @@ fn frame(
         feature_names: (0..n_features).map(|i| format!("x{i}")).collect(),
         label_type: "int64".into(),
         dtype: "float64".into(),
+        dataset_type: None,
     };
     let rows = rows.into_iter().map(|(id, label, features)| {
         (

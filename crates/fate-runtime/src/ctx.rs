@@ -19,6 +19,9 @@ pub enum InputArtifact {
         namespace: String,
         name: String,
         schema: Schema,
+        /// The task that wrote it (FATE's `artifact.metadata.source.task_name`), `None` for a
+        /// table read from the data warehouse.
+        source_task: Option<String>,
     },
     /// A model JSON (an upstream task's output or one from the model warehouse).
     Model(serde_json::Value),
@@ -244,6 +247,7 @@ impl Ctx {
                 namespace,
                 name,
                 schema,
+                ..
             }) => {
                 let table = self.computing.load(namespace, name)?;
                 Ok(DataFrame {

@@ -27,6 +27,10 @@ pub struct Schema {
     pub label_type: String,
     #[serde(default)]
     pub dtype: String,
+    /// A prediction frame's data set (FATE's `type` column: [`predict::TRAIN_SET`],
+    /// [`predict::VALIDATE_SET`] or [`predict::TEST_SET`]); `None` for other frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_type: Option<String>,
 }
 
 /// A schema plus the table of rows keyed by sample id.
@@ -52,6 +56,11 @@ pub mod predict {
     pub const SCORE: &str = "predict_score";
     pub const RESULT: &str = "predict_result";
     pub const DETAIL_PREFIX: &str = "predict_detail_";
+    /// FATE's data set names (`fate/ml/utils/predict_tools.py`): the `type` column of a
+    /// prediction and the keys under which `evaluation` reports each set.
+    pub const TRAIN_SET: &str = "train_set";
+    pub const VALIDATE_SET: &str = "validate_set";
+    pub const TEST_SET: &str = "test_set";
 }
 
 impl Schema {

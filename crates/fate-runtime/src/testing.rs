@@ -62,6 +62,7 @@ impl PartyResult {
                 namespace: d.namespace.clone(),
                 name: d.name.clone(),
                 schema: d.schema.clone(),
+                source_task: None,
             })
     }
 
@@ -124,6 +125,7 @@ impl Harness {
             namespace: namespace.into(),
             name: name.into(),
             schema: df.schema.clone(),
+            source_task: None,
         }
     }
 
@@ -214,6 +216,7 @@ pub fn frame(
             feature_names: feature_names.iter().map(|s| s.to_string()).collect(),
             label_type: "int32".into(),
             dtype: "float64".into(),
+            dataset_type: None,
         },
         table: computing.parallelize(rows, partitions),
     }

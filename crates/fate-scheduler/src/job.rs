@@ -817,6 +817,7 @@ impl Scheduler {
                                     namespace: r.namespace,
                                     name: r.name,
                                     schema,
+                                    source_task: Some(producer_task.clone()),
                                 })
                             }
                             None => None,
@@ -891,6 +892,7 @@ impl Scheduler {
                                 namespace: ns.to_string(),
                                 name: name.to_string(),
                                 schema: serde_json::from_value(t.schema).unwrap_or_default(),
+                                source_task: None,
                             })
                         }
                         _ => {

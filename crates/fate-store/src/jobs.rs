@@ -176,6 +176,34 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Sets a job row's description (FATE-Flow's `/job/notes/add` writes `f_description`).
+    /// [`StoreError::NotFound`] if the row does not exist.
+    pub async fn set_job_description(
+        &self,
+        job_id: &str,
+        role: Role,
+        party_id: &str,
+        description: &str,
+    ) -> Result<()> {
+        check_len("notes", description, MAX_LONG_CHARS)?;
+        let done = sqlx::query(
+            "UPDATE t_job SET f_description = ? WHERE f_job_id = ? AND f_role = ? AND f_party_id = ?",
+        )
+        .bind(description)
+        .bind(job_id)
+        .bind(role.as_str())
+        .bind(party_id)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: "job",
+                key: job_key(job_id, role, party_id),
+            });
+        }
+        Ok(())
+    }
+
     /// The stored status of a job row, unparsed; `None` if the row does not exist.
     async fn job_status(&self, job_id: &str, role: Role, party_id: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(

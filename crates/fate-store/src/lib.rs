@@ -24,6 +24,7 @@ mod apps;
 mod error;
 mod jobs;
 mod outputs;
+pub use outputs::ModelSelector;
 mod records;
 mod rows;
 mod tables;

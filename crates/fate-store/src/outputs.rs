@@ -87,6 +87,28 @@ impl MetaStore {
         convert(rows)
     }
 
+    /// Deletes the metrics of one task at one party (FATE-Flow's `/output/metric/delete`);
+    /// answers how many rows went.
+    pub async fn delete_metrics(
+        &self,
+        job_id: &str,
+        role: Role,
+        party_id: &str,
+        task_name: &str,
+    ) -> Result<u64> {
+        let r = sqlx::query(
+            "DELETE FROM t_metric WHERE f_job_id = ? AND f_role = ? AND f_party_id = ? \
+             AND f_task_name = ?",
+        )
+        .bind(job_id)
+        .bind(role.as_str())
+        .bind(party_id)
+        .bind(task_name)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Stores a model, replacing the one stored under the same
     /// `(job_id, role, party_id, task_name, output_key)`.
     pub async fn save_model(&self, m: &ModelRecord) -> Result<()> {
@@ -143,6 +165,28 @@ impl MetaStore {
         qb.push(" ORDER BY f_task_name, f_output_key");
         let rows: Vec<ModelRow> = qb.build_query_as().fetch_all(&self.pool).await?;
         convert(rows)
+    }
+
+    /// Deletes models (FATE-Flow's `/output/model/delete` and `/model/delete`): those of a
+    /// model id and version, narrowed by whichever of role, party, task and output key are
+    /// given; answers how many rows went.
+    pub async fn delete_models(&self, sel: &ModelSelector<'_>) -> Result<u64> {
+        let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM t_model WHERE 1 = 1");
+        for (column, value) in [
+            ("f_job_id", sel.job_id),
+            ("f_model_id", sel.model_id),
+            ("f_model_version", sel.model_version),
+            ("f_role", sel.role.map(Role::as_str)),
+            ("f_party_id", sel.party_id),
+            ("f_task_name", sel.task_name),
+            ("f_output_key", sel.output_key),
+        ] {
+            if let Some(v) = value {
+                qb.push(format!(" AND {column} = "));
+                qb.push_bind(v.to_string());
+            }
+        }
+        Ok(qb.build().execute(&self.pool).await?.rows_affected())
     }
 
     /// The models one party saved under a model id and version, across jobs, for predict
@@ -228,4 +272,16 @@ impl MetaStore {
         let rows: Vec<OutputDataRow> = qb.build_query_as().fetch_all(&self.pool).await?;
         convert(rows)
     }
+}
+
+/// Which models [`crate::MetaStore::delete_models`] removes; `None` fields do not narrow.
+#[derive(Debug, Clone, Default)]
+pub struct ModelSelector<'a> {
+    pub job_id: Option<&'a str>,
+    pub model_id: Option<&'a str>,
+    pub model_version: Option<&'a str>,
+    pub role: Option<Role>,
+    pub party_id: Option<&'a str>,
+    pub task_name: Option<&'a str>,
+    pub output_key: Option<&'a str>,
 }

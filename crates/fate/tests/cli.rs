@@ -427,7 +427,7 @@ fn sigterm_ends_a_standalone_node_and_records_its_jobs_end() {
             .unwrap()
             .into_json()
             .unwrap();
-        let running = v["data"]["jobs"]
+        let running = v["data"]["data"]
             .as_array()
             .or(v["data"].as_array())
             .and_then(|jobs| jobs.iter().find(|j| j["status"] == "running"))

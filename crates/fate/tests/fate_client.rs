@@ -1,48 +1,73 @@
 //! FATE's own client against fate-rs: fate_client 2.2.0 from PyPI (`flow` CLI and the pipeline
-//! SDK), unchanged, driving a `fate standalone` process. The virtualenv is created once under
-//! the target directory and reused.
+//! SDK), unchanged, driving a `fate standalone` process. The virtualenv (only what the client
+//! imports, no torch) is created once under `${FATE_CACHE:-$HOME/.cache/fate-rs}` and reused.
+
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-fn target_dir() -> PathBuf {
-    // CARGO_BIN_EXE_fate is <target>/<profile>/fate.
-    Path::new(env!("CARGO_BIN_EXE_fate"))
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
+/// What the client needs, pinned (installed with `--no-deps`): the cache key of the venv.
+const REQUIREMENTS: &str = include_str!("sdk/requirements.txt");
+
+/// FNV-1a, 64 bits: a cache key stable across Rust versions (std's hasher is not).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
-/// A virtualenv with fate_client 2.2.0 and the versions FATE 2.2 itself ran with
-/// (platform.md: its SDK needs ruamel.yaml < 0.18 and pydantic 1).
+fn cache_dir() -> PathBuf {
+    match std::env::var_os("FATE_CACHE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(std::env::var_os("HOME").expect("HOME or FATE_CACHE"))
+            .join(".cache/fate-rs"),
+    }
+}
+
+/// A virtualenv with fate_client 2.2.0 and exactly what its `flow` CLI and pipeline SDK import
+/// (`tests/sdk/requirements.txt`: the versions FATE 2.2 ran with, no torch), cached under
+/// `${FATE_CACHE:-$HOME/.cache/fate-rs}/fate-client-venv-<key of that list>` and reused. It is
+/// built beside its final name and renamed into place, so a run that stops half way leaves no
+/// venv that looks complete, and two runs racing both end with one.
 fn venv() -> PathBuf {
-    let dir = target_dir().join("fate-client-venv");
-    let python = dir.join("bin/python");
-    let marker = dir.join(".fate_client-2.2.0");
-    if marker.exists() {
+    let python_version = Command::new("python3")
+        .arg("--version")
+        .output()
+        .expect("python3 on PATH");
+    let mut key = REQUIREMENTS.as_bytes().to_vec();
+    key.extend_from_slice(&python_version.stdout);
+    let root = cache_dir();
+    let dir = root.join(format!("fate-client-venv-{:016x}", fnv1a(&key)));
+    if dir.join("bin/python").exists() {
         return dir;
     }
+    std::fs::create_dir_all(&root).unwrap();
+    let building = root.join(format!(
+        ".fate-client-venv-building-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&building);
     let ok = Command::new("python3")
         .args(["-m", "venv"])
-        .arg(&dir)
+        .arg(&building)
         .status()
         .unwrap()
         .success();
     assert!(ok, "python3 -m venv failed");
-    let out = Command::new(&python)
+    let requirements = building.join("requirements.txt");
+    std::fs::write(&requirements, REQUIREMENTS).unwrap();
+    let out = Command::new(building.join("bin/python"))
         .args([
             "-m",
             "pip",
             "install",
             "-q",
             "--disable-pip-version-check",
-            "fate_client==2.2.0",
-            "ruamel.yaml<0.18",
-            "pydantic==1.10.12",
+            "--no-deps",
+            "-r",
         ])
+        .arg(&requirements)
         .output()
         .unwrap();
     assert!(
@@ -50,8 +75,51 @@ fn venv() -> PathBuf {
         "pip install fate_client failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::write(&marker, "").unwrap();
+    if std::fs::rename(&building, &dir).is_err() {
+        // Another run finished first: use its venv.
+        assert!(dir.join("bin/python").exists(), "cannot place {dir:?}");
+        let _ = std::fs::remove_dir_all(&building);
+    }
     dir
+}
+
+/// `flow init` and `pipeline init` write their settings into the installed package, so each run
+/// gets its own copy of the package (1.9 MB), ahead of the shared venv on `PYTHONPATH`.
+struct Client {
+    venv: PathBuf,
+    pythonpath: tempfile::TempDir,
+}
+
+fn client() -> Client {
+    let venv = venv();
+    let pythonpath = tempfile::tempdir().unwrap();
+    private_client(&venv, pythonpath.path());
+    Client { venv, pythonpath }
+}
+
+fn private_client(venv: &Path, into: &Path) {
+    let site = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("site-packages"))
+        .find(|p| p.join("fate_client").is_dir())
+        .expect("fate_client in the venv");
+    let dest = into.join("fate_client");
+    copy_tree(&site.join("fate_client"), &dest);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "__pycache__" {
+                copy_tree(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 struct NodeProcess {
@@ -113,7 +181,8 @@ impl Drop for NodeProcess {
     }
 }
 
-fn run(venv: &Path, program: &str, args: &[&str], cwd: &Path) -> String {
+fn run(client: &Client, program: &str, args: &[&str], cwd: &Path) -> String {
+    let venv = &client.venv;
     // Console scripts run through the venv's own python: their shebang names the directory the
     // venv was created in, which is another one when a target directory was copied.
     let python = venv.join("bin/python");
@@ -121,7 +190,12 @@ fn run(venv: &Path, program: &str, args: &[&str], cwd: &Path) -> String {
     if program != "python" {
         cmd.arg(venv.join("bin").join(program));
     }
-    let out = cmd.args(args).current_dir(cwd).output().unwrap();
+    let out = cmd
+        .args(args)
+        .current_dir(cwd)
+        .env("PYTHONPATH", client.pythonpath.path())
+        .output()
+        .unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -132,7 +206,7 @@ fn run(venv: &Path, program: &str, args: &[&str], cwd: &Path) -> String {
 }
 
 /// Runs `flow` and reads the JSON it prints (fate_client's `prettify`).
-fn flow(venv: &Path, args: &[&str], cwd: &Path) -> serde_json::Value {
+fn flow(venv: &Client, args: &[&str], cwd: &Path) -> serde_json::Value {
     let out = run(venv, "flow", args, cwd);
     let start = out
         .find('{')
@@ -145,7 +219,7 @@ fn flow(venv: &Path, args: &[&str], cwd: &Path) -> serde_json::Value {
 }
 
 /// `flow` must answer FATE's success code.
-fn flow_ok(venv: &Path, args: &[&str], cwd: &Path) -> serde_json::Value {
+fn flow_ok(venv: &Client, args: &[&str], cwd: &Path) -> serde_json::Value {
     let v = flow(venv, args, cwd);
     assert_eq!(v["code"], 0, "flow {args:?}: {v}");
     v
@@ -190,7 +264,7 @@ fn shared_data(name: &str) -> PathBuf {
 
 #[test]
 fn flow_cli_and_pipeline_sdk_run_unchanged() {
-    let venv = venv();
+    let venv = client();
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(dir.path());
     let port = node.port.to_string();

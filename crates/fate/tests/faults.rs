@@ -42,7 +42,7 @@ fn get(url: &str, query: &[(&str, &str)]) -> Value {
 /// Every job of a node, through its API at `api`.
 fn jobs(api: &str) -> Vec<Value> {
     let v = get(&format!("{api}/v2/job/list/query"), &[("limit", "1000")]);
-    v["data"]["jobs"]
+    v["data"]["data"]
         .as_array()
         .or(v["data"].as_array())
         .cloned()

@@ -39,6 +39,9 @@ pub(super) async fn bind_path(State(st): State<Arc<ApiState>>, body: String) -> 
     })
     .await?;
     m.entry("head").or_insert(Value::Bool(true));
+    // FATE's bind creates table metadata, which an existing table's refuses; unlike an
+    // upload, a bind replaces a table only when asked (`overwrite: true`).
+    m.entry("overwrite").or_insert(Value::Bool(false));
     let submitted = submit_upload(&st, &m, &path).await?;
     let job_id = submitted.job_id.clone().unwrap_or_default();
     let status = st.scheduler.wait(&job_id, LOAD_TIMEOUT).await?;

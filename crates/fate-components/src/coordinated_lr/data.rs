@@ -178,5 +178,6 @@ pub(super) fn predict_schema(input: &Schema, classes: Option<&[i64]>) -> Schema 
         feature_names,
         label_type: input.label_type.clone(),
         dtype: "float64".into(),
+        dataset_type: None,
     }
 }

@@ -179,7 +179,8 @@ pub(super) fn train(s: &Session, p: &TrainParams) -> Result<(), ComponentError> 
             "validate_predict",
         )?);
     }
-    let schema = predict_schema(&train.schema, model.ovr.then_some(model.labels.as_slice()));
+    let mut schema = predict_schema(&train.schema, model.ovr.then_some(model.labels.as_slice()));
+    schema.dataset_type = Some(fate_runtime::data::predict::TRAIN_SET.into());
     let df = DataFrame {
         schema,
         table: ctx.computing.parallelize(rows, train.partitions),
@@ -199,7 +200,8 @@ pub(super) fn predict_stage(s: &Session) -> Result<(), ComponentError> {
     let model = PartyModel::from_json(model_json, true, "input_model")?;
     let test = Frame::load(ctx, "test_data")?;
     let rows = predict_rows(s, &model, &test, "test_data", "predict")?;
-    let schema = predict_schema(&test.schema, model.ovr.then_some(model.labels.as_slice()));
+    let mut schema = predict_schema(&test.schema, model.ovr.then_some(model.labels.as_slice()));
+    schema.dataset_type = Some(fate_runtime::data::predict::TEST_SET.into());
     let df = DataFrame {
         schema,
         table: ctx.computing.parallelize(rows, test.partitions),

@@ -216,6 +216,7 @@ impl LocalData {
                 feature_names: names,
                 label_type: self.schema.label_type.clone(),
                 dtype: "float64".into(),
+                dataset_type: None,
             },
             table: ctx.computing.parallelize(rows, self.partitions),
         }

@@ -834,7 +834,8 @@ pub fn train(ctx: &Ctx, params: &TrainParams) -> Result<(), ComponentError> {
         ),
     );
 
-    let out = data.prediction_frame(ctx, objective, &scores, dim);
+    let mut out = data.prediction_frame(ctx, objective, &scores, dim);
+    out.schema.dataset_type = Some(fate_runtime::data::predict::TRAIN_SET.into());
     ctx.output_data("train_output_data", &out)?;
     let model = SbtModel {
         model_version: MODEL_VERSION,
@@ -883,6 +884,7 @@ pub fn predict(ctx: &Ctx, model: &SbtModel) -> Result<(), ComponentError> {
         .and_then(Objective::parse)
         .unwrap_or(Objective::BinaryBce);
     let raw = predict::guest_raw_scores(ctx, model, &data, &hosts, "predict", "test_data")?;
-    let out = data.prediction_frame(ctx, objective, &raw, model.tree_dim as usize);
+    let mut out = data.prediction_frame(ctx, objective, &raw, model.tree_dim as usize);
+    out.schema.dataset_type = Some(fate_runtime::data::predict::TEST_SET.into());
     ctx.output_data("test_output_data", &out)
 }

@@ -177,7 +177,7 @@ pub fn job_of(d: &Deployment, party: &str, job_id: &str) -> Value {
 
 pub fn latest_job_id(d: &Deployment, party: &str) -> Option<String> {
     let v = d.get(party, "/v2/job/list/query", &[]);
-    v["data"]["jobs"]
+    v["data"]["data"]
         .as_array()
         .or(v["data"].as_array())
         .and_then(|jobs| {
