@@ -235,7 +235,7 @@ impl Computing {
             encoded
                 .par_iter()
                 .enumerate()
-                .map(|(i, bytes)| decode_partition::<K, V>(bytes, || what(i)))
+                .map(|(i, rows)| decode_partition::<K, V>(rows, || what(i)))
                 .collect::<Result<Vec<_>, _>>()
         })?;
         let parts =

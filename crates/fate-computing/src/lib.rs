@@ -14,8 +14,9 @@
 //!   `collect` returns rows in key order;
 //! * operations that keep keys never re-hash rows; operations that change keys shuffle rows by
 //!   the new key and keep the last row of equal keys (FATE `put_all`);
-//! * persisted partitions carry a format version byte and are checked on load (version,
-//!   decoding, partition placement, order); bad data is an error, never a panic.
+//! * persisted partitions are rows of (postcard key, postcard value) bytes ([`Row`]) in a
+//!   store that records their format version; `load` checks every row (decoding, partition
+//!   placement, order) and bad data is an error naming the table, never a panic.
 
 pub mod bench;
 mod computing;
@@ -23,9 +24,11 @@ mod error;
 mod key;
 mod store;
 mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use computing::{Computing, ComputingConfig, MAX_CORES, MAX_NAME_LEN, MAX_PARTITIONS};
 pub use error::{BoxError, ComputingError};
 pub use key::{Key, Value, hash_bytes, mix64, partition_of};
-pub use store::{MemoryStore, REDB_FILE, RedbStore, STORE_FORMAT_VERSION, TableStore};
+pub use store::{MemoryStore, REDB_FILE, RedbStore, Row, STORE_FORMAT_VERSION, TableStore};
 pub use table::{PARTITION_FORMAT_VERSION, Table};
