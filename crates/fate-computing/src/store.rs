@@ -40,6 +40,15 @@ pub trait TableStore: Send + Sync {
     fn exists(&self, namespace: &str, name: &str) -> Result<bool, ComputingError>;
     /// Every stored table as `(namespace, name, partitions)`, sorted.
     fn list(&self) -> Result<Vec<(String, String, usize)>, ComputingError>;
+    /// FATE's storage engine name of this store, recorded in a table's metadata (`engine`).
+    fn engine(&self) -> &'static str {
+        "standalone"
+    }
+    /// Where table `namespace.name` lives in this store, recorded in its metadata (FATE's
+    /// `address`): `namespace/name` unless the store has an address of its own (a URI).
+    fn address(&self, namespace: &str, name: &str) -> String {
+        format!("{namespace}/{name}")
+    }
 }
 
 /// Version of the layout of [`RedbStore`]: 2 stores rows (`encode_rows`). Version 1 (one
@@ -122,23 +131,21 @@ fn encode_rows(rows: &[Row]) -> Result<Vec<u8>, String> {
 fn decode_rows(bytes: &[u8]) -> Result<Vec<Row>, String> {
     fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
         if bytes.len() < n {
-            return Err(format!(
-                "{what}: needs {n} bytes, {} left",
-                bytes.len()
-            ));
+            return Err(format!("{what}: needs {n} bytes, {} left", bytes.len()));
         }
         let (head, rest) = bytes.split_at(n);
         *bytes = rest;
         Ok(head)
     }
     let mut rest = bytes;
-    let count = u64::from_le_bytes(take(&mut rest, 8, "row count")?.try_into().unwrap_or([0; 8]));
+    let count = u64::from_le_bytes(
+        take(&mut rest, 8, "row count")?
+            .try_into()
+            .unwrap_or([0; 8]),
+    );
     // Every row needs at least 8 bytes of lengths, which bounds the allocation.
     if count > (rest.len() / 8) as u64 {
-        return Err(format!(
-            "{count} rows announced in {} bytes",
-            rest.len()
-        ));
+        return Err(format!("{count} rows announced in {} bytes", rest.len()));
     }
     let mut rows = Vec::with_capacity(count as usize);
     for _ in 0..count {
@@ -587,8 +594,9 @@ mod tests {
         assert!(err.to_string().contains("header of table ns.v1"), "{err}");
         let err = store.get("ns", "cut").unwrap_err();
         assert!(
-            err.to_string()
-                .contains("table ns.cut partition 0 of 1: corrupt data: row: needs 2 bytes, 1 left"),
+            err.to_string().contains(
+                "table ns.cut partition 0 of 1: corrupt data: row: needs 2 bytes, 1 left"
+            ),
             "{err}"
         );
         let err = store.get("ns", "v9").unwrap_err();
@@ -621,9 +629,16 @@ mod row_tests {
 
     #[test]
     fn rows_round_trip_and_hostile_counts_are_refused() {
-        let rows: Vec<Row> = vec![(vec![], vec![1]), (vec![2, 3], vec![]), (vec![4], vec![5; 300])];
+        let rows: Vec<Row> = vec![
+            (vec![], vec![1]),
+            (vec![2, 3], vec![]),
+            (vec![4], vec![5; 300]),
+        ];
         assert_eq!(decode_rows(&encode_rows(&rows).unwrap()).unwrap(), rows);
-        assert_eq!(decode_rows(&encode_rows(&[]).unwrap()).unwrap(), Vec::<Row>::new());
+        assert_eq!(
+            decode_rows(&encode_rows(&[]).unwrap()).unwrap(),
+            Vec::<Row>::new()
+        );
         // A count of 2^64-1 rows in 8 bytes is refused before any allocation.
         let err = decode_rows(&[0xff; 16]).unwrap_err();
         assert!(err.contains("rows announced in 8 bytes"), "{err}");

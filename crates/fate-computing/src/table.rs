@@ -725,11 +725,18 @@ mod tests {
         cut[1].1.pop();
         let err = decode_partition::<u64, f64>(&cut, what).unwrap_err();
         assert!(matches!(err, ComputingError::Corrupt { .. }), "{err}");
-        assert!(err.to_string().starts_with("test partition: corrupt data: row 1 value"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("test partition: corrupt data: row 1 value"),
+            "{err}"
+        );
         let mut long = good.clone();
         long[0].0.push(0);
         let err = decode_partition::<u64, f64>(&long, what).unwrap_err();
-        assert!(err.to_string().contains("row 0 key: 1 trailing bytes"), "{err}");
+        assert!(
+            err.to_string().contains("row 0 key: 1 trailing bytes"),
+            "{err}"
+        );
         // A huge announced length with no data behind it is an error, not an allocation.
         let hostile = vec![(vec![1], vec![0xff, 0xff, 0xff, 0xff, 0x0f])];
         assert!(decode_partition::<u64, Vec<u64>>(&hostile, what).is_err());

@@ -50,7 +50,11 @@ pub fn table_store_conformance(s: &StoreUnderTest<'_>) {
     store.put("ns", "t", first.clone(), false).unwrap();
     store.put("ns", "u", vec![rows(3, 2)], false).unwrap();
     assert!(store.exists("ns", "t").unwrap(), "exists after put");
-    assert_eq!(store.get("ns", "t").unwrap().as_ref(), Some(&first), "get after put");
+    assert_eq!(
+        store.get("ns", "t").unwrap().as_ref(),
+        Some(&first),
+        "get after put"
+    );
 
     // Without overwrite an existing table stays.
     let err = store.put("ns", "t", vec![rows(1, 9)], false).unwrap_err();
@@ -61,8 +65,14 @@ pub fn table_store_conformance(s: &StoreUnderTest<'_>) {
     // Overwrite with fewer partitions leaves nothing of the old table.
     let second = vec![rows(20, 3)];
     store.put("ns", "t", second.clone(), true).unwrap();
-    assert_eq!(store.get("ns", "t").unwrap().as_ref(), Some(&second), "overwritten");
-    store.put("other", "t", vec![rows(2, 4), rows(2, 5)], false).unwrap();
+    assert_eq!(
+        store.get("ns", "t").unwrap().as_ref(),
+        Some(&second),
+        "overwritten"
+    );
+    store
+        .put("other", "t", vec![rows(2, 4), rows(2, 5)], false)
+        .unwrap();
     assert_eq!(
         tables(&*store),
         vec![
@@ -76,7 +86,11 @@ pub fn table_store_conformance(s: &StoreUnderTest<'_>) {
     // A restart: a fresh handle sees the same tables.
     drop(store);
     let store = (s.open)();
-    assert_eq!(store.get("ns", "t").unwrap().as_ref(), Some(&second), "after reopening");
+    assert_eq!(
+        store.get("ns", "t").unwrap().as_ref(),
+        Some(&second),
+        "after reopening"
+    );
     assert_eq!(tables(&*store).len(), 3, "list after reopening");
 
     // Delete.
@@ -89,8 +103,14 @@ pub fn table_store_conformance(s: &StoreUnderTest<'_>) {
     assert_eq!(store.get("ns", "u").unwrap(), Some(vec![rows(4, 6)]));
 
     let err = store.put("ns", "z", Vec::new(), false).unwrap_err();
-    assert!(err.to_string().contains("cannot store 0 partitions"), "{err}");
-    assert!(!store.exists("ns", "z").unwrap(), "zero partitions write nothing");
+    assert!(
+        err.to_string().contains("cannot store 0 partitions"),
+        "{err}"
+    );
+    assert!(
+        !store.exists("ns", "z").unwrap(),
+        "zero partitions write nothing"
+    );
 
     if let Some(fail_write) = s.fail_write {
         // A put that fails midway (the second of three partitions) or at its last write
@@ -98,11 +118,27 @@ pub fn table_store_conformance(s: &StoreUnderTest<'_>) {
         for nth in [2, 4] {
             fail_write(nth);
             let err = store
-                .put("atomic", "fresh", vec![rows(5, 7), rows(5, 7), rows(5, 7)], false)
+                .put(
+                    "atomic",
+                    "fresh",
+                    vec![rows(5, 7), rows(5, 7), rows(5, 7)],
+                    false,
+                )
                 .unwrap_err();
-            assert!(err.to_string().contains("atomic.fresh") || err.to_string().contains("atomic/fresh"), "{err}");
-            assert!(!store.exists("atomic", "fresh").unwrap(), "failed put #{nth}: exists");
-            assert_eq!(store.get("atomic", "fresh").unwrap(), None, "failed put #{nth}");
+            assert!(
+                err.to_string().contains("atomic.fresh")
+                    || err.to_string().contains("atomic/fresh"),
+                "{err}"
+            );
+            assert!(
+                !store.exists("atomic", "fresh").unwrap(),
+                "failed put #{nth}: exists"
+            );
+            assert_eq!(
+                store.get("atomic", "fresh").unwrap(),
+                None,
+                "failed put #{nth}"
+            );
             fail_write(nth);
             store
                 .put("ns", "t", vec![rows(5, 8), rows(5, 8), rows(5, 8)], true)
@@ -118,8 +154,13 @@ pub fn table_store_conformance(s: &StoreUnderTest<'_>) {
             "failed puts are not listed"
         );
         // The store still works after failures.
-        store.put("atomic", "fresh", vec![rows(5, 7)], false).unwrap();
-        assert_eq!(store.get("atomic", "fresh").unwrap(), Some(vec![rows(5, 7)]));
+        store
+            .put("atomic", "fresh", vec![rows(5, 7)], false)
+            .unwrap();
+        assert_eq!(
+            store.get("atomic", "fresh").unwrap(),
+            Some(vec![rows(5, 7)])
+        );
     }
 
     if s.names_are_paths {
@@ -142,7 +183,10 @@ pub fn table_store_conformance(s: &StoreUnderTest<'_>) {
                 store.delete(ns, name).map(|_| ()),
             ] {
                 let err = result.expect_err("a bad name is refused");
-                assert!(matches!(err, ComputingError::InvalidName { .. }), "{ns:?}.{name:?}: {err}");
+                assert!(
+                    matches!(err, ComputingError::InvalidName { .. }),
+                    "{ns:?}.{name:?}: {err}"
+                );
             }
         }
         assert_eq!(tables(&*store).len(), before, "bad names wrote nothing");

@@ -461,10 +461,18 @@ fn corrupt_records_are_clear_errors() {
 
     // The same key twice in a partition.
     store
-        .put("bad", "twice", vec![vec![(vec![1], vec![1]), (vec![1], vec![2])]], false)
+        .put(
+            "bad",
+            "twice",
+            vec![vec![(vec![1], vec![1]), (vec![1], vec![2])]],
+            false,
+        )
         .unwrap();
     let err = c.load::<u64, u64>("bad", "twice").unwrap_err();
-    assert!(err.to_string().contains("bad.twice partition 0 of 1"), "{err}");
+    assert!(
+        err.to_string().contains("bad.twice partition 0 of 1"),
+        "{err}"
+    );
 
     // An empty partition is a valid (empty) table.
     store.put("bad", "empty", vec![vec![]], false).unwrap();
