@@ -74,7 +74,6 @@ fn csv_pair(c: &Computing, guest_csv: &str, host_csv: &str) -> (DataFrame, DataF
         match_id_name: Some("id".into()),
         label_name: label.then(|| "y".to_string()),
         dtype: Some("float64".into()),
-        dataset_type: None,
         label_type: Some("int64".into()),
         ..UploadMeta::default()
     };

@@ -140,6 +140,22 @@ impl Computing {
         Self::build(cfg, store, "custom".to_string(), None)
     }
 
+    /// Like [`Computing::with_store`], with tables held and computed by `engine` when one is
+    /// given (the local engine otherwise).
+    pub fn with_store_on(
+        cfg: ComputingConfig,
+        store: Arc<dyn TableStore>,
+        engine: Option<Arc<dyn Engine>>,
+    ) -> Result<Self, ComputingError> {
+        if cfg.data_dir.is_some() {
+            return Err(ComputingError::InvalidConfig {
+                field: "data_dir",
+                reason: "must be unset when a store is given".into(),
+            });
+        }
+        Self::build(cfg, store, "custom".to_string(), engine)
+    }
+
     fn build(
         cfg: ComputingConfig,
         store: Arc<dyn TableStore>,
@@ -265,7 +281,7 @@ impl Computing {
             encoded
                 .par_iter()
                 .enumerate()
-                .map(|(i, bytes)| decode_partition::<K, V>(bytes, || what(i)))
+                .map(|(i, rows)| decode_partition::<K, V>(rows, || what(i)))
                 .collect::<Result<Vec<_>, _>>()
         })?;
         let parts =

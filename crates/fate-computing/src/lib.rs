@@ -19,8 +19,9 @@
 //!   `collect` returns rows in key order;
 //! * operations that keep keys never re-hash rows; operations that change keys shuffle rows by
 //!   the new key and keep the last row of equal keys (FATE `put_all`);
-//! * persisted partitions carry a format version byte and are checked on load (version,
-//!   decoding, partition placement, order); bad data is an error, never a panic.
+//! * persisted partitions are rows of (postcard key, postcard value) bytes ([`Row`]) in a
+//!   store that records their format version; `load` checks every row (decoding, partition
+//!   placement, order) and bad data is an error naming the table, never a panic.
 
 pub mod bench;
 mod computing;
@@ -32,6 +33,7 @@ mod key;
 mod registry;
 mod store;
 mod table;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use computing::{Computing, ComputingConfig, MAX_CORES, MAX_NAME_LEN, MAX_PARTITIONS};
@@ -43,5 +45,5 @@ pub use kernel::{
 };
 pub use key::{Key, Value, hash_bytes, mix64, partition_of};
 pub use registry::{CombineFn, FoldFn, KernelRegistry, RowsFn};
-pub use store::{MemoryStore, REDB_FILE, RedbStore, STORE_FORMAT_VERSION, TableStore};
+pub use store::{MemoryStore, REDB_FILE, RedbStore, STORE_FORMAT_VERSION, StoredRow, TableStore};
 pub use table::{PARTITION_FORMAT_VERSION, Table};

@@ -1,9 +1,12 @@
 //! Where persisted partitions live.
 //!
-//! A [`TableStore`] holds encoded partitions (opaque bytes, see [`crate::table`] for their
-//! format) under `(namespace, name)`. [`RedbStore`] is the standalone engine's store, one redb
-//! file per data directory; [`MemoryStore`] keeps tables for the life of the process. A later
-//! S3/HDFS backend implements the same trait.
+//! A [`TableStore`] holds a table's partitions as rows of encoded bytes ([`StoredRow`]: the postcard
+//! encoding of the key, the postcard encoding of the value) under `(namespace, name)`, so a
+//! store can keep them in a form other engines read (fate-storage writes one Parquet file of
+//! `key BINARY, value BINARY` per partition). [`RedbStore`] is the standalone engine's store,
+//! one redb file per data directory; [`MemoryStore`] keeps tables for the life of the process.
+//! Stores keep rows as given: the placement and order invariants are checked by
+//! [`crate::Computing::load`], not by the store.
 
 use crate::error::{BoxError, ComputingError};
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -13,8 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
-/// Persistence of encoded table partitions. `put` must be atomic: after a failed `put` the
-/// previous table (if any) is unchanged.
+/// One stored row: the postcard encoding of the key and the postcard encoding of the value.
+pub type StoredRow = (Vec<u8>, Vec<u8>);
+
+/// Persistence of table partitions as rows. `put` must be atomic: after a failed `put` the
+/// previous table (if any) is unchanged and no partial table is visible.
 pub trait TableStore: Send + Sync {
     /// Stores `partitions` (at least one) as `namespace.name`. Without `overwrite`, an existing
     /// table is an error ([`ComputingError::TableExists`]) and stays unchanged.
@@ -22,28 +28,42 @@ pub trait TableStore: Send + Sync {
         &self,
         namespace: &str,
         name: &str,
-        partitions: Vec<Vec<u8>>,
+        partitions: Vec<Vec<StoredRow>>,
         overwrite: bool,
     ) -> Result<(), ComputingError>;
-    /// The stored partitions of `namespace.name`, or `None` if there is no such table.
-    fn get(&self, namespace: &str, name: &str) -> Result<Option<Vec<Vec<u8>>>, ComputingError>;
+    /// The stored partitions of `namespace.name`, rows in the order they were put, or `None`
+    /// if there is no such table.
+    fn get(&self, namespace: &str, name: &str) -> Result<Option<Vec<Vec<StoredRow>>>, ComputingError>;
     /// Deletes `namespace.name`; `false` if there was no such table.
     fn delete(&self, namespace: &str, name: &str) -> Result<bool, ComputingError>;
     /// Whether `namespace.name` exists.
     fn exists(&self, namespace: &str, name: &str) -> Result<bool, ComputingError>;
     /// Every stored table as `(namespace, name, partitions)`, sorted.
     fn list(&self) -> Result<Vec<(String, String, usize)>, ComputingError>;
+    /// FATE's storage engine name of this store, recorded in a table's metadata (`engine`).
+    fn engine(&self) -> &'static str {
+        "standalone"
+    }
+    /// Where table `namespace.name` lives in this store, recorded in its metadata (FATE's
+    /// `address`): `namespace/name` unless the store has an address of its own (a URI).
+    fn address(&self, namespace: &str, name: &str) -> String {
+        format!("{namespace}/{name}")
+    }
 }
 
-/// Version of the header row layout of [`RedbStore`].
-pub const STORE_FORMAT_VERSION: u8 = 1;
+/// Version of the layout of [`RedbStore`]: 2 stores rows (`encode_rows`). Version 1 (one
+/// opaque postcard blob per partition, before rows) is refused with
+/// [`ComputingError::UnsupportedVersion`] naming the table: it cannot be read without the
+/// table's types, so such a table must be uploaded again.
+pub const STORE_FORMAT_VERSION: u8 = 2;
 
 /// The file inside the data directory.
 pub const REDB_FILE: &str = "tables.redb";
 
 /// Header row per table: `[STORE_FORMAT_VERSION, partitions as u32 little-endian]`.
 const HEADERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("fate_table_headers");
-/// One row per partition, keyed by `(namespace, name, partition index)`.
+/// One row per partition, keyed by `(namespace, name, partition index)`: its rows as
+/// [`encode_rows`] writes them.
 const PARTITIONS: TableDefinition<(&str, &str, u32), &[u8]> =
     TableDefinition::new("fate_table_partitions");
 
@@ -87,6 +107,61 @@ fn partition_count(namespace: &str, name: &str, n: usize) -> Result<u32, Computi
             reason: format!("cannot store {n} partitions (allowed 1..={})", u32::MAX),
         }),
     }
+}
+
+/// A partition's rows in one redb value: the row count as u64 little-endian, then per row the
+/// key length (u32 LE), the key, the value length (u32 LE), the value.
+fn encode_rows(rows: &[StoredRow]) -> Result<Vec<u8>, String> {
+    let size: usize = rows.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+    let mut out = Vec::with_capacity(8 + size);
+    out.extend_from_slice(&(rows.len() as u64).to_le_bytes());
+    for (k, v) in rows {
+        for part in [k, v] {
+            let len = u32::try_from(part.len())
+                .map_err(|_| format!("a row part of {} bytes exceeds 4 GiB", part.len()))?;
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(part);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads what [`encode_rows`] wrote; every length is checked against the bytes left before
+/// anything is allocated.
+fn decode_rows(bytes: &[u8]) -> Result<Vec<StoredRow>, String> {
+    fn take<'a>(bytes: &mut &'a [u8], n: usize, what: &str) -> Result<&'a [u8], String> {
+        if bytes.len() < n {
+            return Err(format!("{what}: needs {n} bytes, {} left", bytes.len()));
+        }
+        let (head, rest) = bytes.split_at(n);
+        *bytes = rest;
+        Ok(head)
+    }
+    let mut rest = bytes;
+    let count = u64::from_le_bytes(
+        take(&mut rest, 8, "row count")?
+            .try_into()
+            .unwrap_or([0; 8]),
+    );
+    // Every row needs at least 8 bytes of lengths, which bounds the allocation.
+    if count > (rest.len() / 8) as u64 {
+        return Err(format!("{count} rows announced in {} bytes", rest.len()));
+    }
+    let mut rows = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let mut part = || -> Result<Vec<u8>, String> {
+            let len = take(&mut rest, 4, "row length")?;
+            let len = u32::from_le_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+            Ok(take(&mut rest, len, "row")?.to_vec())
+        };
+        let k = part()?;
+        let v = part()?;
+        rows.push((k, v));
+    }
+    if !rest.is_empty() {
+        return Err(format!("{} trailing bytes after the rows", rest.len()));
+    }
+    Ok(rows)
 }
 
 /// Process-wide registry of open redb files: redb locks its file, so two `Computing`s on the
@@ -196,10 +271,20 @@ impl TableStore for RedbStore {
         &self,
         namespace: &str,
         name: &str,
-        partitions: Vec<Vec<u8>>,
+        partitions: Vec<Vec<StoredRow>>,
         overwrite: bool,
     ) -> Result<(), ComputingError> {
         let n = partition_count(namespace, name, partitions.len())?;
+        let encoded = partitions
+            .iter()
+            .enumerate()
+            .map(|(i, rows)| {
+                encode_rows(rows).map_err(|reason| ComputingError::Corrupt {
+                    what: format!("table {namespace}.{name} partition {i}"),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let op = |what: &str| format!("{what} table {namespace}.{name}");
         let txn = self.db().begin_write().map_err(redb_err(op("save")))?;
         {
@@ -223,7 +308,7 @@ impl TableStore for RedbStore {
                     |_, _| false,
                 )
                 .map_err(redb_err(op("replace")))?;
-            for (idx, bytes) in (0..n).zip(&partitions) {
+            for (idx, bytes) in (0..n).zip(&encoded) {
                 parts
                     .insert((namespace, name, idx), bytes.as_slice())
                     .map_err(redb_err(format!(
@@ -238,7 +323,7 @@ impl TableStore for RedbStore {
         Ok(())
     }
 
-    fn get(&self, namespace: &str, name: &str) -> Result<Option<Vec<Vec<u8>>>, ComputingError> {
+    fn get(&self, namespace: &str, name: &str) -> Result<Option<Vec<Vec<StoredRow>>>, ComputingError> {
         let op = || format!("read table {namespace}.{name}");
         let txn = self.db().begin_read().map_err(redb_err(op()))?;
         let headers = match txn.open_table(HEADERS) {
@@ -259,7 +344,11 @@ impl TableStore for RedbStore {
                     reason: format!("partition {idx} of {n} is missing"),
                 });
             };
-            out.push(bytes.value().to_vec());
+            let rows = decode_rows(bytes.value()).map_err(|reason| ComputingError::Corrupt {
+                what: format!("table {namespace}.{name} partition {idx} of {n}"),
+                reason,
+            })?;
+            out.push(rows);
         }
         Ok(Some(out))
     }
@@ -320,7 +409,7 @@ impl TableStore for RedbStore {
 }
 
 /// Encoded partitions by `(namespace, name)`.
-type StoredTables = BTreeMap<(String, String), Arc<Vec<Vec<u8>>>>;
+type StoredTables = BTreeMap<(String, String), Arc<Vec<Vec<StoredRow>>>>;
 
 /// Tables kept in memory for the life of the store (used when no data directory is configured).
 #[derive(Debug, Default)]
@@ -340,7 +429,7 @@ impl TableStore for MemoryStore {
         &self,
         namespace: &str,
         name: &str,
-        partitions: Vec<Vec<u8>>,
+        partitions: Vec<Vec<StoredRow>>,
         overwrite: bool,
     ) -> Result<(), ComputingError> {
         partition_count(namespace, name, partitions.len())?;
@@ -356,7 +445,7 @@ impl TableStore for MemoryStore {
         Ok(())
     }
 
-    fn get(&self, namespace: &str, name: &str) -> Result<Option<Vec<Vec<u8>>>, ComputingError> {
+    fn get(&self, namespace: &str, name: &str) -> Result<Option<Vec<Vec<StoredRow>>>, ComputingError> {
         let tables = self.tables.read();
         let key = (namespace.to_string(), name.to_string());
         Ok(tables.get(&key).map(|parts| parts.as_ref().clone()))
@@ -386,6 +475,11 @@ impl TableStore for MemoryStore {
 mod tests {
     use super::*;
 
+    /// One partition of one row per byte: key `[b]`, value `[b, b]`.
+    fn p(bytes: &[u8]) -> Vec<StoredRow> {
+        bytes.iter().map(|&b| (vec![b], vec![b, b])).collect()
+    }
+
     fn stores(dir: &Path) -> Vec<Arc<dyn TableStore>> {
         vec![RedbStore::open(dir).unwrap(), Arc::new(MemoryStore::new())]
     }
@@ -398,15 +492,15 @@ mod tests {
             assert!(!store.exists("ns", "t").unwrap());
             assert!(store.list().unwrap().is_empty());
             store
-                .put("ns", "t", vec![vec![1, 2], vec![], vec![3]], false)
+                .put("ns", "t", vec![p(&[1, 2]), p(&[]), p(&[3])], false)
                 .unwrap();
-            store.put("ns", "u", vec![vec![9]], false).unwrap();
+            store.put("ns", "u", vec![p(&[9])], false).unwrap();
             assert!(store.exists("ns", "t").unwrap());
             assert_eq!(
                 store.get("ns", "t").unwrap(),
-                Some(vec![vec![1, 2], vec![], vec![3]])
+                Some(vec![p(&[1, 2]), p(&[]), p(&[3])])
             );
-            let err = store.put("ns", "t", vec![vec![7]], false).unwrap_err();
+            let err = store.put("ns", "t", vec![p(&[7])], false).unwrap_err();
             assert!(matches!(err, ComputingError::TableExists { .. }), "{err}");
             assert_eq!(
                 store.get("ns", "t").unwrap().unwrap().len(),
@@ -414,8 +508,8 @@ mod tests {
                 "old table kept"
             );
             // Overwrite with fewer partitions leaves no old partition behind.
-            store.put("ns", "t", vec![vec![7]], true).unwrap();
-            assert_eq!(store.get("ns", "t").unwrap(), Some(vec![vec![7]]));
+            store.put("ns", "t", vec![p(&[7])], true).unwrap();
+            assert_eq!(store.get("ns", "t").unwrap(), Some(vec![p(&[7])]));
             assert_eq!(
                 store.list().unwrap(),
                 vec![("ns".into(), "t".into(), 1), ("ns".into(), "u".into(), 1)]
@@ -440,7 +534,7 @@ mod tests {
         drop((a, b));
         // After the last handle is gone the file can be opened again (redb locks it).
         let c = RedbStore::open(dir.path()).unwrap();
-        c.put("ns", "t", vec![vec![1]], false).unwrap();
+        c.put("ns", "t", vec![p(&[1])], false).unwrap();
     }
 
     fn write_raw(path: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
@@ -455,18 +549,56 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = {
             let store = RedbStore::open(dir.path()).unwrap();
-            store.put("ns", "t", vec![vec![1], vec![2]], false).unwrap();
+            store.put("ns", "t", vec![p(&[1]), p(&[2])], false).unwrap();
             store.path().to_path_buf()
         };
         write_raw(&path, |txn| {
             let mut h = txn.open_table(HEADERS).unwrap();
             h.insert(("ns", "v9"), [9u8, 1, 0, 0, 0].as_slice())
                 .unwrap();
-            h.insert(("ns", "short"), [1u8, 1].as_slice()).unwrap();
+            h.insert(("ns", "short"), [STORE_FORMAT_VERSION, 1].as_slice())
+                .unwrap();
             // Claims three partitions; only two are stored.
             h.insert(("ns", "t"), encode_header(3).as_slice()).unwrap();
         });
+        write_raw(&path, |txn| {
+            // A table as version 1 wrote it: header version 1, one opaque blob per partition.
+            txn.open_table(HEADERS)
+                .unwrap()
+                .insert(("ns", "v1"), [1u8, 1, 0, 0, 0].as_slice())
+                .unwrap();
+            let mut parts = txn.open_table(PARTITIONS).unwrap();
+            parts.insert(("ns", "v1", 0), [1u8, 0].as_slice()).unwrap();
+            // Version 2 header, but the partition's rows are cut short.
+            txn.open_table(HEADERS)
+                .unwrap()
+                .insert(("ns", "cut"), encode_header(1).as_slice())
+                .unwrap();
+            let mut rows = encode_rows(&p(&[1, 2, 3])).unwrap();
+            rows.truncate(rows.len() - 1);
+            parts.insert(("ns", "cut", 0), rows.as_slice()).unwrap();
+        });
         let store = RedbStore::open(dir.path()).unwrap();
+        let err = store.get("ns", "v1").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ComputingError::UnsupportedVersion {
+                    found: 1,
+                    expected: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("header of table ns.v1"), "{err}");
+        let err = store.get("ns", "cut").unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "table ns.cut partition 0 of 1: corrupt data: row: needs 2 bytes, 1 left"
+            ),
+            "{err}"
+        );
         let err = store.get("ns", "v9").unwrap_err();
         assert!(
             matches!(err, ComputingError::UnsupportedVersion { found: 9, .. }),
@@ -485,8 +617,39 @@ mod tests {
         );
         assert!(store.list().is_err());
         // A corrupt table can still be replaced and deleted.
-        store.put("ns", "v9", vec![vec![5]], true).unwrap();
-        assert_eq!(store.get("ns", "v9").unwrap(), Some(vec![vec![5]]));
+        store.put("ns", "v9", vec![p(&[5])], true).unwrap();
+        assert_eq!(store.get("ns", "v9").unwrap(), Some(vec![p(&[5])]));
         assert!(store.delete("ns", "short").unwrap());
+    }
+}
+
+#[cfg(test)]
+mod row_tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_and_hostile_counts_are_refused() {
+        let rows: Vec<StoredRow> = vec![
+            (vec![], vec![1]),
+            (vec![2, 3], vec![]),
+            (vec![4], vec![5; 300]),
+        ];
+        assert_eq!(decode_rows(&encode_rows(&rows).unwrap()).unwrap(), rows);
+        assert_eq!(
+            decode_rows(&encode_rows(&[]).unwrap()).unwrap(),
+            Vec::<StoredRow>::new()
+        );
+        // A count of 2^64-1 rows in 8 bytes is refused before any allocation.
+        let err = decode_rows(&[0xff; 16]).unwrap_err();
+        assert!(err.contains("rows announced in 8 bytes"), "{err}");
+        let err = decode_rows(&[1, 2]).unwrap_err();
+        assert!(err.contains("row count: needs 8 bytes, 2 left"), "{err}");
+        let mut long = encode_rows(&rows).unwrap();
+        long.push(0);
+        assert!(decode_rows(&long).unwrap_err().contains("1 trailing bytes"));
+        // A row length beyond the data.
+        let mut bad = encode_rows(&[(vec![1], vec![2])]).unwrap();
+        bad[8] = 200;
+        assert!(decode_rows(&bad).unwrap_err().contains("needs 200 bytes"));
     }
 }

@@ -11,8 +11,9 @@
 //! makes a failed table, and the next action on it (`count`, `collect`, `reduce`, `save`, ...)
 //! returns the error.
 //!
-//! Persisted partition format: one version byte ([`PARTITION_FORMAT_VERSION`]) followed by the
-//! postcard encoding of the partition's `Vec<(K, V)>`.
+//! Persisted partition format ([`PARTITION_FORMAT_VERSION`] 2): one [`StoredRow`] per row, the
+//! postcard encoding of the key and the postcard encoding of the value, in key order. The
+//! store records the version (the redb header, fate-storage's manifest).
 
 use crate::computing::{Computing, check_name};
 use crate::engine::{Engine, Handle, Op, Row};
@@ -20,6 +21,7 @@ use crate::error::ComputingError;
 use crate::kernel::{Combine, Filter, FlatMap, Fold, KernelCall, MapPartition, MapRow, MapValues};
 use crate::key::{Key, Value, mix64, partition_of};
 use crate::registry::{decode_row, decode_value, encode_row};
+use crate::store::StoredRow;
 use rayon::prelude::*;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -30,8 +32,9 @@ type Partitions<K, V> = Vec<Vec<(K, V)>>;
 /// Shared typed partitions of a local table.
 type SharedParts<K, V> = Arc<[Vec<(K, V)>]>;
 
-/// Version byte leading every encoded partition.
-pub const PARTITION_FORMAT_VERSION: u8 = 1;
+/// Version of the row encoding of persisted partitions (version 1 was one postcard blob per
+/// partition, before stores kept rows).
+pub const PARTITION_FORMAT_VERSION: u8 = 2;
 
 /// A table held by an [`Engine`]; released when the last clone goes.
 pub(crate) struct RemoteTable {
@@ -295,47 +298,43 @@ fn merge_subtract<K: Key, V: Value, W>(a: &[(K, V)], b: &[(K, W)]) -> Vec<(K, V)
     out
 }
 
-/// Encodes one partition: the version byte, then postcard.
+/// Encodes one partition as rows: postcard of each key and of each value.
 pub(crate) fn encode_partition<K: Key, V: Value>(
     rows: &[(K, V)],
-) -> Result<Vec<u8>, postcard::Error> {
-    let mut out = Vec::with_capacity(1 + std::mem::size_of_val(rows));
-    out.push(PARTITION_FORMAT_VERSION);
-    postcard::to_extend(rows, out)
+) -> Result<Vec<StoredRow>, postcard::Error> {
+    rows.iter()
+        .map(|(k, v)| Ok((postcard::to_allocvec(k)?, postcard::to_allocvec(v)?)))
+        .collect()
+}
+
+/// Decodes one postcard value that must use all of `bytes`.
+fn decode_exact<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    // serde caps the preallocation of a sequence by its announced length, so a hostile length
+    // prefix cannot allocate more than the data supports.
+    let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| e.to_string())?;
+    if !rest.is_empty() {
+        return Err(format!("{} trailing bytes", rest.len()));
+    }
+    Ok(value)
 }
 
 /// Decodes one partition written by [`encode_partition`]; `what` names it in errors.
 pub(crate) fn decode_partition<K: Key, V: Value>(
-    bytes: &[u8],
+    rows: &[StoredRow],
     what: impl Fn() -> String,
 ) -> Result<Vec<(K, V)>, ComputingError> {
-    let Some((&version, body)) = bytes.split_first() else {
-        return Err(ComputingError::Corrupt {
-            what: what(),
-            reason: "empty record".into(),
-        });
-    };
-    if version != PARTITION_FORMAT_VERSION {
-        return Err(ComputingError::UnsupportedVersion {
-            what: what(),
-            found: version,
-            expected: PARTITION_FORMAT_VERSION,
-        });
-    }
-    // serde caps the preallocation of a sequence by its announced length, so a hostile length
-    // prefix cannot allocate more than the data supports.
-    let (rows, rest) =
-        postcard::take_from_bytes::<Vec<(K, V)>>(body).map_err(|e| ComputingError::Corrupt {
-            what: what(),
-            reason: e.to_string(),
-        })?;
-    if !rest.is_empty() {
-        return Err(ComputingError::Corrupt {
-            what: what(),
-            reason: format!("{} trailing bytes after the rows", rest.len()),
-        });
-    }
-    Ok(rows)
+    rows.iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let corrupt = |part: &str, reason: String| ComputingError::Corrupt {
+                what: what(),
+                reason: format!("row {i} {part}: {reason}"),
+            };
+            let k = decode_exact::<K>(k).map_err(|e| corrupt("key", e))?;
+            let v = decode_exact::<V>(v).map_err(|e| corrupt("value", e))?;
+            Ok((k, v))
+        })
+        .collect()
 }
 
 /// Checks that every key is in its partition and sorts partitions that are not; a key that
@@ -1032,7 +1031,11 @@ impl<K: Key, V: Value> Table<K, V> {
                 })
                 .collect::<Result<Vec<_>, _>>()
         })?;
-        let bytes: usize = encoded.iter().map(Vec::len).sum();
+        let bytes: usize = encoded
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
         self.computing
             .store()
             .put(namespace, name, encoded, overwrite)?;
@@ -1087,32 +1090,30 @@ mod tests {
     fn decode_rejects_bad_records() {
         let what = || "test partition".to_string();
         let good = encode_partition(&[(1u64, 2.5f64), (7, -1.0)]).unwrap();
+        assert_eq!(good[0], (vec![1], 2.5f64.to_le_bytes().to_vec()));
         assert_eq!(
             decode_partition::<u64, f64>(&good, what).unwrap(),
             vec![(1, 2.5), (7, -1.0)]
         );
-        let err = decode_partition::<u64, f64>(&[], what).unwrap_err();
-        assert!(err.to_string().contains("empty record"), "{err}");
-        let mut v2 = good.clone();
-        v2[0] = 2;
-        let err = decode_partition::<u64, f64>(&v2, what).unwrap_err();
-        assert!(matches!(
-            err,
-            ComputingError::UnsupportedVersion {
-                found: 2,
-                expected: 1,
-                ..
-            }
-        ));
-        assert!(err.to_string().contains("test partition"), "{err}");
-        let err = decode_partition::<u64, f64>(&good[..good.len() - 3], what).unwrap_err();
+        assert_eq!(decode_partition::<u64, f64>(&[], what).unwrap(), vec![]);
+        let mut cut = good.clone();
+        cut[1].1.pop();
+        let err = decode_partition::<u64, f64>(&cut, what).unwrap_err();
         assert!(matches!(err, ComputingError::Corrupt { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("test partition: corrupt data: row 1 value"),
+            "{err}"
+        );
         let mut long = good.clone();
-        long.push(0);
+        long[0].0.push(0);
         let err = decode_partition::<u64, f64>(&long, what).unwrap_err();
-        assert!(err.to_string().contains("1 trailing bytes"), "{err}");
+        assert!(
+            err.to_string().contains("row 0 key: 1 trailing bytes"),
+            "{err}"
+        );
         // A huge announced length with no data behind it is an error, not an allocation.
-        let hostile = [PARTITION_FORMAT_VERSION, 0xff, 0xff, 0xff, 0xff, 0x0f];
-        assert!(decode_partition::<u64, f64>(&hostile, what).is_err());
+        let hostile = vec![(vec![1], vec![0xff, 0xff, 0xff, 0xff, 0x0f])];
+        assert!(decode_partition::<u64, Vec<u64>>(&hostile, what).is_err());
     }
 }

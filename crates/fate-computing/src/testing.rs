@@ -3,6 +3,11 @@
 //! [`conformance`] on a [`Computing`] of the engine under test (local, [`crate::EncodedEngine`],
 //! Spark) whose registry holds [`register_kernels`]; [`engine_contract`] adds the checks of the
 //! raw [`Engine`] contract (unknown handles and kernels). Failures are panics naming the case.
+//! [`store`] holds the suite every [`crate::TableStore`] passes. Behind the `testing` feature:
+//! never compiled into release builds.
+
+pub mod store;
+pub use store::{StoreUnderTest, table_store_conformance};
 
 use crate::engine::{Engine, Op, Row};
 use crate::error::ComputingError;

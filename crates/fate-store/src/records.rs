@@ -111,9 +111,13 @@ pub struct TableRecord {
     pub count: i64,
     /// Header and upload meta (fate-spec §3.4 upload `meta`).
     pub schema: serde_json::Value,
-    /// Storage engine, `"standalone"` for the local engine.
+    /// Storage engine (FATE's table meta `engine`): `standalone` for the redb store, else the
+    /// scheme of the node's storage URI (`file`, `hdfs`, `s3`).
     pub engine: String,
     pub path: String,
+    /// Where the data lives (FATE's table meta `address`): the table's URI in the node's
+    /// storage, or `namespace/name` in the standalone store.
+    pub address: String,
     /// Where the table came from (job_id, task_name, ...).
     pub source: serde_json::Value,
     pub create_time: i64,

@@ -188,12 +188,13 @@ pub(crate) struct TableRow {
     f_schema: String,
     f_engine: String,
     f_path: String,
+    f_address: String,
     f_source: String,
     f_create_time: i64,
 }
 
 pub(crate) const TABLE_COLUMNS: &str = "f_namespace, f_name, f_partitions, f_count, f_schema, \
-    f_engine, f_path, f_source, f_create_time";
+    f_engine, f_path, f_address, f_source, f_create_time";
 
 impl TryFrom<TableRow> for TableRecord {
     type Error = StoreError;
@@ -207,6 +208,7 @@ impl TryFrom<TableRow> for TableRecord {
             count: r.f_count,
             engine: r.f_engine,
             path: r.f_path,
+            address: r.f_address,
             create_time: r.f_create_time,
         })
     }

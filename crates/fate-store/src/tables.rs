@@ -9,13 +9,16 @@ use crate::{MetaStore, conflict_on_unique};
 
 /// Longest engine name (VARCHAR(32)).
 const MAX_ENGINE_CHARS: usize = 32;
+/// Longest address (VARCHAR(2048)).
+const MAX_ADDRESS_CHARS: usize = 2048;
 
 fn table_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
 const INSERT_TABLE: &str = "INSERT INTO t_table_meta (f_namespace, f_name, f_partitions, f_count, \
-    f_schema, f_engine, f_path, f_source, f_create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    f_schema, f_engine, f_path, f_address, f_source, f_create_time) \
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 impl MetaStore {
     /// Stores table metadata. Without `overwrite`, an existing `(namespace, name)` is a
@@ -24,6 +27,7 @@ impl MetaStore {
         check_key("namespace", &t.namespace, MAX_NAME_CHARS)?;
         check_key("name", &t.name, MAX_NAME_CHARS)?;
         check_len("engine", &t.engine, MAX_ENGINE_CHARS)?;
+        check_len("address", &t.address, MAX_ADDRESS_CHARS)?;
         if t.partitions < 1 {
             return Err(StoreError::invalid(
                 "partitions",
@@ -46,6 +50,7 @@ impl MetaStore {
             .bind(schema)
             .bind(&t.engine)
             .bind(&t.path)
+            .bind(&t.address)
             .bind(source)
             .bind(t.create_time);
         if overwrite {

@@ -59,6 +59,7 @@ fn table(namespace: &str, name: &str, count: i64) -> TableRecord {
         schema: json!({"header": ["x0", "x1"], "meta": {"match_id_name": "id", "label_name": "y"}}),
         engine: "standalone".into(),
         path: format!("standalone:///{namespace}/{name}"),
+        address: format!("s3://fate-tables/site/{namespace}/{name}"),
         source: json!({"job_id": "202401010000000000000", "task_name": "upload_0"}),
         create_time: 5,
     }
@@ -851,7 +852,7 @@ async fn file_store_persists_and_migrations_are_idempotent() {
     let t = table("experiment", "x", 10);
     {
         let store = MetaStore::open_sqlite(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 2);
+        assert_eq!(store.schema_version().await.unwrap(), 3);
         store.insert_job(&j).await.unwrap();
         store.put_table(&t, false).await.unwrap();
         // A second store on the same file (migrations already applied) sees the same data.
@@ -865,9 +866,19 @@ async fn file_store_persists_and_migrations_are_idempotent() {
     }
     assert!(path.exists());
     let reopened = MetaStore::open_sqlite(&path).await.unwrap();
-    assert_eq!(reopened.schema_version().await.unwrap(), 2);
+    assert_eq!(reopened.schema_version().await.unwrap(), 3);
     assert_eq!(reopened.jobs(&JobFilter::default()).await.unwrap(), vec![j]);
-    assert_eq!(reopened.tables().await.unwrap(), vec![t]);
+    assert_eq!(reopened.tables().await.unwrap(), vec![t.clone()]);
+    assert_eq!(
+        reopened.table("experiment", "x").await.unwrap().unwrap().address,
+        "s3://fate-tables/site/experiment/x"
+    );
+    let long = TableRecord {
+        address: "s".repeat(2049),
+        ..t
+    };
+    let err = reopened.put_table(&long, true).await.unwrap_err();
+    assert!(err.to_string().contains("address"), "{err}");
     reopened.close().await;
 }
 

@@ -366,6 +366,8 @@ fn start(args: LocalArgs) -> Result<()> {
                 computing_engine: Default::default(),
                 auth: crate::auth::AuthSwitch::Auto,
                 permission: false,
+                storage: None,
+                s3: Default::default(),
             },
         )?;
     }

@@ -362,7 +362,8 @@ pub(super) async fn data_download(
     let tar = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
         let table: fate_computing::Table<String, fate_runtime::Row> =
             computing.load(&ns, &name).map_err(|e| e.to_string())?;
-        let csv = frame_csv(&schema, &table.collect());
+        let rows = table.collect(usize::MAX).map_err(|e| e.to_string())?;
+        let csv = frame_csv(&schema, &rows);
         let mut builder = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_size(csv.len() as u64);
