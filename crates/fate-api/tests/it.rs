@@ -312,7 +312,7 @@ async fn upload_makes_a_table_that_survives_a_restart() {
     .unwrap();
     let table: fate_computing::Table<String, fate_runtime::Row> =
         computing.load("experiment", "breast_hetero_guest").unwrap();
-    assert_eq!(table.count(), 569);
+    assert_eq!(table.count().unwrap(), 569);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
