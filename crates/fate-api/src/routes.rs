@@ -57,8 +57,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/job/queue/clean", post(housekeeping::clean_queue))
         .route("/v2/job/notes/add", post(housekeeping::add_notes))
         .route("/v2/job/dag/dependency", get(housekeeping::dag_dependency))
-        .route("/v2/output/metric/delete", post(housekeeping::delete_metric))
-        .route("/v2/output/model/delete", post(housekeeping::delete_output_model))
+        .route(
+            "/v2/output/metric/delete",
+            post(housekeeping::delete_metric),
+        )
+        .route(
+            "/v2/output/model/delete",
+            post(housekeeping::delete_output_model),
+        )
         .route("/v2/model/delete", post(housekeeping::delete_model))
         .route("/v2/provider/query", get(housekeeping::provider_query))
         .route("/v2/data/download", get(housekeeping::data_download))
@@ -396,7 +402,9 @@ async fn task_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiRes
             "no task matches the query",
         ));
     }
-    Ok(Envelope::ok(tasks.iter().map(task_json).collect::<Vec<_>>()))
+    Ok(Envelope::ok(
+        tasks.iter().map(task_json).collect::<Vec<_>>(),
+    ))
 }
 
 async fn task_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
@@ -555,7 +563,9 @@ async fn submit_upload(st: &ApiState, m: &serde_json::Map<String, Value>, file: 
     {
         return Err(ApiError::new(
             RetCode::TableExists,
-            format!("table {namespace}.{name} exists already; delete it or set overwrite to true to replace it"),
+            format!(
+                "table {namespace}.{name} exists already; delete it or set overwrite to true to replace it"
+            ),
         ));
     }
     let s = st.scheduler.submit(dag, "").await?;
@@ -798,7 +808,10 @@ async fn server_fateflow(State(st): State<Arc<ApiState>>) -> Envelope {
 /// features; a prediction frame (see `fate_runtime::data::predict`) as FATE's predict output:
 /// `label, predict_result, predict_score, predict_detail, type`, with predict_detail a quoted
 /// `{'class': probability}` map, which is how fate_client parses it.
-pub(crate) fn frame_csv(schema: &fate_runtime::Schema, rows: &[(String, fate_runtime::Row)]) -> String {
+pub(crate) fn frame_csv(
+    schema: &fate_runtime::Schema,
+    rows: &[(String, fate_runtime::Row)],
+) -> String {
     use fate_runtime::data::predict;
     let num = |x: f64| {
         if x.fract() == 0.0 && x.abs() < 1e15 {

@@ -111,6 +111,48 @@ impl Client {
         self.decode(path, req.send_json(body.clone()))
     }
 
+    /// A GET answered with bytes (a tar download); an error envelope becomes the error.
+    pub fn get_bytes(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<u8>> {
+        let mut req = self.signed(self.agent.get(&format!("{}/v2{path}", self.base)));
+        for (k, v) in query {
+            req = req.query(k, v);
+        }
+        self.bytes(path, req.call())
+    }
+
+    /// A POST answered with bytes (`/job/log/download`).
+    pub fn post_bytes(&self, path: &str, body: &Value) -> Result<Vec<u8>> {
+        let req = self.signed(self.agent.post(&format!("{}/v2{path}", self.base)));
+        self.bytes(path, req.send_json(body.clone()))
+    }
+
+    fn bytes(&self, what: &str, resp: Result<ureq::Response, ureq::Error>) -> Result<Vec<u8>> {
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => {
+                return Err(anyhow!(
+                    "cannot reach the node at {} ({what}): {e}",
+                    self.base
+                ));
+            }
+        };
+        let json = resp.content_type() == "application/json";
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut body)
+            .with_context(|| format!("{what}: reading the answer"))?;
+        if json {
+            let v: Value = serde_json::from_slice(&body)
+                .with_context(|| format!("{what}: the node's answer is not JSON"))?;
+            return Err(ApiFailure {
+                code: v["code"].as_i64().unwrap_or(-1),
+                message: v["message"].as_str().unwrap_or("no message").to_string(),
+            }
+            .into());
+        }
+        Ok(body)
+    }
+
     pub fn post_text(&self, path: &str, body: &str) -> Result<Value> {
         let req = self
             .signed(self.agent.post(&format!("{}/v2{path}", self.base)))
@@ -315,6 +357,15 @@ pub enum JobCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Follow a submitted job's progress until it ends, then show its results (as `submit
+    /// --wait`): re-attaches to a job that is already running.
+    Wait {
+        /// The job id.
+        #[arg(short = 'j', long = "job-id")]
+        job_id: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Stop a running job at every party.
     Stop {
         #[arg(short = 'j', long = "job-id")]
@@ -422,9 +473,9 @@ pub fn data(cmd: DataCommand) -> Result<()> {
             if let Ok(abs) = std::fs::canonicalize(&path) {
                 m.insert("file".into(), json!(abs.to_string_lossy()));
             }
-            if overwrite {
-                m.insert("overwrite".into(), json!(true));
-            }
+            // The node replaces an existing table unless told otherwise (FATE's upload does);
+            // the CLI keeps it unless `--overwrite` is given.
+            m.insert("overwrite".into(), json!(overwrite));
             let resp = client.post("/data/component/upload", &Value::Object(m))?;
             finish_upload(&client, &resp, no_wait, &api)
         }
@@ -454,16 +505,14 @@ pub fn data(cmd: DataCommand) -> Result<()> {
                     )
                 })
                 .collect();
-            if overwrite {
-                fields.push(("overwrite".into(), "true".into()));
-            }
+            fields.push(("overwrite".into(), overwrite.to_string()));
             let resp = client.post_file("/data/component/upload/file", &path, &fields)?;
             finish_upload(&client, &resp, no_wait, &api)
         }
     }
 }
 
-fn show_jobs(jobs: &[Value]) {
+pub(crate) fn show_jobs(jobs: &[Value]) {
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
@@ -504,12 +553,14 @@ fn after_submit(client: &Client, resp: Value, wait: bool, api: &ApiArgs) -> Resu
         }
         return Ok(());
     }
-    let j = client.wait_job(&job_id, Duration::from_secs(24 * 3600), api.json)?;
-    if api.json {
-        print_json(&j)
-    } else {
-        show_jobs(std::slice::from_ref(&j))
-    }
+    wait_and_show(client, &job_id, api)
+}
+
+/// Waits for a job (showing its progress), then prints every party's status and the
+/// evaluation metrics at its initiator; an error if it did not succeed.
+fn wait_and_show(client: &Client, job_id: &str, api: &ApiArgs) -> Result<()> {
+    let j = client.wait_job(job_id, Duration::from_secs(24 * 3600), api.json)?;
+    crate::results::print_results(client, job_id, api.json, &j)?;
     if j["status"] != "success" {
         bail!(
             "job {job_id} {}: {} (see `fate job logs -j {job_id}`)",
@@ -552,6 +603,10 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             };
             let resp = client.post_text("/job/submit", &body)?;
             after_submit(&client, resp, wait, &api)
+        }
+        JobCommand::Wait { job_id, api } => {
+            fate_types::check_job_id("job_id", &job_id).map_err(|e| anyhow!("{e}"))?;
+            wait_and_show(&Client::for_api(&api), &job_id, &api)
         }
         JobCommand::Query { job_id, api } => {
             let v = Client::for_api(&api).get("/job/query", &[("job_id", &job_id)])?;
@@ -600,17 +655,27 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             Ok(())
         }
         JobCommand::List { limit, api } => {
-            let v =
-                Client::for_api(&api).get("/job/list/query", &[("limit", &limit.to_string())])?;
+            // The API pages party rows (one per party of a job, as FATE); `--limit` counts
+            // jobs, so read a page of rows and keep the newest `limit` job ids.
+            let v = Client::for_api(&api).get("/job/list/query", &[("limit", "1000")])?;
+            let rows = v["data"]["data"].as_array().cloned().unwrap_or_default();
+            let mut ids: Vec<String> = Vec::new();
+            for r in &rows {
+                if let Some(id) = r["job_id"].as_str()
+                    && !ids.iter().any(|i| i == id)
+                {
+                    ids.push(id.to_string());
+                }
+            }
+            ids.truncate(limit as usize);
+            let kept: Vec<Value> = rows
+                .into_iter()
+                .filter(|r| ids.iter().any(|i| r["job_id"] == i.as_str()))
+                .collect();
             if api.json {
-                print_json(&v["data"])
+                print_json(&json!({"count": ids.len(), "data": kept}))
             } else {
-                show_jobs(
-                    v["data"]["jobs"]
-                        .as_array()
-                        .map(Vec::as_slice)
-                        .unwrap_or(&[]),
-                )
+                show_jobs(&kept)
             }
             Ok(())
         }

@@ -8,6 +8,7 @@ mod demo;
 mod deploy;
 mod node;
 mod output;
+mod results;
 mod site;
 mod toy;
 
@@ -68,6 +69,10 @@ enum Command {
     /// Submit, query, stop and rerun jobs; read their logs.
     #[command(subcommand)]
     Job(client::JobCommand),
+    /// What a task produced, as `flow output`: metrics (AUC, KS, ...), models, output data
+    /// (preview or download), job logs.
+    #[command(subcommand)]
+    Output(results::OutputCommand),
     /// Query or delete stored tables.
     #[command(subcommand)]
     Table(client::TableCommand),
@@ -133,6 +138,7 @@ fn main() -> std::process::ExitCode {
             init_tracing("warn");
             client::job(cmd)
         }
+        Command::Output(cmd) => results::run(cmd),
         Command::Table(cmd) => {
             init_tracing("warn");
             client::table(cmd)

@@ -208,6 +208,115 @@ fn a_standalone_node_driven_by_the_cli() {
     let t: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(t["count"], 569);
 
+    // FATE's breast PSI + LR pipeline: `--wait` ends with every party's status and the AUC and
+    // KS at the initiator; `fate output metrics` shows the same.
+    let lr = repo().join("examples/pipeline/breast_psi_lr.yaml");
+    let out = run_ok(
+        &["job", "submit", "-c", lr.to_str().unwrap(), "--wait"],
+        api,
+    );
+    for party in ["guest", "host", "arbiter"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(party) && l.contains("success")),
+            "{party} status: {out}"
+        );
+    }
+    let metric = |out: &str, name: &str| -> f64 {
+        out.lines()
+            .find_map(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                (cols.len() == 4 && cols[0] == "lr_0" && cols[1] == "train_set" && cols[2] == name)
+                    .then(|| cols[3].parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("no {name} row: {out}"))
+    };
+    assert!(out.contains("evaluation at guest 9999"), "{out}");
+    assert_eq!(format!("{:.6}", metric(&out, "auc")), "0.994411", "{out}");
+    let ks = metric(&out, "ks");
+    assert!(ks > 0.9 && ks <= 1.0, "{out}");
+    let lr_job = out
+        .lines()
+        .find_map(|l| {
+            l.split_whitespace()
+                .next()
+                .filter(|w| w.len() == 21 && w.chars().all(|c| c.is_ascii_digit()))
+        })
+        .expect("the job id in the status table")
+        .to_string();
+    let m = run_ok(
+        &[
+            "output",
+            "metrics",
+            "-j",
+            &lr_job,
+            "-r",
+            "guest",
+            "-p",
+            "9999",
+            "-t",
+            "evaluation_0",
+        ],
+        api,
+    );
+    assert_eq!(format!("{:.6}", metric(&m, "auc")), "0.994411", "{m}");
+    assert_eq!(metric(&m, "ks"), ks, "{m}");
+    // Re-attaching to the (finished) job prints the same results; the JSON form carries them.
+    let again = run_ok(&["job", "wait", "-j", &lr_job, "--json"], api);
+    let v: Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(v["status"], "success", "{again}");
+    assert!(
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["metric"] == "auc"),
+        "{again}"
+    );
+    // Model summary, output data preview and download, log download.
+    let out = run_ok(
+        &[
+            "output", "model", "-j", &lr_job, "-r", "guest", "-p", "9999", "-t", "lr_0",
+        ],
+        api,
+    );
+    assert!(out.contains("coordinated_lr"), "{out}");
+    let out = run_ok(
+        &[
+            "output", "data", "-j", &lr_job, "-r", "guest", "-p", "9999", "-t", "lr_0", "--rows",
+            "3",
+        ],
+        api,
+    );
+    assert!(out.contains("train_output_data:"), "{out}");
+    let dl = dir.path().join("dl");
+    let out = run_ok(
+        &[
+            "output",
+            "data",
+            "-j",
+            &lr_job,
+            "-r",
+            "guest",
+            "-p",
+            "9999",
+            "-t",
+            "lr_0",
+            "--download",
+            dl.to_str().unwrap(),
+        ],
+        api,
+    );
+    let csv = std::fs::read_to_string(out.lines().next().unwrap().trim()).unwrap();
+    assert_eq!(csv.lines().count(), 570, "{csv:.200}");
+    assert!(csv.lines().nth(1).unwrap().ends_with(",train_set"));
+    let out = run_ok(
+        &["output", "logs", "-j", &lr_job, "-o", dl.to_str().unwrap()],
+        api,
+    );
+    assert!(out.contains("log files under"), "{out}");
+    assert!(dl.join(&lr_job).is_dir());
+
     // Errors a user sees: an unknown job and an upload over an existing table.
     let out = fate()
         .args(["job", "query", "-j", "202001010000000000000", "--api", api])

@@ -2,7 +2,6 @@
 //! SDK), unchanged, driving a `fate standalone` process. The virtualenv (only what the client
 //! imports, no torch) is created once under `${FATE_CACHE:-$HOME/.cache/fate-rs}` and reused.
 
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -43,10 +42,7 @@ fn venv() -> PathBuf {
         return dir;
     }
     std::fs::create_dir_all(&root).unwrap();
-    let building = root.join(format!(
-        ".fate-client-venv-building-{}",
-        std::process::id()
-    ));
+    let building = root.join(format!(".fate-client-venv-building-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&building);
     let ok = Command::new("python3")
         .args(["-m", "venv"])

@@ -122,7 +122,11 @@ fn dependency(dag_schema: &Value, role: Role, party_id: &str) -> Value {
     let deps = |t: &Value| -> Vec<String> {
         let mut d: Vec<String> = t["dependent_tasks"]
             .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default();
         d.extend(upstream(t).into_iter().map(|u| u.2));
         d

@@ -41,7 +41,9 @@ fn mismatches(template: &Value, value: &Value, path: &str, out: &mut Vec<String>
         Value::Array(items) => match value.as_array() {
             None => out.push(format!("{path}: expected an array, got {value}")),
             Some(vs) => {
-                let t = items.first().expect("fixture: an array template has one element");
+                let t = items
+                    .first()
+                    .expect("fixture: an array template has one element");
                 for (i, v) in vs.iter().enumerate() {
                     mismatches(t, v, &format!("{path}[{i}]"), out);
                 }
@@ -84,7 +86,9 @@ async fn get_raw(node: &Node, uri: &str) -> (u16, String, Vec<u8>) {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 26).await.unwrap();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 26)
+        .await
+        .unwrap();
     (status, ct, bytes.to_vec())
 }
 
@@ -151,7 +155,10 @@ async fn fate_flow_endpoints_answer_fate_flows_structures() {
     let q = |path: &str| format!("{path}?job_id={job_id}&role=guest&party_id=9999");
 
     let get = [
-        ("GET /v2/job/query", format!("/v2/job/query?job_id={job_id}")),
+        (
+            "GET /v2/job/query",
+            format!("/v2/job/query?job_id={job_id}"),
+        ),
         ("GET /v2/job/list/query", "/v2/job/list/query".to_string()),
         (
             "GET /v2/job/task/query",
@@ -183,8 +190,14 @@ async fn fate_flow_endpoints_answer_fate_flows_structures() {
             "/v2/table/query?namespace=experiment&name=breast_hetero_guest".to_string(),
         ),
         ("GET /v2/provider/query", "/v2/provider/query".to_string()),
-        ("GET /v2/log/count", format!("/v2/log/count?job_id={job_id}")),
-        ("GET /v2/log/query", format!("/v2/log/query?job_id={job_id}")),
+        (
+            "GET /v2/log/count",
+            format!("/v2/log/count?job_id={job_id}"),
+        ),
+        (
+            "GET /v2/log/query",
+            format!("/v2/log/query?job_id={job_id}"),
+        ),
         ("GET /v2/app/site/query", "/v2/app/site/query".to_string()),
         (
             "GET /v2/job/query (unknown job)",
@@ -214,7 +227,9 @@ async fn fate_flow_endpoints_answer_fate_flows_structures() {
         &mut failures,
         &mut seen,
     );
-    let train_set = evaluation[0]["data"]["lr_0"]["train_set"].as_array().unwrap();
+    let train_set = evaluation[0]["data"]["lr_0"]["train_set"]
+        .as_array()
+        .unwrap();
     let auc = train_set
         .iter()
         .find(|m| m["metric"] == "auc")
@@ -222,21 +237,30 @@ async fn fate_flow_endpoints_answer_fate_flows_structures() {
         .expect("auc in train_set");
     assert!(auc > 0.98, "breast LR AUC {auc}");
     assert!(
-        train_set.iter().flat_map(|m| m.as_array().cloned().unwrap_or_default())
+        train_set
+            .iter()
+            .flat_map(|m| m.as_array().cloned().unwrap_or_default())
             .any(|m| m["metric"] == "ks"),
         "ks in train_set: {train_set:?}"
     );
 
     // The prediction's `type` column names the data set (FATE's predict_tools.py TRAIN_SET).
-    let (status, ct, tar) = get_raw(&node, &(q("/v2/output/data/download") + "&task_name=lr_0")).await;
+    let (status, ct, tar) =
+        get_raw(&node, &(q("/v2/output/data/download") + "&task_name=lr_0")).await;
     assert_eq!((status, ct.as_str()), (200, "application/x-tar"));
     let files = untar(&tar);
     let (_, csv) = &files[0];
     assert!(csv.lines().next().unwrap().ends_with(",type"), "{csv}");
-    assert!(csv.lines().skip(1).all(|l| l.ends_with(",train_set")), "{csv}");
+    assert!(
+        csv.lines().skip(1).all(|l| l.ends_with(",train_set")),
+        "{csv}"
+    );
     // A table downloads as a tar too (`/v2/data/download`, flow data download).
-    let (status, ct, tar) =
-        get_raw(&node, "/v2/data/download?namespace=experiment&name=breast_hetero_guest").await;
+    let (status, ct, tar) = get_raw(
+        &node,
+        "/v2/data/download?namespace=experiment&name=breast_hetero_guest",
+    )
+    .await;
     assert_eq!((status, ct.as_str()), (200, "application/x-tar"));
     let files = untar(&tar);
     assert_eq!(files.len(), 1);
@@ -250,13 +274,21 @@ async fn fate_flow_endpoints_answer_fate_flows_structures() {
         )
         .await;
     check("POST /v2/job/notes/add", &v, &mut failures, &mut seen);
-    let v = node.get(&format!("/v2/job/query?job_id={job_id}&role=guest")).await;
+    let v = node
+        .get(&format!("/v2/job/query?job_id={job_id}&role=guest"))
+        .await;
     assert_eq!(v["data"][0]["description"], "first run", "{v}");
     let v = node.post("/v2/job/queue/clean", json!({})).await;
     check("POST /v2/job/queue/clean", &v, &mut failures, &mut seen);
-    let body = json!({"job_id": job_id, "role": "guest", "party_id": "9999", "task_name": "evaluation_0"});
+    let body =
+        json!({"job_id": job_id, "role": "guest", "party_id": "9999", "task_name": "evaluation_0"});
     let v = node.post("/v2/output/metric/delete", body.clone()).await;
-    check("POST /v2/output/metric/delete", &v, &mut failures, &mut seen);
+    check(
+        "POST /v2/output/metric/delete",
+        &v,
+        &mut failures,
+        &mut seen,
+    );
     assert_eq!(v["data"], true, "{v}");
     let v = node
         .get(&(q("/v2/output/metric/query") + "&task_name=evaluation_0"))
@@ -295,9 +327,15 @@ async fn fate_flow_endpoints_answer_fate_flows_structures() {
     check("POST /v2/job/stop", &v, &mut failures, &mut seen);
     let ended = node.wait(&toy_id).await;
     assert!(ended.iter().all(|j| j["status"] == "canceled"), "{ended:?}");
-    let tasks = node.get(&format!("/v2/job/task/query?job_id={toy_id}")).await;
+    let tasks = node
+        .get(&format!("/v2/job/task/query?job_id={toy_id}"))
+        .await;
     assert!(
-        tasks["data"].as_array().unwrap().iter().all(|t| t["status"] == "canceled"),
+        tasks["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "canceled"),
         "stopped tasks are canceled: {tasks}"
     );
     let v = node.post("/v2/job/rerun", json!({"job_id": toy_id})).await;
