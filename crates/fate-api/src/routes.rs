@@ -588,7 +588,7 @@ async fn table_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiRe
         })?;
     Ok(Envelope::ok(json!({
         "namespace": t.namespace, "name": t.name, "count": t.count, "partitions": t.partitions,
-        "data_type": "dataframe", "engine": t.engine, "path": t.path, "meta": t.schema, "source": t.source,
+        "data_type": "dataframe", "engine": t.engine, "address": t.address, "path": t.path, "meta": t.schema, "source": t.source,
         "create_time": t.create_time,
     })))
 }

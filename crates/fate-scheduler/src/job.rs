@@ -937,6 +937,7 @@ impl Scheduler {
             .model_version
             .clone()
             .unwrap_or_else(|| "0".into());
+        let tables = self.inner.computing.store();
         for d in outputs.data {
             let rec = TableRecord {
                 namespace: d.namespace.clone(),
@@ -944,8 +945,9 @@ impl Scheduler {
                 partitions: d.partitions as i32,
                 count: d.count as i64,
                 schema: serde_json::to_value(&d.schema).unwrap_or_default(),
-                engine: "standalone".into(),
+                engine: tables.engine().into(),
                 path: format!("{}/{}", d.namespace, d.name),
+                address: tables.address(&d.namespace, &d.name),
                 source: serde_json::json!({"job_id": job_id, "task_name": task.name, "role": party.role, "party_id": pid}),
                 create_time: now,
             };

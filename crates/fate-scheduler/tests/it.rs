@@ -217,6 +217,7 @@ fn table_row(namespace: &str, name: &str) -> TableRecord {
         schema: json!({}),
         engine: "standalone".into(),
         path: format!("{namespace}/{name}"),
+        address: format!("{namespace}/{name}"),
         source: json!({}),
         create_time: fate_store::now_ms(),
     }

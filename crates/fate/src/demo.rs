@@ -220,6 +220,8 @@ pub fn run_benchmarks(source: &Datasets, datasets: &[Dataset]) -> Result<()> {
                 Datasets::Embedded => Vec::new(),
             },
             max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
+            storage: None,
+            s3: Default::default(),
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
         // Built-in CSVs go to the node's own import folder, one of its data roots.

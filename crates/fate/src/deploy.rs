@@ -365,6 +365,8 @@ fn start(args: LocalArgs) -> Result<()> {
                 max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
                 auth: crate::auth::AuthSwitch::Auto,
                 permission: false,
+                storage: None,
+                s3: Default::default(),
             },
         )?;
     }

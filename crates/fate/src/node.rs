@@ -52,6 +52,41 @@ pub struct EngineArgs {
     /// Largest file a request may make the node read, and largest multipart upload, in bytes.
     #[arg(long, default_value_t = fate_runtime::files::DEFAULT_MAX_FILE_BYTES)]
     pub max_upload_bytes: u64,
+    /// Where tables live: `file:///abs/path`, `hdfs://host:port/path` or `s3://bucket/prefix`
+    /// (S3 settings from `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`). Default: the standalone store under the data dir.
+    #[arg(long, value_name = "URI", env = "FATE_STORAGE")]
+    pub storage: Option<String>,
+    /// S3 settings from node.yaml (unset fields come from the environment).
+    #[arg(skip)]
+    pub s3: fate_storage::S3Settings,
+}
+
+/// The node's table store: the storage URI's if one is configured, else redb under
+/// `<data_dir>/tables`. Errors name the setting.
+fn open_computing(data_dir: &Path, engine: &EngineArgs, cores: usize) -> Result<Computing> {
+    let cfg = ComputingConfig {
+        cores,
+        default_partitions: engine.partitions,
+        data_dir: None,
+    };
+    let Some(uri) = &engine.storage else {
+        return Computing::new(ComputingConfig {
+            data_dir: Some(data_dir.join("tables")),
+            ..cfg
+        })
+        .context("cannot open table storage");
+    };
+    let uri = fate_storage::StorageUri::parse(uri)?;
+    let shown = uri.to_string();
+    let storage = fate_storage::StorageConfig {
+        s3: engine.s3.clone().with_env(|k| std::env::var(k).ok()),
+        ..fate_storage::StorageConfig::new(uri)
+    };
+    let store = fate_storage::ObjectTableStore::open(storage)
+        .with_context(|| format!("cannot open the table storage {shown}"))?;
+    tracing::info!(storage = %shown, "Tables are stored under the storage URI.");
+    Computing::with_store(cfg, store).context("cannot start the computing engine")
 }
 
 /// The data roots of a node: `<data_dir>/import` and `<data_dir>/uploads` (where multipart
@@ -87,12 +122,7 @@ pub async fn build_scheduler_with(
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let computing = Computing::new(ComputingConfig {
-        cores,
-        default_partitions: engine.partitions,
-        data_dir: Some(data_dir.join("tables")),
-    })
-    .context("cannot open table storage")?;
+    let computing = open_computing(data_dir, engine, cores)?;
     let store = MetaStore::open_sqlite(&data_dir.join("fate_flow.sqlite"))
         .await
         .context("cannot open the metadata store")?;

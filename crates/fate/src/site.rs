@@ -101,6 +101,15 @@ pub struct NodeConfig {
     /// components and datasets granted to it (`/v2/permission/resource/grant`).
     #[serde(default)]
     pub permission: bool,
+    /// Where tables live (`file:///abs/path`, `hdfs://host:port/path`, `s3://bucket/prefix`);
+    /// default the standalone store under `data_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// How to reach S3 for an `s3://` storage: `endpoint`, `region`, `access_key_id`,
+    /// `secret_access_key`, `session_token`, `virtual_host_style`; unset fields come from
+    /// the environment (`AWS_*`).
+    #[serde(default, skip_serializing_if = "fate_storage::S3Settings::is_unset")]
+    pub s3: fate_storage::S3Settings,
 }
 
 fn default_max_upload_bytes() -> u64 {
@@ -277,6 +286,8 @@ pub fn node(args: NodeArgs) -> Result<()> {
         federation_timeout: config.federation_timeout,
         data_roots: config.data_roots.iter().map(|d| base.join(d)).collect(),
         max_upload_bytes: config.max_upload_bytes,
+        storage: config.storage.clone(),
+        s3: config.s3.clone(),
     };
     runtime()?.block_on(async move {
         let scheduler = build_scheduler_with(&data_dir, &engine, transport.clone(), Some(site))

@@ -97,6 +97,8 @@ pub fn run_in_process(
             federation_timeout: timeout.as_secs(),
             data_roots: Vec::new(),
             max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
+            storage: None,
+            s3: Default::default(),
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
         let start = Instant::now();
