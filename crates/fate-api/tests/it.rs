@@ -295,7 +295,10 @@ async fn upload_makes_a_table_that_survives_a_restart() {
         assert_eq!(t["data"]["partitions"], 4);
         // FATE's table meta: the store's engine and the table's address in it.
         assert_eq!(t["data"]["engine"], "standalone", "{t}");
-        assert_eq!(t["data"]["address"], "experiment/breast_hetero_guest", "{t}");
+        assert_eq!(
+            t["data"]["address"], "experiment/breast_hetero_guest",
+            "{t}"
+        );
         assert_eq!(t["data"]["meta"]["label_name"], "y");
         assert_eq!(
             t["data"]["meta"]["feature_names"].as_array().unwrap().len(),

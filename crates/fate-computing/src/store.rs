@@ -33,7 +33,11 @@ pub trait TableStore: Send + Sync {
     ) -> Result<(), ComputingError>;
     /// The stored partitions of `namespace.name`, rows in the order they were put, or `None`
     /// if there is no such table.
-    fn get(&self, namespace: &str, name: &str) -> Result<Option<Vec<Vec<StoredRow>>>, ComputingError>;
+    fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Vec<Vec<StoredRow>>>, ComputingError>;
     /// Deletes `namespace.name`; `false` if there was no such table.
     fn delete(&self, namespace: &str, name: &str) -> Result<bool, ComputingError>;
     /// Whether `namespace.name` exists.
@@ -323,7 +327,11 @@ impl TableStore for RedbStore {
         Ok(())
     }
 
-    fn get(&self, namespace: &str, name: &str) -> Result<Option<Vec<Vec<StoredRow>>>, ComputingError> {
+    fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Vec<Vec<StoredRow>>>, ComputingError> {
         let op = || format!("read table {namespace}.{name}");
         let txn = self.db().begin_read().map_err(redb_err(op()))?;
         let headers = match txn.open_table(HEADERS) {
@@ -445,7 +453,11 @@ impl TableStore for MemoryStore {
         Ok(())
     }
 
-    fn get(&self, namespace: &str, name: &str) -> Result<Option<Vec<Vec<StoredRow>>>, ComputingError> {
+    fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Vec<Vec<StoredRow>>>, ComputingError> {
         let tables = self.tables.read();
         let key = (namespace.to_string(), name.to_string());
         Ok(tables.get(&key).map(|parts| parts.as_ref().clone()))

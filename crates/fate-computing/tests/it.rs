@@ -290,7 +290,10 @@ fn corrupt_records_are_clear_errors() {
 
     // An empty partition is a valid (empty) table.
     store.put("bad", "empty", vec![vec![]], false).unwrap();
-    assert_eq!(c.load::<u64, u64>("bad", "empty").unwrap().count().unwrap(), 0);
+    assert_eq!(
+        c.load::<u64, u64>("bad", "empty").unwrap().count().unwrap(),
+        0
+    );
 
     // Partitions stored in the wrong order: keys are no longer where their hash puts them.
     c.parallelize((0..100u64).map(|k| (k, k)), 3)

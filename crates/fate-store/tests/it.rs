@@ -870,7 +870,12 @@ async fn file_store_persists_and_migrations_are_idempotent() {
     assert_eq!(reopened.jobs(&JobFilter::default()).await.unwrap(), vec![j]);
     assert_eq!(reopened.tables().await.unwrap(), vec![t.clone()]);
     assert_eq!(
-        reopened.table("experiment", "x").await.unwrap().unwrap().address,
+        reopened
+            .table("experiment", "x")
+            .await
+            .unwrap()
+            .unwrap()
+            .address,
         "s3://fate-tables/site/experiment/x"
     );
     let long = TableRecord {

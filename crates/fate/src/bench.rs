@@ -329,8 +329,8 @@ fn upload_secs(file: &std::path::Path) -> Result<f64> {
                 .unwrap_or_default(),
             max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
             computing_engine: Default::default(),
-        storage: None,
-        s3: Default::default(),
+            storage: None,
+            s3: Default::default(),
         };
         let scheduler = crate::node::build_scheduler(dir.path(), &engine).await?;
         let dag: fate_dag::DagSchema = serde_json::from_value(json!({

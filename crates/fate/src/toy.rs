@@ -98,8 +98,8 @@ pub fn run_in_process(
             data_roots: Vec::new(),
             max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
             computing_engine: Default::default(),
-        storage: None,
-        s3: Default::default(),
+            storage: None,
+            s3: Default::default(),
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
         let start = Instant::now();
