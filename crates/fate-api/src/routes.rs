@@ -889,7 +889,6 @@ async fn output_data_download(
     State(st): State<Arc<ApiState>>,
     Query(p): Params,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
     let k = output_key(&p)?;
     let only = opt_param(&p, "output_key");
     let recs: Vec<_> = st
@@ -923,10 +922,18 @@ async fn output_data_download(
             .unwrap_or_default();
         files.push((r.output_key, r.namespace, r.name, schema));
     }
-    let computing = st.scheduler.computing().clone();
+    tables_as_tar(st.scheduler.computing().clone(), files).await
+}
+
+/// Answers a tar of one CSV per table, `<dir>/<name>.csv` for each `(dir, namespace, name,
+/// schema)` (FATE's download layout), built off the async runtime.
+pub(crate) async fn tables_as_tar(
+    computing: fate_computing::Computing,
+    files: Vec<(String, String, String, fate_runtime::Schema)>,
+) -> Result<axum::response::Response, ApiError> {
     let tar = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
         let mut builder = tar::Builder::new(Vec::new());
-        for (key, ns, name, schema) in files {
+        for (dir, ns, name, schema) in files {
             let table: fate_computing::Table<String, fate_runtime::Row> =
                 computing.load(&ns, &name).map_err(|e| e.to_string())?;
             let rows = table.collect(usize::MAX).map_err(|e| e.to_string())?;
@@ -936,7 +943,7 @@ async fn output_data_download(
             header.set_mode(0o644);
             header.set_cksum();
             builder
-                .append_data(&mut header, format!("{key}/{name}.csv"), csv.as_bytes())
+                .append_data(&mut header, format!("{dir}/{name}.csv"), csv.as_bytes())
                 .map_err(|e| e.to_string())?;
         }
         builder.into_inner().map_err(|e| e.to_string())
@@ -944,9 +951,8 @@ async fn output_data_download(
     .await
     .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?
     .map_err(|e| ApiError::new(RetCode::ServerError, e))?;
-    Ok((
+    Ok(axum::response::IntoResponse::into_response((
         [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
         tar,
-    )
-        .into_response())
+    )))
 }

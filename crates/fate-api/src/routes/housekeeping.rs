@@ -4,8 +4,7 @@
 //! provider query (fate-rs has one built-in provider, which FATE lists as none registered).
 
 use super::{
-    ApiResult, ApiState, Params, body_json, frame_csv, ns_name, opt_param, opt_role, req_job_id,
-    req_str,
+    ApiResult, ApiState, Params, body_json, ns_name, opt_param, opt_role, req_job_id, req_str,
 };
 use crate::envelope::{ApiError, Envelope};
 use axum::extract::{Query, State};
@@ -346,7 +345,6 @@ pub(super) async fn data_download(
     State(st): State<Arc<ApiState>>,
     Query(p): Params,
 ) -> Result<axum::response::Response, ApiError> {
-    use axum::response::IntoResponse;
     let (ns, name) = ns_name(&p)?;
     fate_types::check_name("namespace", &ns)?;
     fate_types::check_name("name", &name)?;
@@ -362,28 +360,6 @@ pub(super) async fn data_download(
             )
         })?;
     let schema: fate_runtime::Schema = serde_json::from_value(t.schema).unwrap_or_default();
-    let computing = st.scheduler.computing().clone();
-    let tar = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let table: fate_computing::Table<String, fate_runtime::Row> =
-            computing.load(&ns, &name).map_err(|e| e.to_string())?;
-        let rows = table.collect(usize::MAX).map_err(|e| e.to_string())?;
-        let csv = frame_csv(&schema, &rows);
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(csv.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, format!("data/{name}.csv"), csv.as_bytes())
-            .map_err(|e| e.to_string())?;
-        builder.into_inner().map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::new(RetCode::ServerError, e.to_string()))?
-    .map_err(|e| ApiError::new(RetCode::ServerError, e))?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/x-tar")],
-        tar,
-    )
-        .into_response())
+    let files = vec![("data".to_string(), ns, name, schema)];
+    super::tables_as_tar(st.scheduler.computing().clone(), files).await
 }
