@@ -198,6 +198,18 @@ impl KernelRunner {
 
     /// SQL running the executor over the `line` column of `input_sql`, giving
     /// `(key, value)` rows.
+    /// The DataFrame of `kernel` run over the rows `input_sql` selects (see `transform_sql`).
+    async fn transformed(
+        &self,
+        input_sql: &str,
+        kernel: &str,
+        params: &[u8],
+        mode: Mode,
+    ) -> Result<DataFrame, SparkError> {
+        let sql = self.transform_sql(input_sql, kernel, params, mode).await?;
+        Ok(self.client.sql(&sql))
+    }
+
     async fn transform_sql(
         &self,
         input_sql: &str,
@@ -237,11 +249,9 @@ impl KernelRunner {
     ) -> Result<SparkTable, SparkError> {
         let view = table.df.to_view().await?;
         let sql = self
-            .transform_sql(&Self::lines_of(&view), kernel, params, Mode::Map)
+            .transformed(&Self::lines_of(&view), kernel, params, Mode::Map)
             .await?;
-        Ok(SparkTable {
-            df: self.client.sql(&sql),
-        })
+        Ok(SparkTable { df: sql })
     }
 
     /// Inner join by key; `kernel` combines each pair: it receives `(key,
@@ -259,12 +269,8 @@ impl KernelRunner {
             "SELECT concat(base64(l.key), ':', base64(l.value), ':', base64(r.value)) AS line \
              FROM {l} l JOIN {r} r ON l.key = r.key"
         );
-        let sql = self
-            .transform_sql(&input, kernel, params, Mode::Map)
-            .await?;
-        Ok(SparkTable {
-            df: self.client.sql(&sql),
-        })
+        let sql = self.transformed(&input, kernel, params, Mode::Map).await?;
+        Ok(SparkTable { df: sql })
     }
 
     /// Combines the rows of each key with the associative fold `kernel` (see
@@ -277,19 +283,17 @@ impl KernelRunner {
     ) -> Result<SparkTable, SparkError> {
         let view = table.df.to_view().await?;
         let partial = self
-            .transform_sql(&Self::lines_of(&view), kernel, params, Mode::Fold)
+            .transformed(&Self::lines_of(&view), kernel, params, Mode::Fold)
             .await?;
-        let partial_view = self.client.sql(&partial).to_view().await?;
+        let partial_view = partial.to_view().await?;
         let shuffled = format!(
             "SELECT concat(base64(key), ':', base64(value)) AS line \
              FROM (SELECT key, value FROM {partial_view} DISTRIBUTE BY key)"
         );
         let sql = self
-            .transform_sql(&shuffled, kernel, params, Mode::Fold)
+            .transformed(&shuffled, kernel, params, Mode::Fold)
             .await?;
-        Ok(SparkTable {
-            df: self.client.sql(&sql),
-        })
+        Ok(SparkTable { df: sql })
     }
 
     /// Folds all rows with `kernel`: per partition, then once more in one partition; returns
@@ -303,16 +307,16 @@ impl KernelRunner {
     ) -> Result<Vec<Row>, SparkError> {
         let view = table.df.to_view().await?;
         let partial = self
-            .transform_sql(&Self::lines_of(&view), kernel, params, Mode::Fold)
+            .transformed(&Self::lines_of(&view), kernel, params, Mode::Fold)
             .await?;
-        let partial_view = self.client.sql(&partial).to_view().await?;
+        let partial_view = partial.to_view().await?;
         let single = format!(
             "SELECT concat(base64(key), ':', base64(value)) AS line \
              FROM (SELECT /*+ REPARTITION(1) */ key, value FROM {partial_view})"
         );
         let sql = self
-            .transform_sql(&single, kernel, params, Mode::Fold)
+            .transformed(&single, kernel, params, Mode::Fold)
             .await?;
-        self.client.sql(&sql).collect_rows_within(limits).await
+        sql.collect_rows_within(limits).await
     }
 }
