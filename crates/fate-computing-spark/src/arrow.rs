@@ -32,6 +32,113 @@ pub(crate) fn encode_rows(rows: &[Row]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// The schema of engine rows: the key's hash as a signed BIGINT, key and value.
+pub(crate) const ENGINE_TABLE_DDL: &str =
+    "h BIGINT NOT NULL, key BINARY NOT NULL, value BINARY NOT NULL";
+
+/// Encodes engine rows as one Arrow IPC stream `(h, key, value)`.
+pub(crate) fn encode_engine_rows(rows: &[&fate_computing::Row]) -> Result<Vec<u8>, String> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("h", DataType::Int64, false),
+        Field::new("key", DataType::Binary, false),
+        Field::new("value", DataType::Binary, false),
+    ]));
+    let hashes = arrow_array::Int64Array::from_iter_values(rows.iter().map(|r| r.hash as i64));
+    let keys = BinaryArray::from_iter_values(rows.iter().map(|r| r.key.as_slice()));
+    let values = BinaryArray::from_iter_values(rows.iter().map(|r| r.value.as_slice()));
+    let columns: Vec<ArrayRef> = vec![Arc::new(hashes), Arc::new(keys), Arc::new(values)];
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut out, &schema).map_err(|e| e.to_string())?;
+    writer.write(&batch).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    drop(writer);
+    Ok(out)
+}
+
+/// Appends the engine rows of a batch `(h BIGINT, key BINARY, value BINARY)`.
+pub(crate) fn append_engine_rows(
+    batch: &RecordBatch,
+    out: &mut Vec<fate_computing::Row>,
+) -> Result<(), String> {
+    if batch.num_columns() < 3 {
+        return Err(format!(
+            "expected columns (h, key, value), got {} column(s)",
+            batch.num_columns()
+        ));
+    }
+    let hashes = int_column(batch.column(0), "h")?;
+    let keys = binary_column(batch.column(1), "key")?;
+    let values = binary_column(batch.column(2), "value")?;
+    for idx in 0..batch.num_rows() {
+        out.push(fate_computing::Row {
+            hash: hashes(idx)? as u64,
+            key: keys(idx)?,
+            value: values(idx)?,
+        });
+    }
+    Ok(())
+}
+
+/// Appends `(int, binary)` pairs of a batch's first two columns.
+pub(crate) fn append_int_binary(
+    batch: &RecordBatch,
+    out: &mut Vec<(i64, Vec<u8>)>,
+) -> Result<(), String> {
+    if batch.num_columns() < 2 {
+        return Err("expected two columns".into());
+    }
+    let ints = int_column(batch.column(0), "p")?;
+    let values = binary_column(batch.column(1), "value")?;
+    for idx in 0..batch.num_rows() {
+        out.push((ints(idx)?, values(idx)?));
+    }
+    Ok(())
+}
+
+/// Appends `(int, int)` pairs of a batch's first two columns.
+pub(crate) fn append_int_pairs(
+    batch: &RecordBatch,
+    out: &mut Vec<(i64, i64)>,
+) -> Result<(), String> {
+    if batch.num_columns() < 2 {
+        return Err("expected two columns".into());
+    }
+    let a = int_column(batch.column(0), "p")?;
+    let b = int_column(batch.column(1), "count")?;
+    for idx in 0..batch.num_rows() {
+        out.push((a(idx)?, b(idx)?));
+    }
+    Ok(())
+}
+
+type IntAt<'a> = Box<dyn Fn(usize) -> Result<i64, String> + 'a>;
+
+/// An INT or BIGINT column as `i64`s.
+fn int_column<'a>(column: &'a ArrayRef, name: &'a str) -> Result<IntAt<'a>, String> {
+    let null_error = move |idx: usize| format!("column {name} is null in row {idx}");
+    if let Some(array) = column.as_any().downcast_ref::<arrow_array::Int64Array>() {
+        return Ok(Box::new(move |idx| {
+            if array.is_null(idx) {
+                return Err(null_error(idx));
+            }
+            Ok(array.value(idx))
+        }));
+    }
+    if let Some(array) = column.as_any().downcast_ref::<arrow_array::Int32Array>() {
+        return Ok(Box::new(move |idx| {
+            if array.is_null(idx) {
+                return Err(null_error(idx));
+            }
+            Ok(i64::from(array.value(idx)))
+        }));
+    }
+    Err(format!(
+        "column {name} has type {}, expected an integer",
+        column.data_type()
+    ))
+}
+
 /// Decodes one Arrow IPC stream into its record batches.
 pub(crate) fn decode_batches(data: &[u8]) -> Result<Vec<RecordBatch>, String> {
     let reader = StreamReader::try_new(Cursor::new(data), None).map_err(|e| e.to_string())?;

@@ -391,14 +391,42 @@ impl SparkClient {
     /// `CachedLocalRelation` (as Spark's own clients do for large data), so the plan itself
     /// stays small; the parts are joined by `UNION ALL`.
     pub async fn create_dataframe(&self, rows: &[Row]) -> Result<DataFrame, SparkError> {
+        self.create_frame(rows, row_size, arrow::encode_rows, arrow::TABLE_DDL)
+            .await
+    }
+
+    /// A DataFrame `(h BIGINT, key BINARY, value BINARY)` of engine rows (the key's hash as
+    /// a signed BIGINT), sent as [`SparkClient::create_dataframe`] sends its rows.
+    pub async fn create_engine_dataframe(
+        &self,
+        rows: &[&fate_computing::Row],
+    ) -> Result<DataFrame, SparkError> {
+        self.create_frame(
+            rows,
+            |r| r.key.len() + r.value.len() + 24,
+            arrow::encode_engine_rows,
+            arrow::ENGINE_TABLE_DDL,
+        )
+        .await
+    }
+
+    /// Rows in `LocalRelation`s of at most an eighth of the message budget each, encoded by
+    /// `encode` as Arrow IPC of schema `ddl`.
+    async fn create_frame<T>(
+        &self,
+        rows: &[T],
+        size: impl Fn(&T) -> usize,
+        encode: impl Fn(&[T]) -> Result<Vec<u8>, String>,
+        ddl: &str,
+    ) -> Result<DataFrame, SparkError> {
         let budget = (self.inner.options.max_message_bytes / 8).max(1024);
-        let mut chunks: Vec<&[Row]> = Vec::new();
+        let mut chunks: Vec<&[T]> = Vec::new();
         let mut start = 0;
         loop {
             let mut end = start;
             let mut bytes = 0usize;
-            while end < rows.len() && (end == start || bytes + row_size(&rows[end]) <= budget) {
-                bytes += row_size(&rows[end]);
+            while end < rows.len() && (end == start || bytes + size(&rows[end]) <= budget) {
+                bytes += size(&rows[end]);
                 end += 1;
             }
             chunks.push(&rows[start..end]);
@@ -410,11 +438,11 @@ impl SparkClient {
         let cached = chunks.len() > 1;
         let mut parts: Vec<DataFrame> = Vec::with_capacity(chunks.len());
         for chunk in chunks {
-            let data = arrow::encode_rows(chunk)
+            let data = encode(chunk)
                 .map_err(|message| self.invalid(format!("encoding rows: {message}")))?;
             let local = proto::LocalRelation {
                 data: Some(data),
-                schema: Some(arrow::TABLE_DDL.to_owned()),
+                schema: Some(ddl.to_owned()),
             };
             let rel_type = if cached {
                 use prost::Message as _;
@@ -434,6 +462,29 @@ impl SparkClient {
         let mut parts = parts.into_iter();
         let first = parts.next().expect("at least one part");
         Ok(parts.fold(first, |acc, part| acc.union_all(&part)))
+    }
+
+    /// The DataFrame of a relation cached on the server ([`DataFrame::local_checkpoint`]).
+    pub fn cached(&self, relation_id: &str) -> DataFrame {
+        self.dataframe(proto::relation::RelType::CachedRemoteRelation(
+            proto::CachedRemoteRelation {
+                relation_id: relation_id.to_owned(),
+            },
+        ))
+    }
+
+    /// Frees a relation cached on the server.
+    pub async fn remove_cached(&self, relation_id: &str) -> Result<(), SparkError> {
+        self.run_command(
+            proto::command::CommandType::RemoveCachedRemoteRelationCommand(
+                proto::RemoveCachedRemoteRelationCommand {
+                    relation: Some(proto::CachedRemoteRelation {
+                        relation_id: relation_id.to_owned(),
+                    }),
+                },
+            ),
+        )
+        .await
     }
 
     fn dataframe(&self, rel_type: proto::relation::RelType) -> DataFrame {
@@ -631,6 +682,46 @@ impl DataFrame {
                 .map_err(|message| self.client.decode_error(message))?;
         }
         Ok(rows)
+    }
+
+    /// Runs the plan now and keeps its result on the executors (Spark's eager
+    /// `localCheckpoint`, memory and disk), cutting the lineage; returns the cached
+    /// relation's id (see [`SparkClient::cached`] and [`SparkClient::remove_cached`]).
+    pub async fn local_checkpoint(&self) -> Result<String, SparkError> {
+        let mut id = None;
+        self.client
+            .execute(
+                proto::plan::OpType::Command(proto::Command {
+                    command_type: Some(proto::command::CommandType::CheckpointCommand(
+                        proto::CheckpointCommand {
+                            relation: Some(self.relation.clone()),
+                            local: true,
+                            eager: true,
+                            storage_level: Some(proto::StorageLevel {
+                                use_disk: true,
+                                use_memory: true,
+                                use_off_heap: false,
+                                deserialized: false,
+                                replication: 1,
+                            }),
+                        },
+                    )),
+                }),
+                |response| {
+                    if let Some(
+                        proto::execute_plan_response::ResponseType::CheckpointCommandResult(result),
+                    ) = response.response_type
+                    {
+                        id = result.relation.map(|r| r.relation_id);
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        id.ok_or_else(|| {
+            self.client
+                .decode_error("checkpoint: the server returned no cached relation")
+        })
     }
 
     /// The number of rows (`count(*)` on the server).

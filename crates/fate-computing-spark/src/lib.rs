@@ -2,6 +2,8 @@
 //! and the executor pipe that runs fate-rs kernels on Spark's executors.
 //!
 //! Pieces:
+//! - [`SparkEngine`]: the `fate_computing::Engine` contract on Spark (tables as checkpointed
+//!   DataFrames, kernels on the executors through [`engine_exec`]); see its module docs.
 //! - [`SparkClient`] talks to a Spark Connect server: [`SparkClient::sql`] and
 //!   [`SparkClient::create_dataframe`] give [`DataFrame`] plans; [`DataFrame::collect_rows`]
 //!   (bounded by [`CollectLimits`]), [`DataFrame::count`], Parquet write/read, temp views,
@@ -36,11 +38,14 @@
 
 mod arrow;
 mod client;
+mod engine;
+pub mod engine_exec;
 pub mod executor;
 pub mod lines;
 pub mod table;
 
 pub use client::{CollectLimits, DataFrame, SparkClient, SparkError, SparkOptions};
+pub use engine::{ExecutorSource, SparkEngine, SparkEngineConfig};
 
 /// One table row as the engine contract encodes it: (postcard key, postcard value).
 pub type Row = (Vec<u8>, Vec<u8>);

@@ -175,8 +175,13 @@ impl KernelRunner {
     /// The shell command Spark runs for one task (`/bin/bash -c <command>`). Every word in
     /// it is a plain name, so it needs no quoting inside the SQL string literal.
     fn command(&self, args: &ExecutorArgs) -> String {
+        self.command_of(args.to_args())
+    }
+
+    /// The shell command running the executor with these argument words (each plain).
+    pub(crate) fn command_of(&self, args: Vec<String>) -> String {
         let mut words = self.subcommand.clone();
-        words.extend(args.to_args());
+        words.extend(args);
         let words = words.join(" ");
         match &self.binary {
             ExecutorBinary::Path(path) => format!("exec {path} {words}"),

@@ -356,3 +356,52 @@ fn pipe_throughput() {
         }
     });
 }
+
+/// The engine on the test server, its executor the test binary (uploaded as an artifact, or
+/// run from where cargo built it).
+fn spark_engine(upload: bool) -> std::sync::Arc<fate_computing_spark::SparkEngine> {
+    use fate_computing_spark::{ExecutorSource, SparkEngine, SparkEngineConfig};
+    let server = server::spark();
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_fate-spark-test-executor"));
+    let source = if upload {
+        ExecutorSource::Upload(binary)
+    } else {
+        ExecutorSource::Installed(binary)
+    };
+    let mut registry = fate_computing::KernelRegistry::new();
+    fate_computing::testing::register_all(&mut registry).unwrap();
+    let mut config = SparkEngineConfig::new(&server.url(), source);
+    config.batch = 64;
+    SparkEngine::connect(config, registry).expect("the Spark engine connects")
+}
+
+#[test]
+fn the_spark_engine_keeps_the_raw_contract() {
+    let engine = spark_engine(true);
+    fate_computing::testing::engine_contract(engine.clone());
+    assert_eq!(engine.live_tables(), 0, "released tables are freed");
+}
+
+#[test]
+fn the_spark_engine_passes_the_conformance_suite() {
+    let server = server::spark();
+    let before = server.succeeded_jobs();
+    let engine = spark_engine(false);
+    let c = fate_computing::Computing::on_engine(
+        fate_computing::ComputingConfig {
+            cores: 2,
+            default_partitions: 3,
+            data_dir: None,
+        },
+        engine,
+    )
+    .unwrap();
+    let started = Instant::now();
+    fate_computing::testing::conformance_cases(&c, 2);
+    eprintln!(
+        "conformance on Spark: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // The work ran on Spark: its REST API shows the jobs.
+    assert!(server.succeeded_jobs() > before + 50);
+}

@@ -21,7 +21,7 @@ use crate::error::ComputingError;
 use crate::kernel::KernelCall;
 
 /// One encoded row.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Row {
     /// `Key::partition_hash` of the key (the engine places and repartitions by it).
     pub hash: u64,

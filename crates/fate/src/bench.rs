@@ -329,6 +329,8 @@ fn upload_secs(file: &std::path::Path) -> Result<f64> {
                 .unwrap_or_default(),
             max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
             computing_engine: Default::default(),
+            spark_connect: None,
+            spark_executor: None,
             storage: None,
             s3: Default::default(),
         };

@@ -364,6 +364,8 @@ fn start(args: LocalArgs) -> Result<()> {
                 data_roots: data_roots.clone(),
                 max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
                 computing_engine: Default::default(),
+                spark_connect: None,
+                spark_executor: None,
                 auth: crate::auth::AuthSwitch::Auto,
                 permission: false,
                 storage: None,

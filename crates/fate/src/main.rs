@@ -116,6 +116,12 @@ fn init_tracing(default_level: &str) {
 }
 
 fn main() -> std::process::ExitCode {
+    // Spark's executors run this binary as `fate spark-executor ...` under SELECT TRANSFORM:
+    // stdin/stdout are the pipe, so neither clap's help nor logging may touch them.
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some("spark-executor") {
+        return node::spark_executor(raw.collect());
+    }
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Standalone(args) => {

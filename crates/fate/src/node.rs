@@ -60,14 +60,22 @@ pub struct EngineArgs {
     /// S3 settings from node.yaml (unset fields come from the environment).
     #[arg(skip)]
     pub s3: fate_storage::S3Settings,
-    /// Where tables are held and computed: `local` (typed partitions in this process) or
-    /// `encoded` (the in-process reference engine of the engine contract: every kernel runs
-    /// through the kernel registry over encoded rows, as on Spark).
-    #[arg(long, value_enum, default_value_t = ComputingEngine::Local)]
+    /// Where tables are held and computed: `local` (typed partitions in this process),
+    /// `spark` (a Spark cluster through Spark Connect, `--spark-connect`), or `encoded` (the
+    /// in-process reference engine of the engine contract: every kernel runs through the
+    /// kernel registry over encoded rows, as on Spark).
+    #[arg(long, value_enum, default_value_t = ComputingEngine::Local, env = "FATE_COMPUTING_ENGINE")]
     pub computing_engine: ComputingEngine,
+    /// The Spark Connect server of `--computing-engine spark`, `sc://host:port`.
+    #[arg(long, value_name = "URL", env = "FATE_SPARK_CONNECT")]
+    pub spark_connect: Option<String>,
+    /// Absolute path of this fate binary on every Spark executor (it runs the kernels);
+    /// default: this binary is uploaded to the Spark session as an artifact.
+    #[arg(long, value_name = "PATH", env = "FATE_SPARK_EXECUTOR")]
+    pub spark_executor: Option<PathBuf>,
 }
 
-/// The computing engines this binary can wire (issue 12: Spark joins them).
+/// The computing engines this binary can wire.
 #[derive(
     Debug,
     Clone,
@@ -83,6 +91,7 @@ pub struct EngineArgs {
 pub enum ComputingEngine {
     #[default]
     Local,
+    Spark,
     Encoded,
 }
 
@@ -120,15 +129,50 @@ fn open_computing(data_dir: &Path, engine: &EngineArgs, cores: usize) -> Result<
     let kernels: Option<Arc<dyn fate_computing::Engine>> = match engine.computing_engine {
         ComputingEngine::Local => None,
         ComputingEngine::Encoded => {
-            let mut registry = fate_computing::KernelRegistry::new();
-            fate_components::register_kernels(&mut registry)
-                .context("cannot register the components' kernels")?;
-            let encoded = fate_computing::EncodedEngine::new(registry, cores)
+            let encoded = fate_computing::EncodedEngine::new(kernel_registry()?, cores)
                 .context("cannot start the encoded engine")?;
             Some(encoded)
         }
+        ComputingEngine::Spark => {
+            let url = engine.spark_connect.as_deref().context(
+                "--computing-engine spark needs --spark-connect sc://host:port (node.yaml `spark_connect`)",
+            )?;
+            let executor = match &engine.spark_executor {
+                Some(path) => fate_computing_spark::ExecutorSource::Installed(path.clone()),
+                None => fate_computing_spark::ExecutorSource::Upload(
+                    std::env::current_exe()
+                        .context("cannot find this fate binary to upload to Spark")?,
+                ),
+            };
+            let config = fate_computing_spark::SparkEngineConfig::new(url, executor);
+            let spark = fate_computing_spark::SparkEngine::connect(config, kernel_registry()?)
+                .with_context(|| {
+                    format!("cannot start the Spark engine at {url} (--spark-connect)")
+                })?;
+            tracing::info!(spark = %url, "Tables are computed on Spark.");
+            Some(spark)
+        }
     };
     Computing::with_store_on(cfg, store, kernels).context("cannot start the computing engine")
+}
+
+/// Every kernel of the components, by name: what an engine outside this process runs.
+pub fn kernel_registry() -> Result<fate_computing::KernelRegistry> {
+    let mut registry = fate_computing::KernelRegistry::new();
+    fate_components::register_kernels(&mut registry)
+        .context("cannot register the components' kernels")?;
+    Ok(registry)
+}
+
+/// `fate spark-executor ...`: what Spark's executors run (see `fate_computing_spark::engine_exec`).
+pub fn spark_executor(args: Vec<String>) -> std::process::ExitCode {
+    match kernel_registry() {
+        Ok(registry) => fate_computing_spark::engine_exec::main(args, &registry),
+        Err(e) => {
+            eprintln!("fate spark-executor: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// The data roots of a node: `<data_dir>/import` and `<data_dir>/uploads` (where multipart

@@ -99,6 +99,12 @@ pub struct NodeConfig {
         skip_serializing_if = "crate::node::ComputingEngine::is_local"
     )]
     pub computing_engine: crate::node::ComputingEngine,
+    /// The Spark Connect server (`sc://host:port`) of `computing_engine: spark`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spark_connect: Option<String>,
+    /// Absolute path of the fate binary on every Spark executor; default: upload this binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spark_executor: Option<PathBuf>,
     /// FATE's client authentication: `auto` (on unless `api` is a loopback address), `on`,
     /// `off`. Clients sign requests with an app id and token (`fate app create`).
     #[serde(default)]
@@ -293,6 +299,8 @@ pub fn node(args: NodeArgs) -> Result<()> {
         data_roots: config.data_roots.iter().map(|d| base.join(d)).collect(),
         max_upload_bytes: config.max_upload_bytes,
         computing_engine: config.computing_engine,
+        spark_connect: config.spark_connect.clone(),
+        spark_executor: config.spark_executor.clone(),
         storage: config.storage.clone(),
         s3: config.s3.clone(),
     };

@@ -98,6 +98,8 @@ pub fn run_in_process(
             data_roots: Vec::new(),
             max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
             computing_engine: Default::default(),
+            spark_connect: None,
+            spark_executor: None,
             storage: None,
             s3: Default::default(),
         };

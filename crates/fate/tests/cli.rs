@@ -588,3 +588,101 @@ fn sigterm_ends_a_standalone_node_and_records_its_jobs_end() {
         "the job does not say it was shut down: {job}"
     );
 }
+
+#[path = "../../fate-computing-spark/tests/server/mod.rs"]
+mod spark_server;
+
+/// The metrics a `job submit --wait --json` printed, as `task/data_set/metric -> value`.
+fn metrics_of(out: &str) -> std::collections::BTreeMap<String, f64> {
+    let v: Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["status"], "success", "{out}");
+    v["metrics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no metrics: {out}"))
+        .iter()
+        .filter_map(|m| {
+            let key = format!("{}/{}/{}", m["task"], m["data_set"], m["metric"]);
+            m["value"].as_f64().map(|v| (key, v))
+        })
+        .collect()
+}
+
+/// FATE's breast PSI + CoordinatedLR and PSI + HeteroSecureBoost, and the toy, with every
+/// party computing on a real Spark (Spark Connect, `local[2]`, the kernels run by this `fate`
+/// binary on the executors): the same metrics as a node on the local engine, to 1e-6, and
+/// Spark's own REST API shows that the work ran there.
+#[test]
+fn jobs_on_spark_give_the_local_engines_numbers() {
+    let spark = spark_server::spark();
+    let (local_dir, spark_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let local = NodeProcess::start(local_dir.path());
+    let url = spark.url();
+    let on_spark = NodeProcess::start_with(
+        spark_dir.path(),
+        &[
+            "--computing-engine",
+            "spark",
+            "--spark-connect",
+            &url,
+            "--spark-executor",
+            env!("CARGO_BIN_EXE_fate"),
+        ],
+    );
+    let before = spark.succeeded_jobs();
+    let out = run_ok(
+        &["toy", "--guest", "9999", "--host", "10000", "--json"],
+        &on_spark.url,
+    );
+    assert!(out.contains("\"success\""), "{out}");
+    let after_toy = spark.succeeded_jobs();
+    assert!(
+        after_toy > before,
+        "the toy ran no Spark job: {before} -> {after_toy}"
+    );
+    for api in [&local.url, &on_spark.url] {
+        for side in ["guest", "host"] {
+            let conf = repo().join(format!("examples/upload/breast_hetero_{side}.json"));
+            let out = run_ok(&["data", "upload", "-c", conf.to_str().unwrap()], api);
+            assert!(out.contains("569 rows"), "{out}");
+        }
+    }
+    for pipeline in ["breast_psi_lr", "breast_psi_sbt"] {
+        let dag = repo().join(format!("examples/pipeline/{pipeline}.yaml"));
+        let submit = |api: &str| {
+            run_ok(
+                &[
+                    "job",
+                    "submit",
+                    "-c",
+                    dag.to_str().unwrap(),
+                    "--wait",
+                    "--json",
+                ],
+                api,
+            )
+        };
+        let started = std::time::Instant::now();
+        let want = metrics_of(&submit(&local.url));
+        let local_took = started.elapsed();
+        let started = std::time::Instant::now();
+        let got = metrics_of(&submit(&on_spark.url));
+        eprintln!(
+            "{pipeline}: local {:.1} s, spark {:.1} s",
+            local_took.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+        assert!(want.keys().any(|k| k.contains("auc")), "{want:?}");
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (k, w) in &want {
+            assert!(
+                (got[k] - w).abs() <= 1e-6,
+                "{pipeline} {k}: spark {} local {w}",
+                got[k]
+            );
+        }
+    }
+    assert!(spark.succeeded_jobs() > after_toy);
+}

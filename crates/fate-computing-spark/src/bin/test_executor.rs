@@ -59,7 +59,20 @@ fn dispatch(kernel: &str, params: &[u8], rows: Vec<Row>) -> Result<Vec<Row>, Str
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
-        Some("spark-executor") => executor::main(args.collect(), &dispatch),
+        Some("spark-executor") => {
+            let args: Vec<String> = args.collect();
+            if args.iter().any(|a| a == "--op") {
+                // The engine's ops, with the conformance suite's kernels.
+                let mut registry = fate_computing::KernelRegistry::new();
+                if let Err(e) = fate_computing::testing::register_all(&mut registry) {
+                    eprintln!("registering kernels: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+                fate_computing_spark::engine_exec::main(args, &registry)
+            } else {
+                executor::main(args, &dispatch)
+            }
+        }
         _ => {
             eprintln!(
                 "usage: fate-spark-test-executor spark-executor --kernel K --mode M --params P --batch N"
