@@ -47,16 +47,36 @@ const BACKENDS: &[&str] = &["fate-computing-spark", "fate-storage", "fate-federa
 /// The one crate that wires concrete backends.
 const WIRING: &str = "fate";
 
-/// Crates that name no concrete backend: no normal dependency on [`BACKEND_LIBS`], and (for
-/// [`BACKEND_FREE_SOURCES`]) no [`BACKEND_WORDS`] in their release code.
-const BACKEND_FREE_DEPS: &[&str] = &["fate-runtime", "fate-components", "fate-scheduler"];
+/// External libraries (a `*` suffix is a prefix) and the only crates with a normal dependency
+/// on them: each backend, wire protocol or heavy library stays in the crate that owns it.
+const OWNED_LIBS: &[(&str, &[&str])] = &[
+    ("redb", &["fate-computing"]),
+    ("sqlx", &["fate-store"]),
+    ("opendal", &["fate-storage"]),
+    ("opendal-*", &["fate-storage"]),
+    ("parquet", &["fate-storage"]),
+    ("tonic", &["fate-federation-grpc", "fate-computing-spark"]),
+    ("tonic-*", &["fate-federation-grpc", "fate-computing-spark"]),
+    ("prost", &["fate-federation-grpc", "fate-computing-spark"]),
+    ("prost-*", &["fate-federation-grpc", "fate-computing-spark"]),
+    ("arrow-*", &["fate-computing-spark"]),
+    ("axum", &["fate-api", "fate"]),
+    ("ureq", &["fate"]),
+    ("rug", &["fate-crypto"]),
+    ("gmp-mpfr-sys", &["fate-crypto"]),
+    ("anyhow", &["fate"]),
+];
+
+/// Crates that never touch the metadata store: the scheduler persists what they record.
+const NO_METADATA_STORE: &[&str] = &["fate-runtime", "fate-components"];
+const METADATA_STORE: &str = "fate-store";
+
+/// Crates with no [`BACKEND_WORDS`] in their release code.
 const BACKEND_FREE_SOURCES: &[&str] = &["fate-runtime", "fate-components"];
 
-/// External crates that are a concrete backend or a wire protocol (a `*` suffix is a prefix).
-const BACKEND_LIBS: &[&str] = &[
-    "redb", "sqlx", "opendal", "parquet", "arrow-*", "tonic", "prost", "axum", "hyper", "reqwest",
-    "ureq",
-];
+/// `std` modules components do not use: they open files only through `Ctx::files`.
+const COMPONENTS: &str = "fate-components";
+const COMPONENT_IO_PATHS: &[&str] = &["fs", "net", "process"];
 
 /// Words that name an engine or a backend, matched case-insensitively in code (strings
 /// included, comments not).
@@ -323,15 +343,43 @@ fn check_backend_deps(ws: &Workspace) -> Vec<String> {
             ));
         }
     }
-    for name in BACKEND_FREE_DEPS {
-        let Some(p) = ws.package(name) else { continue };
-        for d in &p.deps {
-            if d.kind != Kind::Dev && matches(BACKEND_LIBS, &d.name) {
+    for p in &ws.packages {
+        for d in p.deps.iter().filter(|d| d.kind != Kind::Dev) {
+            for (lib, owners) in OWNED_LIBS {
+                if matches(&[lib], &d.name) && !owners.contains(&p.name.as_str()) {
+                    v.push(format!(
+                        "`{}` depends on `{}`: only {} may (it is their backend or library)",
+                        p.name,
+                        d.name,
+                        owners.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+            if d.name == METADATA_STORE && NO_METADATA_STORE.contains(&p.name.as_str()) {
                 v.push(format!(
-                    "`{name}` depends on `{}`, a concrete backend or wire protocol: {} name no \
-                     backend",
-                    d.name,
-                    BACKEND_FREE_DEPS.join(", ")
+                    "`{}` depends on `{METADATA_STORE}`: {} never touch the metadata store (the \
+                     scheduler persists what they record)",
+                    p.name,
+                    NO_METADATA_STORE.join(", ")
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// Components do no file, network or process IO of their own.
+fn check_component_io(files: &[SourceFile]) -> Vec<String> {
+    let mut v = Vec::new();
+    for f in files {
+        for l in &f.lines {
+            if let Some(m) = std_modules(&l.skel).into_iter().find(|m| COMPONENT_IO_PATHS.contains(m)) {
+                v.push(format!(
+                    "{}:{}: `std::{m}` in a component: components open files only through \
+                     `Ctx::files`: {}",
+                    f.path.display(),
+                    l.no,
+                    l.code.trim()
                 ));
             }
         }
@@ -520,7 +568,8 @@ fn doc_layers(doc: &str) -> Vec<(String, BTreeSet<String>)> {
         .filter(|l| l.trim_start().starts_with('|'))
         .skip(1) // The header.
         .map(|l| l.trim().trim_matches('|').split('|').map(str::trim).collect::<Vec<_>>())
-        .filter(|cells| cells.len() >= 3 && !cells[0].starts_with('-'))
+        .filter(|cells| cells.len() >= 3)
+        .filter(|cells| !cells.iter().all(|c| c.len() >= 3 && c.chars().all(|ch| "-:".contains(ch))))
         .map(|cells| {
             let crates = cells[2].split('`').skip(1).step_by(2).map(str::to_owned).collect();
             (cells[1].to_owned(), crates)
@@ -898,6 +947,7 @@ fn only_the_binary_wires_concrete_backends() {
     let ws = workspace();
     let mut v = check_backend_deps(&ws);
     v.extend(check_backend_words(&sources(&ws, BACKEND_FREE_SOURCES)));
+    v.extend(check_component_io(&sources(&ws, &[COMPONENTS])));
     assert_none(v);
 }
 
@@ -1013,9 +1063,28 @@ mod broken {
         let ws = add_dep("fate-scheduler", dep("fate-storage", None, &[]));
         one(check_backend_deps(&ws), &["`fate-scheduler`", "`fate-storage`", "only `fate`"]);
         let ws = add_dep("fate-components", dep("redb", None, &[]));
-        one(check_backend_deps(&ws), &["`fate-components`", "`redb`"]);
-        let ws = add_dep("fate-runtime", dep("arrow-array", None, &[]));
-        one(check_backend_deps(&ws), &["`fate-runtime`", "`arrow-array`"]);
+        one(check_backend_deps(&ws), &["`fate-components` depends on `redb`", "`fate-computing`"]);
+        let ws = add_dep("fate-scheduler", dep("arrow-array", None, &[]));
+        one(check_backend_deps(&ws), &["`fate-scheduler`", "`arrow-array`"]);
+        let ws = add_dep("fate-store", dep("anyhow", None, &[]));
+        one(check_backend_deps(&ws), &["`fate-store` depends on `anyhow`", "only `fate`"]);
+        let ws = add_dep("fate-components", dep("fate-store", None, &[]));
+        one(check_backend_deps(&ws), &["`fate-components`", "metadata store"]);
+        // Dev-dependencies are free.
+        let ws = add_dep("fate-components", dep("redb", Some("dev"), &[]));
+        assert_eq!(check_backend_deps(&ws), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_component_doing_its_own_io() {
+        let src = "use std::fs;
+fn f() { let _ = std::process::id(); }
+use std::sync::Arc;
+";
+        let v = check_component_io(&file(src));
+        assert_eq!(v.len(), 2, "{v:#?}");
+        assert!(v[0].starts_with("x.rs:1: `std::fs`"), "{}", v[0]);
+        assert!(v[1].starts_with("x.rs:2: `std::process`"), "{}", v[1]);
     }
 
     #[test]
