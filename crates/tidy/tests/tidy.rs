@@ -98,6 +98,10 @@ const TYPES_DEPS: &[&str] = &["serde", "serde_json", "serde_yaml_ng", "thiserror
 const IO_PATHS: &[&str] = &["fs", "net", "io", "process", "env"];
 const ASYNC_TOKENS: &[&str] = &["tokio", "async", "await"];
 
+/// fate-crypto's secret key types: no serde impl or derive, so no wire encoding through serde.
+const SECRET_TYPES: &[&str] = &["SecretKey", "EcdhSecret", "SecAggKeyPair"];
+const CRYPTO: &str = "fate-crypto";
+
 fn is_test_feature(name: &str) -> bool {
     name == "testing" || name.starts_with("test-") || name.starts_with("test_")
 }
@@ -528,6 +532,39 @@ fn check_pure_sources(files: &[SourceFile]) -> Vec<String> {
                     f.path.display(),
                     l.no,
                     if io { "IO" } else { "async" },
+                    l.code.trim()
+                ));
+            }
+        }
+    }
+    v
+}
+
+fn check_secret_serde(files: &[SourceFile]) -> Vec<String> {
+    let serde = |skel: &str| tokens(skel).iter().any(|w| *w == "Serialize" || *w == "Deserialize");
+    let mut v = Vec::new();
+    for f in files {
+        for (i, l) in f.lines.iter().enumerate() {
+            let t = tokens(&l.skel);
+            let mut bad = serde(&l.skel)
+                && t.windows(2).any(|w| w[0] == "for" && SECRET_TYPES.contains(&w[1]));
+            if let Some(p) = t.iter().position(|w| *w == "struct" || *w == "enum")
+                && t.get(p + 1).is_some_and(|n| SECRET_TYPES.contains(n))
+            {
+                // The attributes above the definition (comment lines are empty here).
+                for a in f.lines[..i].iter().rev() {
+                    let a = a.skel.trim();
+                    if !(a.is_empty() || a.starts_with("#[")) {
+                        break;
+                    }
+                    bad |= serde(a);
+                }
+            }
+            if bad {
+                v.push(format!(
+                    "{}:{}: a secret key type with serde: secret keys have no wire encoding: {}",
+                    f.path.display(),
+                    l.no,
                     l.code.trim()
                 ));
             }
@@ -969,6 +1006,11 @@ fn pure_crates_do_no_io_and_no_async() {
 }
 
 #[test]
+fn secret_keys_have_no_serde() {
+    assert_none(check_secret_serde(&sources(&workspace(), &[CRYPTO])));
+}
+
+#[test]
 fn architecture_md_maps_every_crate_and_states_the_layers() {
     let ws = workspace();
     let path = ws.root.join("ARCHITECTURE.md");
@@ -1164,6 +1206,17 @@ use std::sync::Arc;
         assert!(v[0].starts_with("x.rs:1: IO"));
         assert!(v[1].starts_with("x.rs:2: IO"));
         assert!(v[2].starts_with("x.rs:3: async"));
+    }
+
+    #[test]
+    fn a_secret_key_with_serde() {
+        let src = "#[derive(Clone, serde::Serialize)]\n/// The key.\npub struct SecretKey {}\n\
+                   impl<'de> Deserialize<'de> for EcdhSecret {}\n\
+                   #[derive(Serialize)]\npub struct PublicKey {}\nimpl Serialize for PublicKey {}\n";
+        let v = check_secret_serde(&file(src));
+        assert_eq!(v.len(), 2, "{v:#?}");
+        assert!(v[0].starts_with("x.rs:3:"), "{}", v[0]);
+        assert!(v[1].starts_with("x.rs:4:"), "{}", v[1]);
     }
 
     #[test]
