@@ -9,7 +9,8 @@
 //! * [`psi`]: FATE 2.x's ECDH PSI primitive on Curve25519 (byte-compatible with FATE).
 //! * [`secagg`]: X25519 pairwise seeds and ChaCha20 masks for secure aggregation.
 //! * [`bench`](mod@bench): single-core throughput against raw GMP and FATE's measured rates.
-//! * [`testing`]: pregenerated keys for fast tests here and in the crates above.
+//! * `testing` (feature `testing`, never in release builds): pregenerated keys for fast tests
+//!   here and in the crates above.
 //!
 //! Invariants: no IO, no async, no background threads (rayon only inside calls; the
 //! [`paillier::ObfuscatorPool`] is filled by threads the caller owns). Secret keys
@@ -24,6 +25,7 @@ pub mod packing;
 pub mod paillier;
 pub mod psi;
 pub mod secagg;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{Error, Result};

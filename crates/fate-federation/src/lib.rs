@@ -10,8 +10,9 @@
 //! objects larger than `max_message_size` travel as slices under derived keys, as FATE's
 //! `__table_persistent_split__` tables do. Frames move between parties through a [`Transport`],
 //! a small trait implemented here by the in-process [`local::LocalTransport`] and by network
-//! backends (gRPC, RabbitMQ, Pulsar) in other crates. [`testing::conformance`] is the suite
-//! every backend must pass; [`faulty::FaultyTransport`] wraps any backend to drop, delay or
+//! backends (gRPC, RabbitMQ, Pulsar) in other crates. `testing::conformance` (feature
+//! `testing`, never in release builds) is the suite every backend must pass;
+//! [`faulty::FaultyTransport`] wraps any backend to drop, delay or
 //! refuse the frames for one party in tests.
 //!
 //! Invariants:
@@ -29,6 +30,7 @@ mod error;
 pub mod faulty;
 mod federation;
 pub mod local;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
 
@@ -131,7 +133,7 @@ impl CancelToken {
 /// Frames are delivered by key: `recv(key)` returns the frame sent with `send(key)`, in any
 /// order relative to other keys. Each key carries at most one frame; the [`Federation`] above
 /// never sends a key twice. Implemented by [`LocalTransport`] here and by network backends in
-/// other crates; every implementation must pass [`testing::conformance`].
+/// other crates; every implementation must pass `testing::conformance` (feature `testing`).
 pub trait Transport: Send + Sync + 'static {
     /// Hands `frame` over for delivery to `key.dst`. Must not block on the receiver.
     fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError>;
@@ -192,7 +194,7 @@ pub fn cleanup_job<'a>(
 }
 
 /// Sees every frame a [`Federation`] hands to or receives from its transport, e.g. to record a
-/// transcript for privacy tests ([`testing::Transcript`]).
+/// transcript for privacy tests (`testing::Transcript`, feature `testing`).
 ///
 /// `key` is the transport key; slices of a split object carry derived names
 /// ([`wire::slice_name`]). The hook gets the frame itself rather than only its length so a

@@ -17,6 +17,9 @@ pub mod fault;
 pub mod fedtable;
 pub mod files;
 pub mod registry;
+/// The in-process multi-party harness of component tests (feature `testing`, never in release
+/// builds).
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use ctx::{
