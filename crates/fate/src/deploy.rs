@@ -51,6 +51,18 @@ pub struct LocalArgs {
     /// node.yaml as `data_roots`; `<node>/data/import` always is one.
     #[arg(long = "data-root", value_name = "DIR")]
     pub data_roots: Vec<PathBuf>,
+    /// The Spark Connect server (`sc://host:port`) the parties of `--spark-parties` compute
+    /// on (FATE on Spark: their tables are DataFrames, their kernels run on the executors).
+    #[arg(long, value_name = "URL")]
+    pub spark_connect: Option<String>,
+    /// Parties computing on Spark, comma-separated (default: every party, when
+    /// `--spark-connect` is given); the others use the local engine.
+    #[arg(long, value_delimiter = ',', requires = "spark_connect")]
+    pub spark_parties: Vec<String>,
+    /// Absolute path of the fate binary on Spark's executors (default: each node uploads its
+    /// own binary to its Spark session).
+    #[arg(long, value_name = "PATH", requires = "spark_connect")]
+    pub spark_executor: Option<PathBuf>,
     /// Stop the deployment in --dir instead of starting one.
     #[arg(long)]
     pub stop: bool,
@@ -129,7 +141,9 @@ const NODE_HEADER: &str = "\
 # whose files uploads, table binds and model exports may name (data/import and data/uploads
 # always are); max_upload_bytes: largest file read or uploaded; auth: client authentication
 # (auto: on unless api is a loopback address; on; off); permission: FATE's site permissions
-# (true: other parties may create jobs here only with granted components and datasets).
+# (true: other parties may create jobs here only with granted components and datasets);
+# computing_engine: local (default) or spark, with spark_connect (sc://host:port) and
+# spark_executor (the fate binary's path on the executors; default: uploaded).
 # Paths are relative to this file.
 ";
 
@@ -288,6 +302,16 @@ fn start(args: LocalArgs) -> Result<()> {
         Vec::new()
     };
     // Configuration files.
+    if let Some(bad) = args.spark_parties.iter().find(|s| !parties.contains(s)) {
+        anyhow::bail!(
+            "--spark-parties: {bad} is not one of --parties {}",
+            parties.join(",")
+        );
+    }
+    let on_spark = |party: &String| {
+        args.spark_connect.is_some()
+            && (args.spark_parties.is_empty() || args.spark_parties.contains(party))
+    };
     for (party, p) in parties.iter().zip(&ports) {
         let pdir = dir.join(party);
         std::fs::create_dir_all(&pdir)?;
@@ -363,9 +387,13 @@ fn start(args: LocalArgs) -> Result<()> {
                 partner_timeout: args.partner_timeout,
                 data_roots: data_roots.clone(),
                 max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
-                computing_engine: Default::default(),
-                spark_connect: None,
-                spark_executor: None,
+                computing_engine: if on_spark(party) {
+                    crate::node::ComputingEngine::Spark
+                } else {
+                    crate::node::ComputingEngine::Local
+                },
+                spark_connect: args.spark_connect.clone().filter(|_| on_spark(party)),
+                spark_executor: args.spark_executor.clone().filter(|_| on_spark(party)),
                 auth: crate::auth::AuthSwitch::Auto,
                 permission: false,
                 storage: None,

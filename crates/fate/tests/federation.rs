@@ -517,3 +517,66 @@ fn sigterm_to_a_node_mid_job_ends_the_job_at_every_party() {
         );
     }
 }
+
+#[allow(dead_code)]
+#[path = "../../fate-computing-spark/tests/server/mod.rs"]
+mod spark_server;
+
+/// One node per party, only the guest computing on a real Spark (FATE on Spark for one site,
+/// the host on the local engine): breast PSI + CoordinatedLR gives the local engine's AUC and
+/// KS, and Spark's REST API shows the guest's work ran there.
+#[test]
+fn psi_and_lr_with_only_the_guest_on_spark() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let spark = spark_server::spark();
+    let url = spark.url();
+    let d = Deployment::start(
+        "9999,10000",
+        &[
+            "--spark-connect",
+            &url,
+            "--spark-parties",
+            "9999",
+            "--spark-executor",
+            env!("CARGO_BIN_EXE_fate"),
+        ],
+    );
+    let node_yaml = |party: &str| std::fs::read_to_string(d.node_config(party)).unwrap();
+    let settings = |party: &str| -> Vec<String> {
+        node_yaml(party)
+            .lines()
+            .filter(|l| l.starts_with("computing_engine:") || l.starts_with("spark_"))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(settings("9999").len(), 3, "{:?}", settings("9999"));
+    assert!(settings("9999").contains(&"computing_engine: spark".to_string()));
+    assert!(settings("10000").is_empty(), "{:?}", settings("10000"));
+    upload(&d, "9999", "breast_hetero_guest.json");
+    upload(&d, "10000", "breast_hetero_host.json");
+    let before = spark.succeeded_jobs();
+    let dag =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/pipeline/breast_psi_lr.yaml");
+    let out = fate()
+        .args(["job", "submit", "--wait", "--json", "-c"])
+        .arg(&dag)
+        .args(["--api", &d.api("9999")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "success", "{v}");
+    let auc = v["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "auc")
+        .and_then(|m| m["value"].as_f64())
+        .unwrap_or_else(|| panic!("no auc: {v}"));
+    // The local engine's AUC (cli.rs checks it on a local standalone node).
+    assert_eq!(format!("{auc:.6}"), "0.994411", "{v}");
+    assert!(
+        spark.succeeded_jobs() > before,
+        "the guest ran no Spark job"
+    );
+}
