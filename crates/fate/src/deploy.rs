@@ -160,11 +160,13 @@ fn spawn(exe: &Path, what: &str, config: &Path, log: &Path) -> Result<Child> {
     let out =
         std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let err = out.try_clone()?;
-    Command::new(exe)
-        .arg(what)
-        .arg("--config")
-        .arg(config)
-        .env("FATE_LOG", "info")
+    let mut cmd = Command::new(exe);
+    cmd.arg(what).arg("--config").arg(config);
+    if what == "node" {
+        // Its log goes with its output into `log` (node.log), beside router.log.
+        cmd.arg("--log-stderr");
+    }
+    cmd.env("FATE_LOG", "info")
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)

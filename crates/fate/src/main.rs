@@ -106,22 +106,63 @@ enum AppCommand {
     Create(auth::AppCreateArgs),
 }
 
+fn env_filter(default_level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("FATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level))
+}
+
+/// Logs to stderr, coloured only when stderr is a terminal (never in a redirected file).
 fn init_tracing(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(env_filter(default_level))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Where a node's log goes (`fate standalone`, `fate node`).
+#[derive(Args, Clone, Default)]
+struct LogArgs {
+    /// Write the node's log to stderr instead of `<data-dir>/logs/fate.log`.
+    #[arg(long)]
+    log_stderr: bool,
+}
+
+/// A node's log: appended to `<data_dir>/logs/fate.log` without colour codes, or with
+/// `--log-stderr` to stderr (coloured only on a terminal). Returns the file, if one.
+fn init_node_tracing(log: &LogArgs, data_dir: &std::path::Path) -> Result<Option<PathBuf>> {
+    use anyhow::Context as _;
+    if log.log_stderr {
+        init_tracing("info");
+        return Ok(None);
+    }
+    let dir = data_dir.join("logs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("fate.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(env_filter("info"))
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+    Ok(Some(path))
+}
+
+/// `, log in <file>` for the line a node prints when it starts.
+fn log_note(file: Option<&std::path::Path>) -> String {
+    file.map(|f| format!(", log in {}", f.display()))
+        .unwrap_or_default()
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
-        Command::Standalone(args) => {
-            init_tracing("info");
-            node::standalone(args)
-        }
+        Command::Standalone(args) => node::standalone(args),
         Command::Toy(args) => {
             init_tracing("warn");
             toy::run(args)
@@ -143,10 +184,7 @@ fn main() -> std::process::ExitCode {
             init_tracing("warn");
             client::table(cmd)
         }
-        Command::Node(args) => {
-            init_tracing("info");
-            site::node(args)
-        }
+        Command::Node(args) => site::node(args),
         Command::Router(args) => {
             init_tracing("info");
             site::router(args)

@@ -30,6 +30,8 @@ pub struct StandaloneArgs {
     pub auth: crate::auth::AuthSwitch,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub log: crate::LogArgs,
 }
 
 #[derive(Args, Clone)]
@@ -211,6 +213,7 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             args.engine.data_roots.push(cwd);
         }
     }
+    let log_file = crate::init_node_tracing(&args.log, &args.data_dir)?;
     runtime()?.block_on(async move {
         let scheduler = build_scheduler(&args.data_dir, &args.engine).await?;
         let addr = format!("{}:{}", args.host, args.port);
@@ -233,8 +236,9 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
         let app = fate_api::router(state);
         tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");
         println!(
-            "fate standalone: API at http://{local} (data in {})",
-            args.data_dir.display()
+            "fate standalone: API at http://{local} (data in {}{})",
+            args.data_dir.display(),
+            crate::log_note(log_file.as_deref())
         );
         axum::serve(listener, app)
             .with_graceful_shutdown(end_jobs_on_signal(shutdown_scheduler))

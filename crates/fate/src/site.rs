@@ -248,6 +248,8 @@ pub struct NodeArgs {
     /// The node's configuration (YAML; see `fate deploy local` for generated examples).
     #[arg(long, short)]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub log: crate::LogArgs,
 }
 
 /// Starts the node's gRPC transport (outside any async runtime: it binds on its own).
@@ -270,9 +272,10 @@ fn start_transport(
 
 pub fn node(args: NodeArgs) -> Result<()> {
     let (config, base) = NodeConfig::load(&args.config)?;
+    let data_dir = base.join(&config.data_dir);
+    let log_file = crate::init_node_tracing(&args.log, &data_dir)?;
     let relay = Arc::new(ApiRelay::default());
     let transport = start_transport(&config, &base, Some(Commands(relay.clone())))?;
-    let data_dir = base.join(&config.data_dir);
     let mut site = Site::new(
         config.party_ids.clone(),
         Arc::new(RelayPartners {
@@ -318,10 +321,11 @@ pub fn node(args: NodeArgs) -> Result<()> {
         let app = fate_api::router(state);
         tracing::info!(parties = ?config.party_ids, api = %local, grpc = %transport.local_addr(), "Node started.");
         println!(
-            "fate node for parties {}: API at http://{local}, gRPC at {} (data in {})",
+            "fate node for parties {}: API at http://{local}, gRPC at {} (data in {}{})",
             config.party_ids.join(","),
             transport.local_addr(),
-            data_dir.display()
+            data_dir.display(),
+            crate::log_note(log_file.as_deref())
         );
         axum::serve(listener, app)
             .with_graceful_shutdown(crate::node::end_jobs_on_signal(shutdown_scheduler))

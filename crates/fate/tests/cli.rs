@@ -1,8 +1,10 @@
 //! The `fate` binary as a user runs it: the in-process toy, a standalone node driven by the CLI,
 //! and a restart of that node.
 
+mod common;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -587,4 +589,88 @@ fn sigterm_ends_a_standalone_node_and_records_its_jobs_end() {
         text.contains("shut down"),
         "the job does not say it was shut down: {job}"
     );
+}
+
+/// Starts `fate standalone` on `data_dir` with `extra` options, waits for the line naming its
+/// API, stops it and returns (that line, its stderr).
+fn standalone_briefly(data_dir: &Path, extra: &[&str]) -> (String, String) {
+    let mut child = fate()
+        .env("FATE_LOG", "info")
+        .args(["standalone", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("API at http://") {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (line, err)
+}
+
+/// A node's log goes to `<data-dir>/logs/fate.log`, without colour codes, instead of flooding
+/// the terminal of `fate standalone &` (issue 11); `--log-stderr` keeps it on stderr, without
+/// colour codes when stderr is not a terminal.
+#[test]
+fn standalone_logs_to_a_file_under_the_data_dir_without_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (line, err) = standalone_briefly(dir.path(), &[]);
+    let log = dir.path().join("logs/fate.log");
+    assert!(line.contains("API at http://"), "not started: {line}{err}");
+    assert!(
+        line.contains(&log.display().to_string()),
+        "the start line does not name the log file: {line}"
+    );
+    let text = std::fs::read_to_string(&log)
+        .unwrap_or_else(|e| panic!("no {}: {e}; stderr: {err}", log.display()));
+    assert!(text.contains("Standalone node started"), "{text}");
+    assert!(
+        !text.contains("\x1b["),
+        "colour codes in the log file: {text:?}"
+    );
+    assert!(
+        !err.contains("Standalone node started"),
+        "the log also went to stderr: {err}"
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let (line, err) = standalone_briefly(other.path(), &["--log-stderr"]);
+    assert!(line.contains("API at http://"), "not started: {line}{err}");
+    assert!(err.contains("Standalone node started"), "{err}");
+    assert!(!err.contains("\x1b["), "colour codes on a pipe: {err:?}");
+    assert!(!other.path().join("logs/fate.log").exists());
+}
+
+/// The logs `fate deploy local` keeps for every node and router hold no colour codes.
+#[test]
+fn deploy_local_logs_hold_no_colour_codes() {
+    let _serial = common::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = common::Deployment::start("9999,10000", &[]);
+    for party in ["9999", "10000"] {
+        for file in ["node.log", "router.log"] {
+            let path = d.path().join(party).join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.trim().is_empty(), "{} is empty", path.display());
+            assert!(
+                !text.contains("\x1b["),
+                "colour codes in {}: {text:?}",
+                path.display()
+            );
+        }
+    }
 }
