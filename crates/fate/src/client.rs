@@ -31,6 +31,17 @@ impl std::fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
+/// The node's base URL: `127.0.0.1:9380` means `http://127.0.0.1:9380` (as FATE's `flow init
+/// --ip --port` names a node), and a trailing `/` is dropped.
+pub fn base_url(api: &str) -> String {
+    let api = api.trim().trim_end_matches('/');
+    if api.contains("://") {
+        api.to_string()
+    } else {
+        format!("http://{api}")
+    }
+}
+
 impl Client {
     /// A client of `base`, signing with `FATE_APP_ID` and `FATE_APP_TOKEN` when both are set.
     pub fn new(base: &str) -> Self {
@@ -48,7 +59,7 @@ impl Client {
             .timeout(Duration::from_secs(60))
             .build();
         Client {
-            base: base.trim_end_matches('/').to_string(),
+            base: base_url(base),
             agent,
             app: app_id.zip(app_token),
         }

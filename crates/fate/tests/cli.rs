@@ -674,3 +674,18 @@ fn deploy_local_logs_hold_no_colour_codes() {
         }
     }
 }
+
+/// `--api 127.0.0.1:9380` (no scheme, as FATE's `flow init --ip --port` names a node) means
+/// `http://`; it failed with `RelativeUrlWithoutBase`.
+#[test]
+fn an_api_address_without_a_scheme_is_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let bare = node.url.trim_start_matches("http://").to_string();
+    let out = run_ok(&["job", "list", "--json"], &bare);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["count"], 0, "{out}");
+    let out = run_ok(&["toy", "--json"], &format!("{bare}/"));
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["status"], "success", "{out}");
+}
