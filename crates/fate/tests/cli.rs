@@ -689,3 +689,48 @@ fn an_api_address_without_a_scheme_is_http() {
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["status"], "success", "{out}");
 }
+
+/// `fate toy` reads `FATE_API` as every other client command does (it ran in process instead),
+/// and takes FATE's `-gid`/`-hid` (`flow test toy -gid 9999 -hid 10000`), which were refused.
+#[test]
+fn toy_honours_fate_api_and_fates_gid_hid() {
+    let out = fate()
+        .args(["toy", "-gid", "9999", "-hid=10000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("secure_sum, it is 2000.0"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let out = fate()
+        .args(["toy", "-gid", "9999", "-hid", "10000", "--json"])
+        .env("FATE_API", &node.url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["status"], "success", "{stdout}");
+    let job_id = v["job_id"].as_str().unwrap();
+    let jobs = query(&node.url, "/v2/job/query", job_id);
+    let parties: Vec<&str> = jobs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|j| j["party_id"].as_str())
+        .collect();
+    assert!(
+        parties.contains(&"9999") && parties.contains(&"10000"),
+        "the toy did not run on the node named by FATE_API: {jobs}"
+    );
+}
