@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -273,9 +274,26 @@ fn start_transport(
 pub fn node(args: NodeArgs) -> Result<()> {
     let (config, base) = NodeConfig::load(&args.config)?;
     let data_dir = base.join(&config.data_dir);
+    let claimed = crate::node::DataDir::claim(&data_dir)?;
+    let started = AtomicBool::new(false);
+    let result = serve_node(&args, config, &base, data_dir, &started);
+    if result.is_err() && !started.load(Ordering::SeqCst) {
+        claimed.remove_if_new();
+    }
+    result
+}
+
+/// Runs the node on its claimed data dir; sets `started` once it serves.
+fn serve_node(
+    args: &NodeArgs,
+    config: NodeConfig,
+    base: &Path,
+    data_dir: PathBuf,
+    started: &AtomicBool,
+) -> Result<()> {
     let log_file = crate::init_node_tracing(&args.log, &data_dir)?;
     let relay = Arc::new(ApiRelay::default());
-    let transport = start_transport(&config, &base, Some(Commands(relay.clone())))?;
+    let transport = start_transport(&config, base, Some(Commands(relay.clone())))?;
     let mut site = Site::new(
         config.party_ids.clone(),
         Arc::new(RelayPartners {
@@ -327,6 +345,7 @@ pub fn node(args: NodeArgs) -> Result<()> {
             data_dir.display(),
             crate::log_note(log_file.as_deref())
         );
+        started.store(true, Ordering::SeqCst);
         axum::serve(listener, app)
             .with_graceful_shutdown(crate::node::end_jobs_on_signal(shutdown_scheduler))
             .await?;

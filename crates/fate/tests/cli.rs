@@ -734,3 +734,58 @@ fn toy_honours_fate_api_and_fates_gid_hid() {
         "the toy did not run on the node named by FATE_API: {jobs}"
     );
 }
+
+/// A second node on a data dir another node holds says so once, naming the dir (it said
+/// `Database already open` twice); a start that fails (a bad option value, a port in use)
+/// removes the data dir it created, and keeps one that was there.
+#[test]
+fn a_held_data_dir_is_named_and_a_failed_start_leaves_no_new_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("held");
+    let _node = NodeProcess::start(&held);
+    let standalone = |data: &Path, extra: &[&str]| {
+        let port = if extra.contains(&"--port") {
+            &[][..]
+        } else {
+            &["--port", "0"][..]
+        };
+        let out = fate()
+            .arg("standalone")
+            .args(port)
+            .arg("--data-dir")
+            .arg(data)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{extra:?} started");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = standalone(&held, &[]);
+    assert!(
+        err.contains("another fate node (pid ")
+            && err.contains(&format!("holds the data dir {}", held.display())),
+        "{err}"
+    );
+    assert_eq!(err.matches("another fate node").count(), 1, "{err}");
+    assert!(!err.contains("Database already open"), "{err}");
+    assert!(
+        held.join("fate_flow.sqlite").exists(),
+        "the held dir was touched"
+    );
+
+    let fresh = dir.path().join("fresh");
+    let err = standalone(&fresh, &["--max-upload-bytes", "0"]);
+    assert!(err.contains("max_upload_bytes"), "{err}");
+    assert!(!fresh.exists(), "a failed start left {}", fresh.display());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let err = standalone(&fresh, &["--port", &port]);
+    assert!(err.contains("cannot listen"), "{err}");
+    assert!(!fresh.exists(), "a failed start left {}", fresh.display());
+    // A data dir that was there stays, with what it held.
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::write(fresh.join("keep"), "x").unwrap();
+    let err = standalone(&fresh, &["--port", &port]);
+    assert!(err.contains("cannot listen"), "{err}");
+    assert!(fresh.join("keep").exists());
+}
