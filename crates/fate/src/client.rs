@@ -430,6 +430,11 @@ fn read_conf(path: &Path) -> Result<serde_json::Map<String, Value>> {
     }
 }
 
+/// A FATE 1.x DSL: `components` and no 2.x `dag` (or `dag_schema`).
+fn is_dsl(doc: &Value) -> bool {
+    doc.get("components").is_some() && doc.get("dag").is_none() && doc.get("dag_schema").is_none()
+}
+
 fn finish_upload(client: &Client, resp: &Value, no_wait: bool, api: &ApiArgs) -> Result<()> {
     let job_id = resp["job_id"].as_str().unwrap_or_default().to_string();
     let (ns, name) = (
@@ -596,8 +601,24 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             if let Some(dsl) = dsl {
                 let dsl_v = Value::Object(read_conf(&dsl)?);
                 let conf_v = Value::Object(read_conf(&conf)?);
+                if is_dsl(&conf_v) && !is_dsl(&dsl_v) {
+                    bail!(
+                        "{} is a FATE 1.x DSL and {} is not: swap them (`-d` takes the DSL, \
+                         `-c` the runtime conf)",
+                        conf.display(),
+                        dsl.display()
+                    );
+                }
                 let resp = client.submit_v1(&json!({"dsl": dsl_v, "runtime_conf": conf_v}))?;
                 return after_submit(&client, resp, wait, &api);
+            }
+            if serde_yaml_ng::from_str::<Value>(&text).is_ok_and(|v| is_dsl(&v)) {
+                bail!(
+                    "{} is a FATE 1.x DSL (it has `components` and no `dag`): pass it with `-d {}` \
+                     and its runtime conf with `-c`, as `fate job submit -c conf.json -d dsl.json`",
+                    conf.display(),
+                    conf.display()
+                );
             }
             // The node parses YAML and JSON and names the offending field; send the text as is.
             let body = if text.trim_start().starts_with('{') {

@@ -789,3 +789,36 @@ fn a_held_data_dir_is_named_and_a_failed_start_leaves_no_new_data_dir() {
     assert!(err.contains("cannot listen"), "{err}");
     assert!(fresh.join("keep").exists());
 }
+
+/// A FATE 1.x DSL given as `-c` (it said `missing field dag`) is refused with a hint to pass it
+/// as `-d` with its conf as `-c`; DSL and conf swapped are named as such.
+#[test]
+fn a_dsl_given_as_the_conf_hints_at_dsl_and_conf() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let examples = repo().join("examples/dsl");
+    let dsl = examples.join("secure_add_dsl.json");
+    let conf = examples.join("secure_add_conf.json");
+    let submit = |args: &[&Path]| {
+        let mut c = fate();
+        c.args(["job", "submit", "--api", &node.url]);
+        for (flag, path) in ["-c", "-d"].iter().zip(args) {
+            c.arg(flag).arg(path);
+        }
+        let out = c.output().unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = submit(&[&dsl]);
+    assert!(
+        err.contains("1.x DSL")
+            && err.contains(&format!("-d {}", dsl.display()))
+            && err.contains("-c"),
+        "{err}"
+    );
+    let err = submit(&[&dsl, &conf]);
+    assert!(err.contains("swap"), "{err}");
+    let jobs = run_ok(&["job", "list", "--json"], &node.url);
+    let v: Value = serde_json::from_str(&jobs).unwrap();
+    assert_eq!(v["count"], 0, "{jobs}");
+}
