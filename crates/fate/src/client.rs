@@ -587,6 +587,31 @@ fn wait_and_show(client: &Client, job_id: &str, api: &ApiArgs) -> Result<()> {
     Ok(())
 }
 
+/// Log lines of several files (the scheduler's, then each task's, as the node reads them) in
+/// time order: by the `[LEVEL] [YYYY-MM-DD HH:MM:SS.mmm]` stamp each line starts with; a line
+/// without one (a continued message) keeps its place after the line before it.
+fn in_time_order(lines: Vec<Value>) -> Vec<Value> {
+    let mut last = String::new();
+    let mut keyed: Vec<(String, Value)> = lines
+        .into_iter()
+        .map(|l| {
+            let content = l["content"].as_str().unwrap_or("");
+            if let Some(stamp) = content
+                .split_once("] [")
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map(|(stamp, _)| stamp)
+                .filter(|s| s.len() >= 19 && s.as_bytes()[4] == b'-')
+            {
+                last = stamp.to_string();
+            }
+            (last.clone(), l)
+        })
+        .collect();
+    // Stable: lines with the same stamp keep the node's order.
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.into_iter().map(|(_, l)| l).collect()
+}
+
 pub fn job(cmd: JobCommand) -> Result<()> {
     match cmd {
         JobCommand::Submit {
@@ -728,11 +753,32 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             if let Some(t) = &task_name {
                 q.push(("task_name", t));
             }
-            let v = Client::for_api(&api).get("/log/query", &q)?;
+            let client = Client::for_api(&api);
+            if let Some(t) = task_name.as_deref().filter(|t| *t != "schedule") {
+                let tasks = client.get("/job/task/query", &[("job_id", &job_id)])?;
+                let mut names: Vec<String> = tasks["data"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|t| cell(&t["task_name"]))
+                    .collect();
+                names.sort();
+                names.dedup();
+                if !names.iter().any(|n| n == t) {
+                    bail!(
+                        "job {job_id} has no task {t:?}; its tasks: {} (and `schedule`, the \
+                         scheduler's log)",
+                        names.join(", ")
+                    );
+                }
+            }
+            let v = client.get("/log/query", &q)?;
+            let lines = in_time_order(v["data"].as_array().cloned().unwrap_or_default());
             if api.json {
-                print_json(&v["data"]);
+                print_json(&Value::Array(lines));
             } else {
-                for l in v["data"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                for l in &lines {
                     println!("{}", cell(&l["content"]));
                 }
             }

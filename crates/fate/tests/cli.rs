@@ -822,3 +822,69 @@ fn a_dsl_given_as_the_conf_hints_at_dsl_and_conf() {
     let v: Value = serde_json::from_str(&jobs).unwrap();
     assert_eq!(v["count"], 0, "{jobs}");
 }
+
+/// `job list --limit 2` shows two jobs (it counted party rows: one toy is two rows); `job logs`
+/// prints the scheduler's and the tasks' lines in time order, and a task the job does not have
+/// is an error naming it (it printed nothing).
+#[test]
+fn job_list_counts_jobs_and_job_logs_are_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let api = node.url.as_str();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out = run_ok(&["toy", "--json", "--data-num", "64"], api);
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        ids.push(v["job_id"].as_str().unwrap().to_string());
+    }
+    let out = run_ok(&["job", "list", "--limit", "2", "--json"], api);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["count"], 2, "{out}");
+    let mut listed: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|j| j["job_id"].as_str())
+        .collect();
+    listed.dedup();
+    assert_eq!(listed.len(), 2, "{out}");
+    let out = run_ok(&["job", "list", "--limit", "2"], api);
+    let shown: std::collections::BTreeSet<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| ids.iter().any(|id| id == w))
+        .collect();
+    assert_eq!(shown.len(), 2, "{out}");
+
+    let out = run_ok(&["job", "logs", "-j", &ids[0]], api);
+    let stamps: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_once("] [").and_then(|(_, r)| r.split_once(']')))
+        .map(|(stamp, _)| stamp)
+        .collect();
+    assert!(stamps.len() > 3, "{out}");
+    assert!(
+        stamps.windows(2).all(|w| w[0] <= w[1]),
+        "job logs out of time order:\n{out}"
+    );
+    assert!(out.contains("toy_example finished"), "{out}");
+    let err = fate()
+        .args([
+            "job",
+            "logs",
+            "-j",
+            &ids[0],
+            "--task-name",
+            "no_such_task",
+            "--api",
+            api,
+        ])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    let text = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        text.contains("no_such_task") && text.contains("toy_example_0"),
+        "{text}"
+    );
+}
