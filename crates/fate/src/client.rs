@@ -377,10 +377,14 @@ pub enum JobCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Stop a running job at every party.
+    /// Stop a running job at every party, and wait until it has ended (canceled) there, so
+    /// that `fate job rerun` can follow at once.
     Stop {
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
+        /// Return once the stop is requested instead of waiting for the job to end.
+        #[arg(long)]
+        no_wait: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -612,6 +616,9 @@ fn in_time_order(lines: Vec<Value>) -> Vec<Value> {
     keyed.into_iter().map(|(_, l)| l).collect()
 }
 
+/// How long `fate job stop` waits for the job to end at every party.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
 pub fn job(cmd: JobCommand) -> Result<()> {
     match cmd {
         JobCommand::Submit {
@@ -784,12 +791,34 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             }
             Ok(())
         }
-        JobCommand::Stop { job_id, api } => {
-            let v = Client::for_api(&api).post("/job/stop", &json!({"job_id": job_id}))?;
+        JobCommand::Stop {
+            job_id,
+            no_wait,
+            api,
+        } => {
+            let client = Client::for_api(&api);
+            let v = client.post("/job/stop", &json!({"job_id": job_id}))?;
+            if no_wait {
+                if api.json {
+                    print_json(&v)
+                } else {
+                    println!("job {job_id}: stop requested")
+                }
+                return Ok(());
+            }
+            // The node ends the job's tasks asynchronously; until they have ended the job is
+            // still running and cannot be rerun.
+            let job = client.wait_job(&job_id, STOP_WAIT, true).with_context(|| {
+                format!(
+                    "job {job_id}: stop requested, but the job has not ended within {} s; \
+                         see `fate job query -j {job_id}`",
+                    STOP_WAIT.as_secs()
+                )
+            })?;
             if api.json {
-                print_json(&v)
+                print_json(&json!({"job_id": job_id, "status": job["status"]}))
             } else {
-                println!("job {job_id}: stop requested")
+                println!("job {job_id}: stopped ({})", cell(&job["status"]))
             }
             Ok(())
         }

@@ -888,3 +888,61 @@ fn job_list_counts_jobs_and_job_logs_are_in_time_order() {
         "{text}"
     );
 }
+
+/// The id of the first running job at the node, waiting up to 60 s.
+fn running_job(url: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let v: Value = ureq::get(&format!("{url}/v2/job/list/query"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        if let Some(id) = v["data"]["data"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["status"] == "running"))
+            .and_then(|j| j["job_id"].as_str())
+        {
+            return id.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no job ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// After `fate job stop`, `fate job rerun` reruns the job (a stopped job is canceled and
+/// rerunnable, as in FATE); it failed saying the job was running, since the stop had only
+/// been requested.
+#[test]
+fn a_stopped_job_can_be_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let api = node.url.as_str();
+    let mut toy = fate()
+        .args(["toy", "--json", "--timeout", "120", "--data-num", "4000000"])
+        .args(["--api", api])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let job_id = running_job(api);
+    let out = run_ok(&["job", "stop", "-j", &job_id], api);
+    assert!(out.contains(&job_id), "{out}");
+    let job = &query(api, "/v2/job/query", &job_id)["data"];
+    for party in job.as_array().unwrap() {
+        assert_eq!(party["status"], "canceled", "after the stop: {job}");
+    }
+    let out = run_ok(&["job", "rerun", "-j", &job_id], api);
+    assert!(out.contains("rerun started"), "{out}");
+    let status = query(api, "/v2/job/query", &job_id)["data"][0]["status"].clone();
+    assert!(
+        ["waiting", "running", "success"].contains(&status.as_str().unwrap_or("")),
+        "after the rerun: {status}"
+    );
+    // End the rerun too, so the node stops at once.
+    let _ = fate()
+        .args(["job", "stop", "-j", &job_id, "--api", api])
+        .output();
+    let _ = toy.kill();
+    let _ = toy.wait();
+}
