@@ -417,6 +417,8 @@ pub fn issue_certs(
         ca.write(dir)?;
         ca
     };
+    // The CA key must never reach a repository.
+    crate::deploy::ignore_in_git(dir)?;
     let mut out = Vec::new();
     for name in names {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {

@@ -946,3 +946,107 @@ fn a_stopped_job_can_be_rerun() {
     let _ = toy.kill();
     let _ = toy.wait();
 }
+
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// `fate deploy local --stop` says which processes were already dead ("not running"; it
+/// counted them as stopped) and also stops a node started again by hand on the deployment's
+/// node.yaml; the generated dir, which holds the CA key, is ignored by git.
+#[test]
+fn deploy_local_stop_names_dead_and_restarted_processes_and_keys_stay_out_of_git() {
+    let _serial = common::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = common::Deployment::start("9999,10000", &["--tls"]);
+    assert!(d.path().join("certs/ca.key").exists());
+    let ignore = std::fs::read_to_string(d.path().join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l.trim() == "*"), "{ignore}");
+    let ignore = std::fs::read_to_string(d.path().join("certs/.gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l.trim() == "*"), "{ignore}");
+
+    let router = d.pid("router of 10000");
+    let node = d.pid("node of 10000");
+    for (pid, sig) in [(router, "-KILL"), (node, "-TERM")] {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pid_alive(router) || pid_alive(node) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed processes live on"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The node of 10000 started again by hand, as after a crash.
+    let mut again = fate()
+        .args(["node", "-c"])
+        .arg(d.node_config("10000"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("{}/v2/job/list/query", d.api("10000"));
+    while ureq::get(&url).call().is_err() {
+        assert!(
+            again.try_wait().unwrap().is_none(),
+            "the node started by hand exited"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node started by hand did not answer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = fate()
+        .args(["deploy", "local", "--stop", "--dir"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let text = common::text(&out);
+    assert!(out.status.success(), "{text}");
+    let line = |name: &str, pid: u32| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} (pid {pid}")))
+            .unwrap_or_else(|| panic!("no line for {name} {pid}: {text}"))
+            .to_string()
+    };
+    assert!(
+        line("router of 10000", router).ends_with(": not running"),
+        "{text}"
+    );
+    assert!(
+        line("node of 10000", node).ends_with(": not running"),
+        "{text}"
+    );
+    assert!(
+        line("router of 9999", d.pid("router of 9999")).ends_with(": stopped"),
+        "{text}"
+    );
+    assert!(
+        line("node of 9999", d.pid("node of 9999")).ends_with(": stopped"),
+        "{text}"
+    );
+    let by_hand = line("node of 10000", again.id());
+    assert!(
+        by_hand.ends_with(": stopped") && by_hand.contains("by hand"),
+        "{text}"
+    );
+    assert!(text.contains("2 not running"), "{text}");
+    let status = loop {
+        if let Some(s) = again.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(15),
+            "the node started by hand still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success() || status.code().is_none(), "{status}");
+}
