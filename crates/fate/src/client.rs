@@ -306,10 +306,14 @@ pub enum DataCommand {
     },
     /// Upload a CSV from this machine to the node (multipart), as `flow data upload-file`.
     UploadFile {
+        /// Upload conf (JSON), as for `flow data upload-file -c`; its `file` is read on this
+        /// machine, relative to the conf.
         #[arg(short = 'c', long = "conf")]
         conf: PathBuf,
+        /// Replace an existing table of that name.
         #[arg(long)]
         overwrite: bool,
+        /// Return after submitting instead of waiting for the upload job.
         #[arg(long)]
         no_wait: bool,
         #[command(flatten)]
@@ -336,6 +340,7 @@ pub enum JobCommand {
     },
     /// Show a job's status at every party.
     Query {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
         #[command(flatten)]
@@ -343,6 +348,7 @@ pub enum JobCommand {
     },
     /// Show a job's tasks at every party.
     Tasks {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
         #[command(flatten)]
@@ -350,6 +356,7 @@ pub enum JobCommand {
     },
     /// List recent jobs.
     List {
+        /// How many jobs to show, newest first (each job has one row per party).
         #[arg(long, default_value_t = 20)]
         limit: u32,
         #[command(flatten)]
@@ -357,12 +364,16 @@ pub enum JobCommand {
     },
     /// Print a job's logs (scheduler and every party's tasks).
     Logs {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
+        /// Only this role's logs (guest, host, arbiter, local).
         #[arg(short = 'r', long)]
         role: Option<String>,
+        /// Only this party's logs.
         #[arg(short = 'p', long)]
         party_id: Option<String>,
+        /// Only this task's logs (`schedule`: the scheduler's own log).
         #[arg(long = "task-name")]
         task_name: Option<String>,
         #[command(flatten)]
@@ -380,6 +391,7 @@ pub enum JobCommand {
     /// Stop a running job at every party, and wait until it has ended (canceled) there, so
     /// that `fate job rerun` can follow at once.
     Stop {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
         /// Return once the stop is requested instead of waiting for the job to end.
@@ -390,6 +402,7 @@ pub enum JobCommand {
     },
     /// Rerun the tasks of a job that did not succeed.
     Rerun {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
         #[command(flatten)]
@@ -401,8 +414,10 @@ pub enum JobCommand {
 pub enum TableCommand {
     /// Show a table's metadata (count, partitions, schema).
     Query {
+        /// The table's namespace.
         #[arg(long)]
         namespace: String,
+        /// The table's name.
         #[arg(long)]
         name: String,
         #[command(flatten)]
@@ -410,8 +425,10 @@ pub enum TableCommand {
     },
     /// Delete a table.
     Delete {
+        /// The table's namespace.
         #[arg(long)]
         namespace: String,
+        /// The table's name.
         #[arg(long)]
         name: String,
         #[command(flatten)]

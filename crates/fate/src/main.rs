@@ -244,3 +244,58 @@ fn default_data_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("fate-data"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    /// Every option, argument and command of `fate` says what it is for in `--help` (issue
+    /// 11: many options had no description). Names each one that does not.
+    #[test]
+    fn every_option_and_command_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.is_hide_set() || arg.get_help().is_some() || arg.get_long_help().is_some() {
+                    continue;
+                }
+                let name = match (arg.get_long(), arg.get_short()) {
+                    (Some(long), _) => format!("--{long}"),
+                    (None, Some(short)) => format!("-{short}"),
+                    (None, None) => format!("<{}>", arg.get_id()),
+                };
+                missing.push(format!("{path} {name}"));
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{sub_path} (the command)"));
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "fate", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "{} without help text:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn fate_s_gid_and_hid_become_long_options_after_toy_only() {
+        let args = |v: &[&str]| -> Vec<String> {
+            fate_aliases(v.iter().map(std::ffi::OsString::from))
+                .into_iter()
+                .map(|a| a.to_string_lossy().to_string())
+                .collect()
+        };
+        assert_eq!(
+            args(&["fate", "toy", "-gid", "9999", "-hid=10000"]),
+            ["fate", "toy", "--gid", "9999", "--hid=10000"]
+        );
+        assert_eq!(args(&["fate", "job", "-gid"]), ["fate", "job", "-gid"]);
+    }
+}
