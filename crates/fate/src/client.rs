@@ -335,6 +335,18 @@ pub enum JobCommand {
         /// Wait for the job to end and show its status.
         #[arg(long)]
         wait: bool,
+        /// The model a predict DAG reads: sets its `dag.conf.model_warehouse.model_id` (a
+        /// training job's model id is its job id).
+        #[arg(long, value_name = "ID")]
+        model_id: Option<String>,
+        /// With `--model-id`: the model's version.
+        #[arg(
+            long,
+            value_name = "VERSION",
+            default_value = "0",
+            requires = "model_id"
+        )]
+        model_version: String,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -642,12 +654,20 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             conf,
             dsl,
             wait,
+            model_id,
+            model_version,
             api,
         } => {
             let client = Client::for_api(&api);
             let text = std::fs::read_to_string(&conf)
                 .with_context(|| format!("cannot read {}", conf.display()))?;
             if let Some(dsl) = dsl {
+                if model_id.is_some() {
+                    bail!(
+                        "--model-id sets a 2.x DAG's model_warehouse; a 1.x runtime conf names \
+                         its model in job_parameters (model_id, model_version)"
+                    );
+                }
                 let dsl_v = Value::Object(read_conf(&dsl)?);
                 let conf_v = Value::Object(read_conf(&conf)?);
                 if is_dsl(&conf_v) && !is_dsl(&dsl_v) {
@@ -670,7 +690,30 @@ pub fn job(cmd: JobCommand) -> Result<()> {
                 );
             }
             // The node parses YAML and JSON and names the offending field; send the text as is.
-            let body = if text.trim_start().starts_with('{') {
+            let body = if let Some(model_id) = &model_id {
+                let mut v: Value = serde_yaml_ng::from_str(&text)
+                    .map_err(|e| anyhow!("{}: malformed JSON or YAML: {e}", conf.display()))?;
+                let dag = match v.get_mut("dag_schema") {
+                    Some(schema) => schema.get_mut("dag"),
+                    None => v.get_mut("dag"),
+                }
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| anyhow!("{}: no `dag` to set the model of", conf.display()))?;
+                let conf_v = dag.entry("conf").or_insert_with(|| json!({}));
+                let Some(conf_m) = conf_v.as_object_mut() else {
+                    bail!("{}: dag.conf is not a mapping", conf.display());
+                };
+                conf_m.insert(
+                    "model_warehouse".into(),
+                    json!({"model_id": model_id, "model_version": model_version}),
+                );
+                let v = if v.get("dag_schema").is_some() {
+                    v
+                } else {
+                    json!({"dag_schema": v})
+                };
+                v.to_string()
+            } else if text.trim_start().starts_with('{') {
                 text
             } else {
                 let v: Value = serde_yaml_ng::from_str(&text)

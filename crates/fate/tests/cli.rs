@@ -1050,3 +1050,118 @@ fn deploy_local_stop_names_dead_and_restarted_processes_and_keys_stay_out_of_git
     };
     assert!(status.success() || status.code().is_none(), "{status}");
 }
+
+/// The README's "Five minutes to a model", command for command, from a directory outside the
+/// repository (`FATE_API` stands in for the default port): upload, train breast PSI + LR and
+/// see its AUC, predict with the trained model, download the predictions, stop the node.
+#[test]
+fn five_minutes_to_a_model_from_any_directory() {
+    let cwd = tempfile::tempdir().unwrap();
+    let repo = repo().canonicalize().unwrap();
+    let ex = |p: &str| repo.join(p).to_str().unwrap().to_string();
+    let mut child = fate()
+        .args(["standalone", "--port", "0", "--data-dir", "./fate-data"])
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("API at http://") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "fate standalone ended"
+        );
+    }
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let mut node = NodeProcess { child, url };
+    let run = |args: &[&str]| -> String {
+        let out = fate()
+            .args(args)
+            .env("FATE_API", &node.url)
+            .current_dir(cwd.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "fate {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let job_id = |out: &str| -> String {
+        out.lines()
+            .find_map(|l| {
+                l.split_whitespace()
+                    .next()
+                    .filter(|w| w.len() == 21 && w.chars().all(|c| c.is_ascii_digit()))
+            })
+            .unwrap_or_else(|| panic!("no job id: {out}"))
+            .to_string()
+    };
+    for side in ["guest", "host"] {
+        let conf = ex(&format!("examples/upload/breast_hetero_{side}.json"));
+        let out = run(&["data", "upload-file", "-c", &conf]);
+        assert!(out.contains("569 rows"), "{out}");
+    }
+    let out = run(&[
+        "job",
+        "submit",
+        "-c",
+        &ex("examples/pipeline/breast_psi_lr.yaml"),
+        "--wait",
+    ]);
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["lr_0", "train_set", "auc", "0.994411"]),
+        "{out}"
+    );
+    let train = job_id(&out);
+    let out = run(&[
+        "job",
+        "submit",
+        "-c",
+        &ex("examples/pipeline/breast_psi_lr_predict.yaml"),
+        "--model-id",
+        &train,
+        "--wait",
+    ]);
+    let predict = job_id(&out);
+    assert_ne!(predict, train);
+    let out = run(&[
+        "output",
+        "data",
+        "-j",
+        &predict,
+        "-r",
+        "guest",
+        "-p",
+        "9999",
+        "-t",
+        "lr_0",
+        "--download",
+        "./predicted",
+    ]);
+    let csv = std::fs::read_to_string(cwd.path().join(out.lines().next().unwrap().trim())).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert!(header.contains("predict_score"), "{header}");
+    assert_eq!(lines.clone().count(), 569);
+    assert!(lines.all(|l| l.ends_with(",test_set")), "{csv:.300}");
+    // Stop: `kill %1` sends SIGTERM.
+    let term = Command::new("kill")
+        .args(["-TERM", &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = node.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(cwd.path().join("fate-data/logs/fate.log").exists());
+}
