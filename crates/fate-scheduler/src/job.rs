@@ -91,6 +91,9 @@ pub struct Scheduler {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// How long a rerun waits for the runner of a job whose rows have all ended to finish.
+const RUNNER_EXIT_WAIT: Duration = Duration::from_secs(5);
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -1077,6 +1080,17 @@ impl Scheduler {
     ) -> Result<(), SchedulerError> {
         self.check_accepting()?;
         let jobs = self.jobs_of(job_id).await?;
+        // A stopped job's rows end a moment before its runner lets go of it: a rerun right
+        // after a stop (as `fate job stop` then `fate job rerun` do) waits for that moment
+        // instead of being refused as running.
+        if jobs.iter().all(|j| j.status.is_end()) {
+            let deadline = tokio::time::Instant::now() + RUNNER_EXIT_WAIT;
+            while self.inner.running.lock().contains_key(job_id)
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         if self.inner.running.lock().contains_key(job_id) || jobs.iter().any(|j| !j.status.is_end())
         {
             let status = jobs

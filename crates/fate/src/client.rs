@@ -31,6 +31,17 @@ impl std::fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
+/// The node's base URL: `127.0.0.1:9380` means `http://127.0.0.1:9380` (as FATE's `flow init
+/// --ip --port` names a node), and a trailing `/` is dropped.
+pub fn base_url(api: &str) -> String {
+    let api = api.trim().trim_end_matches('/');
+    if api.contains("://") {
+        api.to_string()
+    } else {
+        format!("http://{api}")
+    }
+}
+
 impl Client {
     /// A client of `base`, signing with `FATE_APP_ID` and `FATE_APP_TOKEN` when both are set.
     pub fn new(base: &str) -> Self {
@@ -48,7 +59,7 @@ impl Client {
             .timeout(Duration::from_secs(60))
             .build();
         Client {
-            base: base.trim_end_matches('/').to_string(),
+            base: base_url(base),
             agent,
             app: app_id.zip(app_token),
         }
@@ -295,10 +306,14 @@ pub enum DataCommand {
     },
     /// Upload a CSV from this machine to the node (multipart), as `flow data upload-file`.
     UploadFile {
+        /// Upload conf (JSON), as for `flow data upload-file -c`; its `file` is read on this
+        /// machine, relative to the conf.
         #[arg(short = 'c', long = "conf")]
         conf: PathBuf,
+        /// Replace an existing table of that name.
         #[arg(long)]
         overwrite: bool,
+        /// Return after submitting instead of waiting for the upload job.
         #[arg(long)]
         no_wait: bool,
         #[command(flatten)]
@@ -320,11 +335,24 @@ pub enum JobCommand {
         /// Wait for the job to end and show its status.
         #[arg(long)]
         wait: bool,
+        /// The model a predict DAG reads: sets its `dag.conf.model_warehouse.model_id` (a
+        /// training job's model id is its job id).
+        #[arg(long, value_name = "ID")]
+        model_id: Option<String>,
+        /// With `--model-id`: the model's version.
+        #[arg(
+            long,
+            value_name = "VERSION",
+            default_value = "0",
+            requires = "model_id"
+        )]
+        model_version: String,
         #[command(flatten)]
         api: ApiArgs,
     },
     /// Show a job's status at every party.
     Query {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
         #[command(flatten)]
@@ -332,6 +360,7 @@ pub enum JobCommand {
     },
     /// Show a job's tasks at every party.
     Tasks {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
         #[command(flatten)]
@@ -339,6 +368,7 @@ pub enum JobCommand {
     },
     /// List recent jobs.
     List {
+        /// How many jobs to show, newest first (each job has one row per party).
         #[arg(long, default_value_t = 20)]
         limit: u32,
         #[command(flatten)]
@@ -346,12 +376,16 @@ pub enum JobCommand {
     },
     /// Print a job's logs (scheduler and every party's tasks).
     Logs {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
+        /// Only this role's logs (guest, host, arbiter, local).
         #[arg(short = 'r', long)]
         role: Option<String>,
+        /// Only this party's logs.
         #[arg(short = 'p', long)]
         party_id: Option<String>,
+        /// Only this task's logs (`schedule`: the scheduler's own log).
         #[arg(long = "task-name")]
         task_name: Option<String>,
         #[command(flatten)]
@@ -366,15 +400,21 @@ pub enum JobCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Stop a running job at every party.
+    /// Stop a running job at every party, and wait until it has ended (canceled) there, so
+    /// that `fate job rerun` can follow at once.
     Stop {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
+        /// Return once the stop is requested instead of waiting for the job to end.
+        #[arg(long)]
+        no_wait: bool,
         #[command(flatten)]
         api: ApiArgs,
     },
     /// Rerun the tasks of a job that did not succeed.
     Rerun {
+        /// The job id.
         #[arg(short = 'j', long = "job-id")]
         job_id: String,
         #[command(flatten)]
@@ -386,8 +426,10 @@ pub enum JobCommand {
 pub enum TableCommand {
     /// Show a table's metadata (count, partitions, schema).
     Query {
+        /// The table's namespace.
         #[arg(long)]
         namespace: String,
+        /// The table's name.
         #[arg(long)]
         name: String,
         #[command(flatten)]
@@ -395,8 +437,10 @@ pub enum TableCommand {
     },
     /// Delete a table.
     Delete {
+        /// The table's namespace.
         #[arg(long)]
         namespace: String,
+        /// The table's name.
         #[arg(long)]
         name: String,
         #[command(flatten)]
@@ -417,6 +461,11 @@ fn read_conf(path: &Path) -> Result<serde_json::Map<String, Value>> {
         Value::Object(m) => Ok(m),
         _ => bail!("{}: expected an object", path.display()),
     }
+}
+
+/// A FATE 1.x DSL: `components` and no 2.x `dag` (or `dag_schema`).
+fn is_dsl(doc: &Value) -> bool {
+    doc.get("components").is_some() && doc.get("dag").is_none() && doc.get("dag_schema").is_none()
 }
 
 fn finish_upload(client: &Client, resp: &Value, no_wait: bool, api: &ApiArgs) -> Result<()> {
@@ -571,25 +620,100 @@ fn wait_and_show(client: &Client, job_id: &str, api: &ApiArgs) -> Result<()> {
     Ok(())
 }
 
+/// Log lines of several files (the scheduler's, then each task's, as the node reads them) in
+/// time order: by the `[LEVEL] [YYYY-MM-DD HH:MM:SS.mmm]` stamp each line starts with; a line
+/// without one (a continued message) keeps its place after the line before it.
+fn in_time_order(lines: Vec<Value>) -> Vec<Value> {
+    let mut last = String::new();
+    let mut keyed: Vec<(String, Value)> = lines
+        .into_iter()
+        .map(|l| {
+            let content = l["content"].as_str().unwrap_or("");
+            if let Some(stamp) = content
+                .split_once("] [")
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map(|(stamp, _)| stamp)
+                .filter(|s| s.len() >= 19 && s.as_bytes()[4] == b'-')
+            {
+                last = stamp.to_string();
+            }
+            (last.clone(), l)
+        })
+        .collect();
+    // Stable: lines with the same stamp keep the node's order.
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.into_iter().map(|(_, l)| l).collect()
+}
+
+/// How long `fate job stop` waits for the job to end at every party.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
 pub fn job(cmd: JobCommand) -> Result<()> {
     match cmd {
         JobCommand::Submit {
             conf,
             dsl,
             wait,
+            model_id,
+            model_version,
             api,
         } => {
             let client = Client::for_api(&api);
             let text = std::fs::read_to_string(&conf)
                 .with_context(|| format!("cannot read {}", conf.display()))?;
             if let Some(dsl) = dsl {
+                if model_id.is_some() {
+                    bail!(
+                        "--model-id sets a 2.x DAG's model_warehouse; a 1.x runtime conf names \
+                         its model in job_parameters (model_id, model_version)"
+                    );
+                }
                 let dsl_v = Value::Object(read_conf(&dsl)?);
                 let conf_v = Value::Object(read_conf(&conf)?);
+                if is_dsl(&conf_v) && !is_dsl(&dsl_v) {
+                    bail!(
+                        "{} is a FATE 1.x DSL and {} is not: swap them (`-d` takes the DSL, \
+                         `-c` the runtime conf)",
+                        conf.display(),
+                        dsl.display()
+                    );
+                }
                 let resp = client.submit_v1(&json!({"dsl": dsl_v, "runtime_conf": conf_v}))?;
                 return after_submit(&client, resp, wait, &api);
             }
+            if serde_yaml_ng::from_str::<Value>(&text).is_ok_and(|v| is_dsl(&v)) {
+                bail!(
+                    "{} is a FATE 1.x DSL (it has `components` and no `dag`): pass it with `-d {}` \
+                     and its runtime conf with `-c`, as `fate job submit -c conf.json -d dsl.json`",
+                    conf.display(),
+                    conf.display()
+                );
+            }
             // The node parses YAML and JSON and names the offending field; send the text as is.
-            let body = if text.trim_start().starts_with('{') {
+            let body = if let Some(model_id) = &model_id {
+                let mut v: Value = serde_yaml_ng::from_str(&text)
+                    .map_err(|e| anyhow!("{}: malformed JSON or YAML: {e}", conf.display()))?;
+                let dag = match v.get_mut("dag_schema") {
+                    Some(schema) => schema.get_mut("dag"),
+                    None => v.get_mut("dag"),
+                }
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| anyhow!("{}: no `dag` to set the model of", conf.display()))?;
+                let conf_v = dag.entry("conf").or_insert_with(|| json!({}));
+                let Some(conf_m) = conf_v.as_object_mut() else {
+                    bail!("{}: dag.conf is not a mapping", conf.display());
+                };
+                conf_m.insert(
+                    "model_warehouse".into(),
+                    json!({"model_id": model_id, "model_version": model_version}),
+                );
+                let v = if v.get("dag_schema").is_some() {
+                    v
+                } else {
+                    json!({"dag_schema": v})
+                };
+                v.to_string()
+            } else if text.trim_start().starts_with('{') {
                 text
             } else {
                 let v: Value = serde_yaml_ng::from_str(&text)
@@ -696,22 +820,65 @@ pub fn job(cmd: JobCommand) -> Result<()> {
             if let Some(t) = &task_name {
                 q.push(("task_name", t));
             }
-            let v = Client::for_api(&api).get("/log/query", &q)?;
+            let client = Client::for_api(&api);
+            if let Some(t) = task_name.as_deref().filter(|t| *t != "schedule") {
+                let tasks = client.get("/job/task/query", &[("job_id", &job_id)])?;
+                let mut names: Vec<String> = tasks["data"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|t| cell(&t["task_name"]))
+                    .collect();
+                names.sort();
+                names.dedup();
+                if !names.iter().any(|n| n == t) {
+                    bail!(
+                        "job {job_id} has no task {t:?}; its tasks: {} (and `schedule`, the \
+                         scheduler's log)",
+                        names.join(", ")
+                    );
+                }
+            }
+            let v = client.get("/log/query", &q)?;
+            let lines = in_time_order(v["data"].as_array().cloned().unwrap_or_default());
             if api.json {
-                print_json(&v["data"]);
+                print_json(&Value::Array(lines));
             } else {
-                for l in v["data"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                for l in &lines {
                     println!("{}", cell(&l["content"]));
                 }
             }
             Ok(())
         }
-        JobCommand::Stop { job_id, api } => {
-            let v = Client::for_api(&api).post("/job/stop", &json!({"job_id": job_id}))?;
+        JobCommand::Stop {
+            job_id,
+            no_wait,
+            api,
+        } => {
+            let client = Client::for_api(&api);
+            let v = client.post("/job/stop", &json!({"job_id": job_id}))?;
+            if no_wait {
+                if api.json {
+                    print_json(&v)
+                } else {
+                    println!("job {job_id}: stop requested")
+                }
+                return Ok(());
+            }
+            // The node ends the job's tasks asynchronously; until they have ended the job is
+            // still running and cannot be rerun.
+            let job = client.wait_job(&job_id, STOP_WAIT, true).with_context(|| {
+                format!(
+                    "job {job_id}: stop requested, but the job has not ended within {} s; \
+                         see `fate job query -j {job_id}`",
+                    STOP_WAIT.as_secs()
+                )
+            })?;
             if api.json {
-                print_json(&v)
+                print_json(&json!({"job_id": job_id, "status": job["status"]}))
             } else {
-                println!("job {job_id}: stop requested")
+                println!("job {job_id}: stopped ({})", cell(&job["status"]))
             }
             Ok(())
         }

@@ -106,13 +106,76 @@ enum AppCommand {
     Create(auth::AppCreateArgs),
 }
 
+fn env_filter(default_level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("FATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level))
+}
+
+/// Logs to stderr, coloured only when stderr is a terminal (never in a redirected file).
 fn init_tracing(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    use std::io::IsTerminal as _;
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(env_filter(default_level))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Where a node's log goes (`fate standalone`, `fate node`).
+#[derive(Args, Clone, Default)]
+struct LogArgs {
+    /// Write the node's log to stderr instead of `<data-dir>/logs/fate.log`.
+    #[arg(long)]
+    log_stderr: bool,
+}
+
+/// A node's log: appended to `<data_dir>/logs/fate.log` without colour codes, or with
+/// `--log-stderr` to stderr (coloured only on a terminal). Returns the file, if one.
+fn init_node_tracing(log: &LogArgs, data_dir: &std::path::Path) -> Result<Option<PathBuf>> {
+    use anyhow::Context as _;
+    if log.log_stderr {
+        init_tracing("info");
+        return Ok(None);
+    }
+    let dir = data_dir.join("logs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("fate.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(env_filter("info"))
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+    Ok(Some(path))
+}
+
+/// `, log in <file>` for the line a node prints when it starts.
+fn log_note(file: Option<&std::path::Path>) -> String {
+    file.map(|f| format!(", log in {}", f.display()))
+        .unwrap_or_default()
+}
+
+/// FATE's `flow test toy -gid 9999 -hid 10000`: clap has no multi-letter short options (it
+/// reads `-gid` as `-g id`), so after `toy` the words `-gid` and `-hid` become `--gid` and
+/// `--hid`, the aliases of `--guest` and `--host`.
+fn fate_aliases(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    if args.get(1).is_some_and(|a| a == "toy") {
+        for arg in args.iter_mut().skip(2) {
+            let Some(s) = arg.to_str() else { continue };
+            if ["-gid", "-hid"]
+                .iter()
+                .any(|short| s == *short || s.starts_with(&format!("{short}=")))
+            {
+                *arg = format!("-{s}").into();
+            }
+        }
+    }
+    args
 }
 
 fn main() -> std::process::ExitCode {
@@ -122,12 +185,9 @@ fn main() -> std::process::ExitCode {
     if raw.next().as_deref() == Some("spark-executor") {
         return node::spark_executor(raw.collect());
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(fate_aliases(std::env::args_os()));
     let result: Result<()> = match cli.command {
-        Command::Standalone(args) => {
-            init_tracing("info");
-            node::standalone(args)
-        }
+        Command::Standalone(args) => node::standalone(args),
         Command::Toy(args) => {
             init_tracing("warn");
             toy::run(args)
@@ -149,10 +209,7 @@ fn main() -> std::process::ExitCode {
             init_tracing("warn");
             client::table(cmd)
         }
-        Command::Node(args) => {
-            init_tracing("info");
-            site::node(args)
-        }
+        Command::Node(args) => site::node(args),
         Command::Router(args) => {
             init_tracing("info");
             site::router(args)
@@ -192,4 +249,59 @@ fn default_data_dir() -> PathBuf {
     std::env::var_os("FATE_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("fate-data"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    /// Every option, argument and command of `fate` says what it is for in `--help` (issue
+    /// 11: many options had no description). Names each one that does not.
+    #[test]
+    fn every_option_and_command_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.is_hide_set() || arg.get_help().is_some() || arg.get_long_help().is_some() {
+                    continue;
+                }
+                let name = match (arg.get_long(), arg.get_short()) {
+                    (Some(long), _) => format!("--{long}"),
+                    (None, Some(short)) => format!("-{short}"),
+                    (None, None) => format!("<{}>", arg.get_id()),
+                };
+                missing.push(format!("{path} {name}"));
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{sub_path} (the command)"));
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "fate", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "{} without help text:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn fate_s_gid_and_hid_become_long_options_after_toy_only() {
+        let args = |v: &[&str]| -> Vec<String> {
+            fate_aliases(v.iter().map(std::ffi::OsString::from))
+                .into_iter()
+                .map(|a| a.to_string_lossy().to_string())
+                .collect()
+        };
+        assert_eq!(
+            args(&["fate", "toy", "-gid", "9999", "-hid=10000"]),
+            ["fate", "toy", "--gid", "9999", "--hid=10000"]
+        );
+        assert_eq!(args(&["fate", "job", "-gid"]), ["fate", "job", "-gid"]);
+    }
 }

@@ -1,6 +1,6 @@
 //! Wiring a node: the only place that names concrete backends.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use fate_computing::{Computing, ComputingConfig};
 use fate_federation::FederationConfig;
@@ -10,6 +10,7 @@ use fate_scheduler::{Scheduler, SchedulerConfig, Site};
 use fate_store::MetaStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Args)]
@@ -30,6 +31,8 @@ pub struct StandaloneArgs {
     pub auth: crate::auth::AuthSwitch,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub log: crate::LogArgs,
 }
 
 #[derive(Args, Clone)]
@@ -255,36 +258,119 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             args.engine.data_roots.push(cwd);
         }
     }
-    runtime()?.block_on(async move {
-        let scheduler = build_scheduler(&args.data_dir, &args.engine).await?;
-        let addr = format!("{}:{}", args.host, args.port);
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let local = listener.local_addr()?;
-        let auth =
-            crate::auth::client_auth(args.auth, &local, scheduler.store(), &args.data_dir).await?;
-        let state = fate_api::ApiState {
-            scheduler,
-            upload_dir: args.data_dir.join("uploads"),
-            address: local.to_string(),
-            auth,
-        };
-        fate_api::sweep_uploads(&state)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        let shutdown_scheduler = state.scheduler.clone();
-        let app = fate_api::router(state);
-        tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");
-        println!(
-            "fate standalone: API at http://{local} (data in {})",
-            args.data_dir.display()
-        );
-        axum::serve(listener, app)
-            .with_graceful_shutdown(end_jobs_on_signal(shutdown_scheduler))
-            .await?;
-        Ok(())
-    })
+    let data_dir = DataDir::claim(&args.data_dir)?;
+    let started = AtomicBool::new(false);
+    let result = (|| -> Result<()> {
+        let log_file = crate::init_node_tracing(&args.log, &args.data_dir)?;
+        runtime()?.block_on(async {
+            let scheduler = build_scheduler(&args.data_dir, &args.engine).await?;
+            let addr = format!("{}:{}", args.host, args.port);
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let local = listener.local_addr()?;
+            let auth =
+                crate::auth::client_auth(args.auth, &local, scheduler.store(), &args.data_dir)
+                    .await?;
+            let state = fate_api::ApiState {
+                scheduler,
+                upload_dir: args.data_dir.join("uploads"),
+                address: local.to_string(),
+                auth,
+            };
+            fate_api::sweep_uploads(&state)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let shutdown_scheduler = state.scheduler.clone();
+            let app = fate_api::router(state);
+            tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");
+            println!(
+                "fate standalone: API at http://{local} (data in {}{})",
+                args.data_dir.display(),
+                crate::log_note(log_file.as_deref())
+            );
+            started.store(true, Ordering::SeqCst);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(end_jobs_on_signal(shutdown_scheduler))
+                .await?;
+            Ok(())
+        })
+    })();
+    if result.is_err() && !started.load(Ordering::SeqCst) {
+        data_dir.remove_if_new();
+    }
+    result
+}
+
+/// A node's data dir, held while the node runs: an exclusive lock on `<dir>/fate.lock` keeps a
+/// second node off it (two nodes on one table store and SQLite file would fail with the
+/// store's own lock error, or worse), and a start that fails removes the dir if this start
+/// created it.
+pub struct DataDir {
+    path: PathBuf,
+    created: bool,
+    _lock: std::fs::File,
+}
+
+/// The lock file of a data dir; it holds the pid of the node that has the dir.
+pub const LOCK_FILE: &str = "fate.lock";
+
+impl DataDir {
+    /// Creates `path` if it does not exist and takes its lock; an error names the node that
+    /// holds it.
+    pub fn claim(path: &Path) -> Result<DataDir> {
+        use std::io::{Read as _, Seek as _, Write as _};
+        let created = !path.exists();
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create data dir {}", path.display()))?;
+        let lock_path = path.join(LOCK_FILE);
+        let mut lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = lock.read_to_string(&mut pid);
+                let pid = pid.trim();
+                let who = if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                };
+                bail!(
+                    "another fate node{who} holds the data dir {}: stop it first, or start this \
+                     node on another data dir",
+                    path.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
+            }
+        }
+        // Best effort: the pid only makes the message above more helpful.
+        let _ = lock
+            .set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| writeln!(lock, "{}", std::process::id()));
+        Ok(DataDir {
+            path: path.to_path_buf(),
+            created,
+            _lock: lock,
+        })
+    }
+
+    /// After a failed start: removes the dir if `claim` created it, so a mistyped option or a
+    /// port in use leaves nothing behind.
+    pub fn remove_if_new(self) {
+        if self.created {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 /// How long running tasks get to stop by themselves at shutdown before their end is recorded

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -254,6 +255,8 @@ pub struct NodeArgs {
     /// The node's configuration (YAML; see `fate deploy local` for generated examples).
     #[arg(long, short)]
     pub config: PathBuf,
+    #[command(flatten)]
+    pub log: crate::LogArgs,
 }
 
 /// Starts the node's gRPC transport (outside any async runtime: it binds on its own).
@@ -276,9 +279,27 @@ fn start_transport(
 
 pub fn node(args: NodeArgs) -> Result<()> {
     let (config, base) = NodeConfig::load(&args.config)?;
-    let relay = Arc::new(ApiRelay::default());
-    let transport = start_transport(&config, &base, Some(Commands(relay.clone())))?;
     let data_dir = base.join(&config.data_dir);
+    let claimed = crate::node::DataDir::claim(&data_dir)?;
+    let started = AtomicBool::new(false);
+    let result = serve_node(&args, config, &base, data_dir, &started);
+    if result.is_err() && !started.load(Ordering::SeqCst) {
+        claimed.remove_if_new();
+    }
+    result
+}
+
+/// Runs the node on its claimed data dir; sets `started` once it serves.
+fn serve_node(
+    args: &NodeArgs,
+    config: NodeConfig,
+    base: &Path,
+    data_dir: PathBuf,
+    started: &AtomicBool,
+) -> Result<()> {
+    let log_file = crate::init_node_tracing(&args.log, &data_dir)?;
+    let relay = Arc::new(ApiRelay::default());
+    let transport = start_transport(&config, base, Some(Commands(relay.clone())))?;
     let mut site = Site::new(
         config.party_ids.clone(),
         Arc::new(RelayPartners {
@@ -326,11 +347,13 @@ pub fn node(args: NodeArgs) -> Result<()> {
         let app = fate_api::router(state);
         tracing::info!(parties = ?config.party_ids, api = %local, grpc = %transport.local_addr(), "Node started.");
         println!(
-            "fate node for parties {}: API at http://{local}, gRPC at {} (data in {})",
+            "fate node for parties {}: API at http://{local}, gRPC at {} (data in {}{})",
             config.party_ids.join(","),
             transport.local_addr(),
-            data_dir.display()
+            data_dir.display(),
+            crate::log_note(log_file.as_deref())
         );
+        started.store(true, Ordering::SeqCst);
         axum::serve(listener, app)
             .with_graceful_shutdown(crate::node::end_jobs_on_signal(shutdown_scheduler))
             .await?;
@@ -402,6 +425,8 @@ pub fn issue_certs(
         ca.write(dir)?;
         ca
     };
+    // The CA key must never reach a repository.
+    crate::deploy::ignore_in_git(dir)?;
     let mut out = Vec::new();
     for name in names {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {

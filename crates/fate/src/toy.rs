@@ -9,14 +9,16 @@ use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct ToyArgs {
-    /// Guest party id.
+    /// Guest party id (FATE's `-gid`).
     #[arg(short = 'g', long = "guest", alias = "gid", default_value = "9999")]
     pub guest: String,
-    /// Host party id; several hosts comma-separated (`--host 10000,8888`, with `--api`).
+    /// Host party id (FATE's `-hid`); several hosts comma-separated (`--host 10000,8888`, with
+    /// `--api`).
     #[arg(long = "host", alias = "hid", default_value = "10000")]
     pub host: String,
-    /// Submit FATE 2.x `toy_example` to the node at this URL instead of running in this process.
-    #[arg(long)]
+    /// Submit FATE 2.x `toy_example` to the node at this URL (or `FATE_API`, as for every
+    /// client command) instead of running in this process.
+    #[arg(long, env = "FATE_API")]
     pub api: Option<String>,
     /// Rows per party (1000 for the 1.x toy, 1024 for the 2.x toy, as FATE's defaults).
     #[arg(long)]

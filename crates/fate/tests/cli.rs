@@ -1,8 +1,10 @@
 //! The `fate` binary as a user runs it: the in-process toy, a standalone node driven by the CLI,
 //! and a restart of that node.
 
+mod common;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -686,4 +688,579 @@ fn jobs_on_spark_give_the_local_engines_numbers() {
         }
     }
     assert!(spark.succeeded_jobs() > after_toy);
+}
+
+/// Starts `fate standalone` on `data_dir` with `extra` options, waits for the line naming its
+/// API, stops it and returns (that line, its stderr).
+fn standalone_briefly(data_dir: &Path, extra: &[&str]) -> (String, String) {
+    let mut child = fate()
+        .env("FATE_LOG", "info")
+        .args(["standalone", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("API at http://") {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (line, err)
+}
+
+/// A node's log goes to `<data-dir>/logs/fate.log`, without colour codes, instead of flooding
+/// the terminal of `fate standalone &` (issue 11); `--log-stderr` keeps it on stderr, without
+/// colour codes when stderr is not a terminal.
+#[test]
+fn standalone_logs_to_a_file_under_the_data_dir_without_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (line, err) = standalone_briefly(dir.path(), &[]);
+    let log = dir.path().join("logs/fate.log");
+    assert!(line.contains("API at http://"), "not started: {line}{err}");
+    assert!(
+        line.contains(&log.display().to_string()),
+        "the start line does not name the log file: {line}"
+    );
+    let text = std::fs::read_to_string(&log)
+        .unwrap_or_else(|e| panic!("no {}: {e}; stderr: {err}", log.display()));
+    assert!(text.contains("Standalone node started"), "{text}");
+    assert!(
+        !text.contains("\x1b["),
+        "colour codes in the log file: {text:?}"
+    );
+    assert!(
+        !err.contains("Standalone node started"),
+        "the log also went to stderr: {err}"
+    );
+
+    let other = tempfile::tempdir().unwrap();
+    let (line, err) = standalone_briefly(other.path(), &["--log-stderr"]);
+    assert!(line.contains("API at http://"), "not started: {line}{err}");
+    assert!(err.contains("Standalone node started"), "{err}");
+    assert!(!err.contains("\x1b["), "colour codes on a pipe: {err:?}");
+    assert!(!other.path().join("logs/fate.log").exists());
+}
+
+/// The logs `fate deploy local` keeps for every node and router hold no colour codes.
+#[test]
+fn deploy_local_logs_hold_no_colour_codes() {
+    let _serial = common::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = common::Deployment::start("9999,10000", &[]);
+    for party in ["9999", "10000"] {
+        for file in ["node.log", "router.log"] {
+            let path = d.path().join(party).join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.trim().is_empty(), "{} is empty", path.display());
+            assert!(
+                !text.contains("\x1b["),
+                "colour codes in {}: {text:?}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// `--api 127.0.0.1:9380` (no scheme, as FATE's `flow init --ip --port` names a node) means
+/// `http://`; it failed with `RelativeUrlWithoutBase`.
+#[test]
+fn an_api_address_without_a_scheme_is_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let bare = node.url.trim_start_matches("http://").to_string();
+    let out = run_ok(&["job", "list", "--json"], &bare);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["count"], 0, "{out}");
+    let out = run_ok(&["toy", "--json"], &format!("{bare}/"));
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["status"], "success", "{out}");
+}
+
+/// `fate toy` reads `FATE_API` as every other client command does (it ran in process instead),
+/// and takes FATE's `-gid`/`-hid` (`flow test toy -gid 9999 -hid 10000`), which were refused.
+#[test]
+fn toy_honours_fate_api_and_fates_gid_hid() {
+    let out = fate()
+        .args(["toy", "-gid", "9999", "-hid=10000"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("secure_sum, it is 2000.0"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let out = fate()
+        .args(["toy", "-gid", "9999", "-hid", "10000", "--json"])
+        .env("FATE_API", &node.url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["status"], "success", "{stdout}");
+    let job_id = v["job_id"].as_str().unwrap();
+    let jobs = query(&node.url, "/v2/job/query", job_id);
+    let parties: Vec<&str> = jobs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|j| j["party_id"].as_str())
+        .collect();
+    assert!(
+        parties.contains(&"9999") && parties.contains(&"10000"),
+        "the toy did not run on the node named by FATE_API: {jobs}"
+    );
+}
+
+/// A second node on a data dir another node holds says so once, naming the dir (it said
+/// `Database already open` twice); a start that fails (a bad option value, a port in use)
+/// removes the data dir it created, and keeps one that was there.
+#[test]
+fn a_held_data_dir_is_named_and_a_failed_start_leaves_no_new_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = dir.path().join("held");
+    let _node = NodeProcess::start(&held);
+    let standalone = |data: &Path, extra: &[&str]| {
+        let port = if extra.contains(&"--port") {
+            &[][..]
+        } else {
+            &["--port", "0"][..]
+        };
+        let out = fate()
+            .arg("standalone")
+            .args(port)
+            .arg("--data-dir")
+            .arg(data)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{extra:?} started");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = standalone(&held, &[]);
+    assert!(
+        err.contains("another fate node (pid ")
+            && err.contains(&format!("holds the data dir {}", held.display())),
+        "{err}"
+    );
+    assert_eq!(err.matches("another fate node").count(), 1, "{err}");
+    assert!(!err.contains("Database already open"), "{err}");
+    assert!(
+        held.join("fate_flow.sqlite").exists(),
+        "the held dir was touched"
+    );
+
+    let fresh = dir.path().join("fresh");
+    let err = standalone(&fresh, &["--max-upload-bytes", "0"]);
+    assert!(err.contains("max_upload_bytes"), "{err}");
+    assert!(!fresh.exists(), "a failed start left {}", fresh.display());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let err = standalone(&fresh, &["--port", &port]);
+    assert!(err.contains("cannot listen"), "{err}");
+    assert!(!fresh.exists(), "a failed start left {}", fresh.display());
+    // A data dir that was there stays, with what it held.
+    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::write(fresh.join("keep"), "x").unwrap();
+    let err = standalone(&fresh, &["--port", &port]);
+    assert!(err.contains("cannot listen"), "{err}");
+    assert!(fresh.join("keep").exists());
+}
+
+/// A FATE 1.x DSL given as `-c` (it said `missing field dag`) is refused with a hint to pass it
+/// as `-d` with its conf as `-c`; DSL and conf swapped are named as such.
+#[test]
+fn a_dsl_given_as_the_conf_hints_at_dsl_and_conf() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let examples = repo().join("examples/dsl");
+    let dsl = examples.join("secure_add_dsl.json");
+    let conf = examples.join("secure_add_conf.json");
+    let submit = |args: &[&Path]| {
+        let mut c = fate();
+        c.args(["job", "submit", "--api", &node.url]);
+        for (flag, path) in ["-c", "-d"].iter().zip(args) {
+            c.arg(flag).arg(path);
+        }
+        let out = c.output().unwrap();
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = submit(&[&dsl]);
+    assert!(
+        err.contains("1.x DSL")
+            && err.contains(&format!("-d {}", dsl.display()))
+            && err.contains("-c"),
+        "{err}"
+    );
+    let err = submit(&[&dsl, &conf]);
+    assert!(err.contains("swap"), "{err}");
+    let jobs = run_ok(&["job", "list", "--json"], &node.url);
+    let v: Value = serde_json::from_str(&jobs).unwrap();
+    assert_eq!(v["count"], 0, "{jobs}");
+}
+
+/// `job list --limit 2` shows two jobs (it counted party rows: one toy is two rows); `job logs`
+/// prints the scheduler's and the tasks' lines in time order, and a task the job does not have
+/// is an error naming it (it printed nothing).
+#[test]
+fn job_list_counts_jobs_and_job_logs_are_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let api = node.url.as_str();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out = run_ok(&["toy", "--json", "--data-num", "64"], api);
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        ids.push(v["job_id"].as_str().unwrap().to_string());
+    }
+    let out = run_ok(&["job", "list", "--limit", "2", "--json"], api);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["count"], 2, "{out}");
+    let mut listed: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|j| j["job_id"].as_str())
+        .collect();
+    listed.dedup();
+    assert_eq!(listed.len(), 2, "{out}");
+    let out = run_ok(&["job", "list", "--limit", "2"], api);
+    let shown: std::collections::BTreeSet<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| ids.iter().any(|id| id == w))
+        .collect();
+    assert_eq!(shown.len(), 2, "{out}");
+
+    let out = run_ok(&["job", "logs", "-j", &ids[0]], api);
+    let stamps: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_once("] [").and_then(|(_, r)| r.split_once(']')))
+        .map(|(stamp, _)| stamp)
+        .collect();
+    assert!(stamps.len() > 3, "{out}");
+    assert!(
+        stamps.windows(2).all(|w| w[0] <= w[1]),
+        "job logs out of time order:\n{out}"
+    );
+    assert!(out.contains("toy_example finished"), "{out}");
+    let err = fate()
+        .args([
+            "job",
+            "logs",
+            "-j",
+            &ids[0],
+            "--task-name",
+            "no_such_task",
+            "--api",
+            api,
+        ])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    let text = String::from_utf8_lossy(&err.stderr);
+    assert!(
+        text.contains("no_such_task") && text.contains("toy_example_0"),
+        "{text}"
+    );
+}
+
+/// The id of the first running job at the node, waiting up to 60 s.
+fn running_job(url: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let v: Value = ureq::get(&format!("{url}/v2/job/list/query"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        if let Some(id) = v["data"]["data"]
+            .as_array()
+            .and_then(|jobs| jobs.iter().find(|j| j["status"] == "running"))
+            .and_then(|j| j["job_id"].as_str())
+        {
+            return id.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no job ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// After `fate job stop`, `fate job rerun` reruns the job (a stopped job is canceled and
+/// rerunnable, as in FATE); it failed saying the job was running, since the stop had only
+/// been requested.
+#[test]
+fn a_stopped_job_can_be_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let api = node.url.as_str();
+    let mut toy = fate()
+        .args(["toy", "--json", "--timeout", "120", "--data-num", "4000000"])
+        .args(["--api", api])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let job_id = running_job(api);
+    let out = run_ok(&["job", "stop", "-j", &job_id], api);
+    assert!(out.contains(&job_id), "{out}");
+    let job = &query(api, "/v2/job/query", &job_id)["data"];
+    for party in job.as_array().unwrap() {
+        assert_eq!(party["status"], "canceled", "after the stop: {job}");
+    }
+    let out = run_ok(&["job", "rerun", "-j", &job_id], api);
+    assert!(out.contains("rerun started"), "{out}");
+    let status = query(api, "/v2/job/query", &job_id)["data"][0]["status"].clone();
+    assert!(
+        ["waiting", "running", "success"].contains(&status.as_str().unwrap_or("")),
+        "after the rerun: {status}"
+    );
+    // End the rerun too, so the node stops at once.
+    let _ = fate()
+        .args(["job", "stop", "-j", &job_id, "--api", api])
+        .output();
+    let _ = toy.kill();
+    let _ = toy.wait();
+}
+
+fn pid_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// `fate deploy local --stop` says which processes were already dead ("not running"; it
+/// counted them as stopped) and also stops a node started again by hand on the deployment's
+/// node.yaml; the generated dir, which holds the CA key, is ignored by git.
+#[test]
+fn deploy_local_stop_names_dead_and_restarted_processes_and_keys_stay_out_of_git() {
+    let _serial = common::SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = common::Deployment::start("9999,10000", &["--tls"]);
+    assert!(d.path().join("certs/ca.key").exists());
+    let ignore = std::fs::read_to_string(d.path().join(".gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l.trim() == "*"), "{ignore}");
+    let ignore = std::fs::read_to_string(d.path().join("certs/.gitignore")).unwrap();
+    assert!(ignore.lines().any(|l| l.trim() == "*"), "{ignore}");
+
+    let router = d.pid("router of 10000");
+    let node = d.pid("node of 10000");
+    for (pid, sig) in [(router, "-KILL"), (node, "-TERM")] {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pid_alive(router) || pid_alive(node) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed processes live on"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The node of 10000 started again by hand, as after a crash.
+    let mut again = fate()
+        .args(["node", "-c"])
+        .arg(d.node_config("10000"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("{}/v2/job/list/query", d.api("10000"));
+    while ureq::get(&url).call().is_err() {
+        assert!(
+            again.try_wait().unwrap().is_none(),
+            "the node started by hand exited"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node started by hand did not answer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = fate()
+        .args(["deploy", "local", "--stop", "--dir"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    let text = common::text(&out);
+    assert!(out.status.success(), "{text}");
+    let line = |name: &str, pid: u32| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} (pid {pid}")))
+            .unwrap_or_else(|| panic!("no line for {name} {pid}: {text}"))
+            .to_string()
+    };
+    assert!(
+        line("router of 10000", router).ends_with(": not running"),
+        "{text}"
+    );
+    assert!(
+        line("node of 10000", node).ends_with(": not running"),
+        "{text}"
+    );
+    assert!(
+        line("router of 9999", d.pid("router of 9999")).ends_with(": stopped"),
+        "{text}"
+    );
+    assert!(
+        line("node of 9999", d.pid("node of 9999")).ends_with(": stopped"),
+        "{text}"
+    );
+    let by_hand = line("node of 10000", again.id());
+    assert!(
+        by_hand.ends_with(": stopped") && by_hand.contains("by hand"),
+        "{text}"
+    );
+    assert!(text.contains("2 not running"), "{text}");
+    let status = loop {
+        if let Some(s) = again.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(15),
+            "the node started by hand still runs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success() || status.code().is_none(), "{status}");
+}
+
+/// The README's "Five minutes to a model", command for command, from a directory outside the
+/// repository (`FATE_API` stands in for the default port): upload, train breast PSI + LR and
+/// see its AUC, predict with the trained model, download the predictions, stop the node.
+#[test]
+fn five_minutes_to_a_model_from_any_directory() {
+    let cwd = tempfile::tempdir().unwrap();
+    let repo = repo().canonicalize().unwrap();
+    let ex = |p: &str| repo.join(p).to_str().unwrap().to_string();
+    let mut child = fate()
+        .args(["standalone", "--port", "0", "--data-dir", "./fate-data"])
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("API at http://") {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "fate standalone ended"
+        );
+    }
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let mut node = NodeProcess { child, url };
+    let run = |args: &[&str]| -> String {
+        let out = fate()
+            .args(args)
+            .env("FATE_API", &node.url)
+            .current_dir(cwd.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "fate {args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let job_id = |out: &str| -> String {
+        out.lines()
+            .find_map(|l| {
+                l.split_whitespace()
+                    .next()
+                    .filter(|w| w.len() == 21 && w.chars().all(|c| c.is_ascii_digit()))
+            })
+            .unwrap_or_else(|| panic!("no job id: {out}"))
+            .to_string()
+    };
+    for side in ["guest", "host"] {
+        let conf = ex(&format!("examples/upload/breast_hetero_{side}.json"));
+        let out = run(&["data", "upload-file", "-c", &conf]);
+        assert!(out.contains("569 rows"), "{out}");
+    }
+    let out = run(&[
+        "job",
+        "submit",
+        "-c",
+        &ex("examples/pipeline/breast_psi_lr.yaml"),
+        "--wait",
+    ]);
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["lr_0", "train_set", "auc", "0.994411"]),
+        "{out}"
+    );
+    let train = job_id(&out);
+    let out = run(&[
+        "job",
+        "submit",
+        "-c",
+        &ex("examples/pipeline/breast_psi_lr_predict.yaml"),
+        "--model-id",
+        &train,
+        "--wait",
+    ]);
+    let predict = job_id(&out);
+    assert_ne!(predict, train);
+    let out = run(&[
+        "output",
+        "data",
+        "-j",
+        &predict,
+        "-r",
+        "guest",
+        "-p",
+        "9999",
+        "-t",
+        "lr_0",
+        "--download",
+        "./predicted",
+    ]);
+    let csv = std::fs::read_to_string(cwd.path().join(out.lines().next().unwrap().trim())).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert!(header.contains("predict_score"), "{header}");
+    assert_eq!(lines.clone().count(), 569);
+    assert!(lines.all(|l| l.ends_with(",test_set")), "{csv:.300}");
+    // Stop: `kill %1` sends SIGTERM.
+    let term = Command::new("kill")
+        .args(["-TERM", &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = node.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(cwd.path().join("fate-data/logs/fate.log").exists());
 }
