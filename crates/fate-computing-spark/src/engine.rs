@@ -85,6 +85,9 @@ impl SparkEngineConfig {
 struct TableInfo {
     view: String,
     relation: String,
+    /// Rows per partition, once asked (tables are immutable): `collect` asks for every
+    /// partition in turn, and each would otherwise count the table again.
+    counts: Mutex<Option<Vec<u64>>>,
 }
 
 struct Inner {
@@ -264,9 +267,14 @@ impl Inner {
             .cached(&relation)
             .create_temp_view(&view)
             .await?;
-        self.tables
-            .lock()
-            .insert(id, Arc::new(TableInfo { view, relation }));
+        self.tables.lock().insert(
+            id,
+            Arc::new(TableInfo {
+                view,
+                relation,
+                counts: Mutex::new(None),
+            }),
+        );
         Ok(Handle { id, partitions })
     }
 
@@ -338,7 +346,11 @@ impl Inner {
         Ok(rows)
     }
 
-    async fn counts(&self, view: &str, partitions: usize) -> Result<Vec<u64>, ComputingError> {
+    async fn counts(&self, t: &TableInfo, partitions: usize) -> Result<Vec<u64>, ComputingError> {
+        if let Some(counts) = t.counts.lock().clone() {
+            return Ok(counts);
+        }
+        let view = &t.view;
         let sql = format!("SELECT p, count(*) AS c FROM {view} GROUP BY p");
         let mut pairs = Vec::new();
         for batch in self.collect(&sql, partitions).await? {
@@ -352,6 +364,7 @@ impl Inner {
                 .ok_or_else(|| engine_error(format!("a row of {view} is in partition {p}")))?;
             *slot = c as u64;
         }
+        *t.counts.lock() = Some(counts.clone());
         Ok(counts)
     }
 }
@@ -584,7 +597,7 @@ impl Engine for SparkEngine {
     fn counts(&self, t: &Handle) -> Result<Vec<u64>, ComputingError> {
         let info = self.info(t)?;
         let n = t.partitions;
-        self.block(move |inner| async move { inner.counts(&info.view, n).await })
+        self.block(move |inner| async move { inner.counts(&info, n).await })
     }
 
     fn partition(
@@ -602,7 +615,7 @@ impl Engine for SparkEngine {
         let info = self.info(t)?;
         let n = t.partitions;
         self.block(move |inner| async move {
-            let rows = inner.counts(&info.view, n).await?[index];
+            let rows = inner.counts(&info, n).await?[index];
             if rows > max_rows {
                 return Err(ComputingError::TooManyRows {
                     rows,

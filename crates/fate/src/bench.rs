@@ -49,6 +49,22 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// FATE on Spark against the local engine in one run: PSI of N x N ids and one
+    /// CoordinatedLR epoch on N rows, then the same on 100 rows (the per-task overhead).
+    Spark {
+        /// The Spark Connect server, `sc://host:port`.
+        #[arg(long, value_name = "URL", env = "FATE_SPARK_CONNECT")]
+        spark_connect: String,
+        /// Absolute path of this fate binary on the executors (default: uploaded).
+        #[arg(long, value_name = "PATH")]
+        spark_executor: Option<std::path::PathBuf>,
+        /// Ids at each party (all shared, so PSI keeps N rows for LR).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// The standalone skeleton: toy end to end, upload, and table map/join/reduce throughput
     /// against a plain single-threaded loop.
     Standalone {
@@ -142,6 +158,12 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             mtls,
             json,
         } => federation(size_mib, &mtls, json),
+        BenchCommand::Spark {
+            spark_connect,
+            spark_executor,
+            rows,
+            json,
+        } => crate::bench_spark::run(spark_connect, spark_executor, rows, json),
     }
 }
 

@@ -138,7 +138,10 @@ pub const DEFAULT_CREDIT: Dataset = Dataset {
     ],
 };
 
-async fn run_job(scheduler: &Scheduler, dag: fate_dag::DagSchema) -> Result<(String, Duration)> {
+pub(crate) async fn run_job(
+    scheduler: &Scheduler,
+    dag: fate_dag::DagSchema,
+) -> Result<(String, Duration)> {
     let start = Instant::now();
     let s = scheduler.submit(dag, "fate demo").await?;
     let status = scheduler.wait(&s.job_id, Duration::from_secs(3600)).await?;
@@ -159,7 +162,12 @@ async fn run_job(scheduler: &Scheduler, dag: fate_dag::DagSchema) -> Result<(Str
     Ok((s.job_id, start.elapsed()))
 }
 
-async fn upload(scheduler: &Scheduler, file: &Path, name: &str, label: bool) -> Result<Duration> {
+pub(crate) async fn upload(
+    scheduler: &Scheduler,
+    file: &Path,
+    name: &str,
+    label: bool,
+) -> Result<Duration> {
     let file = std::fs::canonicalize(file)
         .with_context(|| format!("dataset {} not found (see --datasets)", file.display()))?;
     let meta = if label {

@@ -3,6 +3,7 @@
 
 mod auth;
 mod bench;
+mod bench_spark;
 mod client;
 mod demo;
 mod deploy;
