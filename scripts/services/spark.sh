@@ -5,7 +5,7 @@
 #                              (idempotent: a second run only checks the marker file)
 #   spark.sh home              print SPARK_HOME (installs first if needed)
 #   spark.sh run <dir> <port> [ui-port]
-#                              run the Spark Connect server, --master local[2], bound to 127.0.0.1,
+#                              run the Spark Connect server, --master local[2,4] (2 cores, a failed task tried up to 4 times as on a cluster), bound to 127.0.0.1,
 #                              in the foreground; logs and scratch under <dir>. Prints
 #                              "spark-connect ready port=<port> ui=<ui-port>" when it accepts
 #                              connections. The UI port defaults to <port>+1. With
@@ -58,7 +58,7 @@ run)
     "$SPARK_HOME/bin/spark-submit" \
         --class org.apache.spark.sql.connect.service.SparkConnectServer \
         --name "fate-spark-connect-$port" \
-        --master 'local[2]' \
+        --master 'local[2,4]' \
         --conf spark.connect.grpc.binding.address=127.0.0.1 \
         --conf spark.connect.grpc.binding.port="$port" \
         --conf spark.driver.host=127.0.0.1 \

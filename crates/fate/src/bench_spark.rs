@@ -1,5 +1,5 @@
 //! `fate bench spark`: FATE on Spark against the local engine, in the same run and process:
-//! PSI of N x N ids and one CoordinatedLR epoch on the N intersected rows (guest: label and 5
+//! PSI of N x N ids and one CoordinatedLR epoch (batches of 100 000) on the N intersected rows (guest: label and 5
 //! features, host: 5 features), then the same job on 100 rows, whose task times are the
 //! per-task overhead of each engine. Beside them, FATE's published PSI figure (anchors.md:
 //! FATE 2.0, 2 x 16 cores, about 33 k ids/s). A benchmark: it prints, it does not assert.
@@ -73,7 +73,7 @@ fn dag(guest: &str, host: &str) -> Result<fate_dag::DagSchema> {
                     "inputs": {"data": {"train_data": {"task_output_artifact": {
                         "output_artifact_key": "output_data", "producer_task": "psi_0",
                         "parties": both}}}},
-                    "parameters": {"epochs": 1, "batch_size": null, "early_stop": "diff",
+                    "parameters": {"epochs": 1, "batch_size": 100000, "early_stop": "diff",
                         "optimizer": {"method": "sgd", "penalty": "l2", "alpha": 0.01,
                             "optimizer_params": {"lr": 0.15}}}
                 }

@@ -1264,3 +1264,143 @@ fn five_minutes_to_a_model_from_any_directory() {
     assert!(status.success(), "{status}");
     assert!(cwd.path().join("fate-data/logs/fate.log").exists());
 }
+
+/// An executor process killed (SIGKILL) mid-task while PSI runs on Spark: Spark retries the
+/// task (as a cluster does, `local[2,4]`), the job succeeds, the intersection is whole, and
+/// Spark's REST API records the failed attempt.
+#[test]
+fn an_executor_killed_mid_task_is_retried_and_the_job_succeeds() {
+    let spark = spark_server::spark();
+    let dir = tempfile::tempdir().unwrap();
+    let url = spark.url();
+    let node = NodeProcess::start_with(
+        &dir.path().join("node"),
+        &[
+            "--computing-engine",
+            "spark",
+            "--spark-connect",
+            &url,
+            "--spark-executor",
+            env!("CARGO_BIN_EXE_fate"),
+        ],
+    );
+    let rows = 20_000u64;
+    let (mut guest, mut host) = (String::from("id,y,x0\n"), String::from("id,x1\n"));
+    for i in 0..rows {
+        guest.push_str(&format!("id{i},{},{}.5\n", i % 2, i % 7));
+        host.push_str(&format!("id{i},{}.25\n", i % 5));
+    }
+    for (side, csv, meta) in [
+        (
+            "guest",
+            &guest,
+            r#"{"delimiter": ",", "label_name": "y", "match_id_name": "id"}"#,
+        ),
+        (
+            "host",
+            &host,
+            r#"{"delimiter": ",", "match_id_name": "id"}"#,
+        ),
+    ] {
+        std::fs::write(dir.path().join(format!("{side}.csv")), csv).unwrap();
+        let conf = dir.path().join(format!("{side}.json"));
+        std::fs::write(
+            &conf,
+            format!(
+                r#"{{"file": "{side}.csv", "head": true, "partitions": 4, "extend_sid": true,
+                    "meta": {meta}, "namespace": "experiment", "name": "kill_{side}"}}"#
+            ),
+        )
+        .unwrap();
+        let out = run_ok(
+            &["data", "upload-file", "-c", conf.to_str().unwrap()],
+            &node.url,
+        );
+        assert!(out.contains(&format!("{rows} rows")), "{out}");
+    }
+    let dag = dir.path().join("psi.yaml");
+    std::fs::write(
+        &dag,
+        r#"
+dag:
+  parties:
+  - {party_id: ['9999'], role: guest}
+  - {party_id: ['10000'], role: host}
+  party_tasks:
+    guest_9999:
+      parties: [{party_id: ['9999'], role: guest}]
+      tasks: {reader_0: {parameters: {name: kill_guest, namespace: experiment}}}
+    host_10000:
+      parties: [{party_id: ['10000'], role: host}]
+      tasks: {reader_0: {parameters: {name: kill_host, namespace: experiment}}}
+  stage: train
+  tasks:
+    reader_0: {component_ref: reader, parameters: {}}
+    psi_0:
+      component_ref: psi
+      dependent_tasks: [reader_0]
+      inputs:
+        data:
+          input_data:
+            task_output_artifact:
+              output_artifact_key: output_data
+              producer_task: reader_0
+              parties: [{party_id: ['9999'], role: guest}, {party_id: ['10000'], role: host}]
+      parameters: {}
+schema_version: 2.2.0
+"#,
+    )
+    .unwrap();
+    let failed_before = spark.failed_tasks();
+    let out = run_ok(
+        &["job", "submit", "-c", dag.to_str().unwrap(), "--json"],
+        &node.url,
+    );
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let job_id = v["job_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    // Kill the first kernel process seen (they run for a fraction of a second each).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let killed = loop {
+        let found = Command::new("pgrep")
+            .args(["-f", "spark-executor --op"])
+            .output()
+            .unwrap();
+        let pids = String::from_utf8_lossy(&found.stdout).to_string();
+        if let Some(pid) = pids.split_whitespace().next() {
+            let status = Command::new("kill").args(["-9", pid]).status().unwrap();
+            if status.success() {
+                break pid.to_string();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no executor process was seen in 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let out = run_ok(&["job", "wait", "-j", &job_id, "--json"], &node.url);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        v["status"], "success",
+        "after killing executor {killed}: {out}"
+    );
+    assert!(
+        spark.failed_tasks() > failed_before,
+        "Spark recorded no failed task after executor {killed} was killed"
+    );
+    // The whole intersection survived the retry.
+    let m = run_ok(
+        &[
+            "output", "metrics", "-j", &job_id, "-r", "guest", "-p", "9999", "-t", "psi_0",
+            "--json",
+        ],
+        &node.url,
+    );
+    assert!(
+        m.contains("intersect_count") && m.contains(&format!("{rows}")),
+        "{m}"
+    );
+}

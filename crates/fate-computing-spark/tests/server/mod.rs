@@ -30,6 +30,33 @@ impl SparkServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Failed task attempts over every stage of the server's application (Spark's REST API).
+    pub fn failed_tasks(&self) -> u64 {
+        let url = format!("{}/stages", self.application_url());
+        let stages: serde_json::Value = ureq::get(&url)
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .into_json()
+            .unwrap();
+        stages
+            .as_array()
+            .expect("a list of stages")
+            .iter()
+            .filter_map(|stage| stage["numFailedTasks"].as_u64())
+            .sum()
+    }
+
+    fn application_url(&self) -> String {
+        let base = format!("http://127.0.0.1:{}/api/v1/applications", self.ui_port);
+        let apps: serde_json::Value = ureq::get(&base)
+            .call()
+            .unwrap_or_else(|e| panic!("GET {base}: {e}"))
+            .into_json()
+            .unwrap();
+        let app_id = apps[0]["id"].as_str().expect("one application").to_owned();
+        format!("{base}/{app_id}")
+    }
+
     /// The number of succeeded jobs of the server's application, from Spark's REST API.
     pub fn succeeded_jobs(&self) -> usize {
         let base = format!("http://127.0.0.1:{}/api/v1/applications", self.ui_port);
