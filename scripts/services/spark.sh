@@ -8,7 +8,8 @@
 #                              run the Spark Connect server, --master local[2,4] (2 cores, a failed task tried up to 4 times as on a cluster), bound to 127.0.0.1,
 #                              in the foreground; logs and scratch under <dir>. Prints
 #                              "spark-connect ready port=<port> ui=<ui-port>" when it accepts
-#                              connections. The UI port defaults to <port>+1. With
+#                              connections. The UI port defaults to <port>+1; the JVM heap is
+#                              $SPARK_DRIVER_MEMORY (default 4g: local mode runs the executors in it). With
 #                              SPARK_SH_EXIT_ON_EOF=1 the server stops when stdin closes.
 set -euo pipefail
 
@@ -59,6 +60,7 @@ run)
         --class org.apache.spark.sql.connect.service.SparkConnectServer \
         --name "fate-spark-connect-$port" \
         --master 'local[2,4]' \
+        --driver-memory "${SPARK_DRIVER_MEMORY:-4g}" \
         --conf spark.connect.grpc.binding.address=127.0.0.1 \
         --conf spark.connect.grpc.binding.port="$port" \
         --conf spark.driver.host=127.0.0.1 \

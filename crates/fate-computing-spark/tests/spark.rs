@@ -1,6 +1,7 @@
 //! Against a real Spark Connect server (`scripts/services/spark.sh`, pyspark's Spark on
 //! `local[2]`, loopback), started once for this test binary.
 
+#[allow(dead_code)]
 mod server;
 
 use std::collections::BTreeMap;

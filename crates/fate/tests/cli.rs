@@ -43,19 +43,25 @@ impl NodeProcess {
     }
 
     fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = fate()
-            .args(["standalone", "--port", "0"])
+        let mut cmd = fate();
+        cmd.args(["standalone", "--port", "0"])
             .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             // The example upload confs read FATE's shared data.
             .arg("--data-root")
-            .arg(repo().join("examples/data"))
+            .arg(repo().join("examples/data"));
+        Self::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `fate standalone`) and waits for the line naming its API (a node with
+    /// authentication on first names its admin file).
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // The line naming the API (a node with authentication on first names its admin file).
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         while !line.contains("API at http://") {
@@ -1158,28 +1164,10 @@ fn five_minutes_to_a_model_from_any_directory() {
     let cwd = tempfile::tempdir().unwrap();
     let repo = repo().canonicalize().unwrap();
     let ex = |p: &str| repo.join(p).to_str().unwrap().to_string();
-    let mut child = fate()
-        .args(["standalone", "--port", "0", "--data-dir", "./fate-data"])
-        .current_dir(cwd.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("API at http://") {
-        line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "fate standalone ended"
-        );
-    }
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
-    let mut node = NodeProcess { child, url };
+    let mut cmd = fate();
+    cmd.args(["standalone", "--port", "0", "--data-dir", "./fate-data"])
+        .current_dir(cwd.path());
+    let mut node = NodeProcess::spawn(cmd);
     let run = |args: &[&str]| -> String {
         let out = fate()
             .args(args)

@@ -59,14 +59,7 @@ impl SparkServer {
 
     /// The number of succeeded jobs of the server's application, from Spark's REST API.
     pub fn succeeded_jobs(&self) -> usize {
-        let base = format!("http://127.0.0.1:{}/api/v1/applications", self.ui_port);
-        let apps: serde_json::Value = ureq::get(&base)
-            .call()
-            .unwrap_or_else(|e| panic!("GET {base}: {e}"))
-            .into_json()
-            .unwrap();
-        let app_id = apps[0]["id"].as_str().expect("one application").to_owned();
-        let url = format!("{base}/{app_id}/jobs");
+        let url = format!("{}/jobs", self.application_url());
         let jobs: serde_json::Value = ureq::get(&url)
             .call()
             .unwrap_or_else(|e| panic!("GET {url}: {e}"))
