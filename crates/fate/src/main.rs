@@ -257,6 +257,28 @@ mod tests {
     use super::*;
     use clap::CommandFactory as _;
 
+    /// `--host` means one thing: the address a node listens on (FATE-Flow's `host`). The toy's
+    /// host party is `--host-party-id` as in FATE's `flow test toy` (issue 11: `--host` was a
+    /// listen address on `standalone` and a party on `toy`).
+    #[test]
+    fn host_names_a_listen_address_only() {
+        fn walk(cmd: &clap::Command, path: &str, found: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_long() == Some("host") {
+                    found.push(path.to_string());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), found);
+            }
+        }
+        let mut found = Vec::new();
+        walk(&Cli::command(), "fate", &mut found);
+        assert_eq!(found, ["fate standalone"]);
+        let toy = Cli::try_parse_from(["fate", "toy", "--host", "10000", "--guest", "9999"]);
+        assert!(toy.is_ok(), "the old toy spellings still parse");
+    }
+
     /// Every option, argument and command of `fate` says what it is for in `--help` (issue
     /// 11: many options had no description). Names each one that does not.
     #[test]

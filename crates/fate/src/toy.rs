@@ -9,12 +9,18 @@ use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct ToyArgs {
-    /// Guest party id (FATE's `-gid`).
-    #[arg(short = 'g', long = "guest", alias = "gid", default_value = "9999")]
+    /// Guest party id (FATE's `--guest-party-id`, `-gid`; `--guest` also works).
+    #[arg(
+        short = 'g',
+        long = "guest-party-id",
+        aliases = ["gid", "guest"],
+        default_value = "9999"
+    )]
     pub guest: String,
-    /// Host party id (FATE's `-hid`); several hosts comma-separated (`--host 10000,8888`, with
-    /// `--api`).
-    #[arg(long = "host", alias = "hid", default_value = "10000")]
+    /// Host party id (FATE's `--host-party-id`, `-hid`; `--host` also works); several hosts
+    /// comma-separated (`--host-party-id 10000,8888`, with `--api`). Named after FATE's
+    /// `flow test toy`, so it is not mistaken for `fate standalone --host`, a listen address.
+    #[arg(long = "host-party-id", aliases = ["hid", "host"], default_value = "10000")]
     pub host: String,
     /// Submit FATE 2.x `toy_example` to the node at this URL (or `FATE_API`, as for every
     /// client command) instead of running in this process.
