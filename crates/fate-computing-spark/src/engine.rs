@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fate_computing::{
-    ComputingError, Engine, Handle, KernelCall, KernelRegistry, MAX_PARTITIONS, Op, Row,
+    ComputingError, Engine, Handle, KernelCall, KernelRegistry, Op, Row, check_partition_count,
 };
 use parking_lot::Mutex;
 
@@ -380,17 +380,6 @@ fn plain_kernel(name: &str) -> Result<String, ComputingError> {
     }
 }
 
-fn check_partitions(n: usize) -> Result<(), ComputingError> {
-    if n == 0 || n > MAX_PARTITIONS {
-        return Err(ComputingError::BadPartition {
-            partition: 0,
-            partitions: n,
-            reason: format!("a table has 1..={MAX_PARTITIONS} partitions"),
-        });
-    }
-    Ok(())
-}
-
 impl Engine for SparkEngine {
     fn name(&self) -> &str {
         "spark"
@@ -398,7 +387,7 @@ impl Engine for SparkEngine {
 
     fn parallelize(&self, partitions: Vec<Vec<Row>>) -> Result<Handle, ComputingError> {
         let n = partitions.len();
-        check_partitions(n)?;
+        check_partition_count(n)?;
         for (i, rows) in partitions.iter().enumerate() {
             let mut seen = HashSet::with_capacity(rows.len());
             for r in rows {
@@ -461,7 +450,7 @@ impl Engine for SparkEngine {
             }
             Op::Join(k) => drop(reg.combine_fn(k)?),
             Op::Union(k) => drop(reg.fold_fn(k)?),
-            Op::Repartition { partitions } => check_partitions(*partitions)?,
+            Op::Repartition { partitions } => check_partition_count(*partitions)?,
             Op::SubtractByKey | Op::Sample { .. } => {}
         }
         let infos = inputs

@@ -341,32 +341,6 @@ fn to_row(r: InRow, what: &str) -> Result<Row, String> {
     })
 }
 
-/// Stable sort by key, then the values of equal keys folded in order (singletons unchanged).
-fn fold_equal_keys(mut rows: Vec<Row>, fold: &fate_computing::FoldFn) -> Result<Vec<Row>, String> {
-    rows.sort_by(|x, y| x.key.cmp(&y.key));
-    let mut out: Vec<Row> = Vec::with_capacity(rows.len());
-    let mut i = 0;
-    while i < rows.len() {
-        let mut j = i + 1;
-        while j < rows.len() && rows[j].key == rows[i].key {
-            j += 1;
-        }
-        if j == i + 1 {
-            out.push(std::mem::take(&mut rows[i]));
-        } else {
-            let values = rows[i..j].iter().map(|r| r.value.as_slice()).collect();
-            let value = fold(values).map_err(kernel_error)?.unwrap_or_default();
-            out.push(Row {
-                hash: rows[i].hash,
-                key: std::mem::take(&mut rows[i].key),
-                value,
-            });
-        }
-        i = j;
-    }
-    Ok(out)
-}
-
 /// Kernel parameters, read by the caller from their artifacts.
 #[derive(Default)]
 pub struct Params {
@@ -436,7 +410,7 @@ pub fn run(
             for (p, part) in by_partition(rows)? {
                 let mut out = f(p, part).map_err(kernel_error)?;
                 if let Some(fold) = &fold {
-                    out = fold_equal_keys(out, fold)?;
+                    out = fate_computing::fold_equal_keys(out, fold).map_err(kernel_error)?;
                 }
                 for (i, row) in out.into_iter().enumerate() {
                     let to = target(row.hash, n);

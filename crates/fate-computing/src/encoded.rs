@@ -9,7 +9,7 @@ use crate::computing::MAX_PARTITIONS;
 use crate::engine::{Engine, Handle, Op, Row};
 use crate::error::ComputingError;
 use crate::key::mix64;
-use crate::registry::KernelRegistry;
+use crate::registry::{FoldFn, KernelRegistry};
 use parking_lot::Mutex;
 use rayon::prelude::*;
 use std::collections::HashMap;
@@ -55,6 +55,46 @@ fn shuffle(per_source: Vec<Vec<Row>>, n: usize) -> Vec<Vec<Row>> {
     targets
 }
 
+/// A table's partition count must be `1..=MAX_PARTITIONS` (every engine's check).
+pub fn check_partition_count(n: usize) -> Result<(), ComputingError> {
+    if n == 0 || n > MAX_PARTITIONS {
+        return Err(ComputingError::BadPartition {
+            partition: 0,
+            partitions: n,
+            reason: format!("a table has 1..={MAX_PARTITIONS} partitions"),
+        });
+    }
+    Ok(())
+}
+
+/// `mapReducePartitions`' fold of one partition's map output: rows stably sorted by key bytes,
+/// the values of equal keys folded left to right; a key met once keeps its row unchanged.
+/// Every engine folds this way (the Spark executor too), so results agree across engines.
+pub fn fold_equal_keys(mut rows: Vec<Row>, fold: &FoldFn) -> Result<Vec<Row>, ComputingError> {
+    rows.sort_by(|x, y| x.key.cmp(&y.key));
+    let mut out: Vec<Row> = Vec::with_capacity(rows.len());
+    let mut i = 0;
+    while i < rows.len() {
+        let mut j = i + 1;
+        while j < rows.len() && rows[j].key == rows[i].key {
+            j += 1;
+        }
+        if j == i + 1 {
+            out.push(std::mem::take(&mut rows[i]));
+        } else {
+            let value =
+                fold(rows[i..j].iter().map(|r| r.value.as_slice()).collect())?.unwrap_or_default();
+            out.push(Row {
+                hash: rows[i].hash,
+                key: std::mem::take(&mut rows[i].key),
+                value,
+            });
+        }
+        i = j;
+    }
+    Ok(out)
+}
+
 impl EncodedEngine {
     /// An engine running `registry`'s kernels on a pool of `cores` threads.
     pub fn new(registry: KernelRegistry, cores: usize) -> Result<Arc<Self>, ComputingError> {
@@ -92,17 +132,6 @@ impl EncodedEngine {
         let partitions = parts.len();
         self.tables.lock().insert(id, parts.into());
         Handle { id, partitions }
-    }
-
-    fn check_partitions(n: usize) -> Result<(), ComputingError> {
-        if n == 0 || n > MAX_PARTITIONS {
-            return Err(ComputingError::BadPartition {
-                partition: 0,
-                partitions: n,
-                reason: format!("a table has 1..={MAX_PARTITIONS} partitions"),
-            });
-        }
-        Ok(())
     }
 
     fn co_partitioned(a: &Parts, b: Parts) -> Parts {
@@ -146,32 +175,7 @@ impl EncodedEngine {
             Op::MapReduce { map, reduce } => {
                 let m = reg.rows_fn(map)?;
                 let r = reg.fold_fn(reduce)?;
-                let fold_groups = |rows: Vec<Row>| -> Result<Vec<Row>, ComputingError> {
-                    // Stable sort: equal keys keep their order, then fold left to right.
-                    let mut rows = rows;
-                    rows.sort_by(|x, y| x.key.cmp(&y.key));
-                    let mut out: Vec<Row> = Vec::new();
-                    let mut i = 0;
-                    while i < rows.len() {
-                        let mut j = i + 1;
-                        while j < rows.len() && rows[j].key == rows[i].key {
-                            j += 1;
-                        }
-                        if j == i + 1 {
-                            out.push(rows[i].clone());
-                        } else {
-                            let vals = rows[i..j].iter().map(|x| x.value.as_slice()).collect();
-                            let v = r(vals)?.unwrap_or_default();
-                            out.push(Row {
-                                hash: rows[i].hash,
-                                key: rows[i].key.clone(),
-                                value: v,
-                            });
-                        }
-                        i = j;
-                    }
-                    Ok(out)
-                };
+                let fold_groups = |rows: Vec<Row>| fold_equal_keys(rows, &r);
                 let per_source = a
                     .par_iter()
                     .enumerate()
@@ -283,7 +287,7 @@ impl EncodedEngine {
                 })
                 .collect(),
             Op::Repartition { partitions } => {
-                Self::check_partitions(*partitions)?;
+                check_partition_count(*partitions)?;
                 shuffle(a.iter().cloned().collect(), *partitions)
             }
         })
@@ -297,7 +301,7 @@ impl Engine for EncodedEngine {
 
     fn parallelize(&self, partitions: Vec<Vec<Row>>) -> Result<Handle, ComputingError> {
         let n = partitions.len();
-        Self::check_partitions(n)?;
+        check_partition_count(n)?;
         let mut parts = partitions;
         self.pool.install(|| {
             parts.par_iter_mut().enumerate().try_for_each(|(i, rows)| {

@@ -37,7 +37,7 @@ mod table;
 pub mod testing;
 
 pub use computing::{Computing, ComputingConfig, MAX_CORES, MAX_NAME_LEN, MAX_PARTITIONS};
-pub use encoded::EncodedEngine;
+pub use encoded::{EncodedEngine, check_partition_count, fold_equal_keys};
 pub use engine::{Engine, Handle, Op, Row};
 pub use error::{BoxError, ComputingError};
 pub use kernel::{
