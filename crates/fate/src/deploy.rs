@@ -398,6 +398,7 @@ fn start(args: LocalArgs) -> Result<()> {
                 data_dir: PathBuf::from("data"),
                 tls: tls_files(secure, party, domain, &[]),
                 router_config: Some(PathBuf::from("router.yaml")),
+                peers: parties.iter().filter(|q| *q != party).cloned().collect(),
                 cores: Some(1),
                 partitions: 4,
                 federation_timeout: 600,

@@ -75,6 +75,11 @@ pub struct NodeConfig {
     /// The site router's configuration, read by `fate doctor` to list the peers to check.
     #[serde(default)]
     pub router_config: Option<PathBuf>,
+    /// The parties this node federates with, checked by `fate doctor` when no `--party` is
+    /// given. Needed behind an exchange, whose site route table lists no peer (`default` sends
+    /// everything to the exchange); without it `fate doctor` reads the router's route table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
     /// Table partition threads; default all cores.
     #[serde(default)]
     pub cores: Option<usize>,
@@ -473,8 +478,8 @@ pub struct DoctorArgs {
     /// The node's configuration.
     #[arg(long, short)]
     pub config: PathBuf,
-    /// Check only these peer parties (comma-separated); default: every party of the site
-    /// router's route table (`router_config` in the node's configuration).
+    /// Check only these peer parties (comma-separated); default: the node configuration's
+    /// `peers`, else every party of the site router's route table (`router_config`).
     #[arg(long, value_delimiter = ',')]
     pub party: Vec<String>,
     /// Print JSON.
@@ -548,6 +553,8 @@ pub fn doctor(args: DoctorArgs) -> Result<()> {
     ));
     let peers: Vec<String> = if !args.party.is_empty() {
         args.party.clone()
+    } else if !config.peers.is_empty() {
+        config.peers.clone()
     } else if let Some(router) = &config.router_config {
         let (file, rbase): (RouterFile, PathBuf) = load_yaml(&base.join(router))?;
         let table = fate_federation_grpc::RouteTable::load(&rbase.join(&file.route_table))
@@ -560,6 +567,19 @@ pub fn doctor(args: DoctorArgs) -> Result<()> {
     } else {
         Vec::new()
     };
+    if peers.is_empty() {
+        // Behind an exchange the site's route table lists no peer: say so rather than report
+        // a healthy federation after checking nothing beyond this site.
+        checks.push((
+            "peer parties".into(),
+            "-".into(),
+            Err(
+                "no peer party to check: the route table lists none (behind an exchange?); \
+                 pass --party ID[,ID] or list them under `peers:` in the node's configuration"
+                    .into(),
+            ),
+        ));
+    }
     for peer in &peers {
         checks.push((
             format!("route to party {peer}"),

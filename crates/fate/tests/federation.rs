@@ -47,6 +47,33 @@ fn toy_runs_through_an_exchange_with_mutual_tls_for_two_and_three_parties() {
     assert!(d.path().join("certs/exchange.crt").exists());
     d.toy_ok("9999", "10000");
     d.toy_ok("9999", "10000,8888");
+    // Behind the exchange the site route tables list no peer: `fate doctor` checks the peers
+    // the deployment wrote into node.yaml, each through the exchange.
+    let (ok, report) = d.doctor("10000", &[]);
+    assert!(ok, "{report}");
+    let hops: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["hop"].as_str().unwrap())
+        .collect();
+    assert!(
+        hops.contains(&"route to party 9999") && hops.contains(&"route to party 8888"),
+        "{report}"
+    );
+    // Without `peers:` nothing names a peer: doctor fails and says what to pass.
+    let node_yaml = d.path().join("8888/node.yaml");
+    let text_before = std::fs::read_to_string(&node_yaml).unwrap();
+    let without: String = {
+        let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text_before).unwrap();
+        v.as_mapping_mut().unwrap().remove("peers");
+        serde_yaml_ng::to_string(&v).unwrap()
+    };
+    std::fs::write(&node_yaml, without).unwrap();
+    let (ok, report) = d.doctor("8888", &[]);
+    assert!(!ok, "{report}");
+    assert!(report.to_string().contains("pass --party"), "{report}");
+    std::fs::write(&node_yaml, text_before).unwrap();
 }
 
 #[test]
