@@ -93,6 +93,8 @@ pub struct Scheduler {
 
 /// How long a rerun waits for the runner of a job whose rows have all ended to finish.
 const RUNNER_EXIT_WAIT: Duration = Duration::from_secs(5);
+/// How long `stop` waits for the job's runner to end its tasks (as `fate job stop` waits).
+const STOP_WAIT: Duration = Duration::from_secs(60);
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -1056,11 +1058,27 @@ impl Scheduler {
                 action: "stop",
             });
         }
-        if let Some(r) = self.inner.running.lock().get(job_id) {
+        let was_running = if let Some(r) = self.inner.running.lock().get(job_id) {
             r.stop_requested.store(true, Ordering::SeqCst);
             r.cancel.cancel();
-        }
+            true
+        } else {
+            false
+        };
         self.schedule_log(job_id, LogLevel::Info, "stop requested");
+        // FATE-Flow's stop answers once the job is canceled; a script that reruns right after
+        // `/v2/job/stop` (fate_client's `flow job stop` then `flow job rerun`) must find it
+        // ended. The runner cancels its tasks and lets go of the job once their threads
+        // return (a partition computation in progress finishes first); the wait is bounded
+        // by STOP_WAIT, after which the stop still answers (the job ends when the task does).
+        if was_running {
+            let deadline = tokio::time::Instant::now() + STOP_WAIT;
+            while self.inner.running.lock().contains_key(job_id)
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         Ok(())
     }
 

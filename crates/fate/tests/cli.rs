@@ -1044,6 +1044,23 @@ fn a_stopped_job_can_be_rerun() {
         ["waiting", "running", "success"].contains(&status.as_str().unwrap_or("")),
         "after the rerun: {status}"
     );
+    // Through the REST API as fate_client does it (`flow job stop` then `flow job rerun`, no
+    // polling between): the stop answers once the job has ended, so the rerun is accepted.
+    // Before, `/v2/job/stop` answered while the runner was still ending the job and the
+    // rerun was refused as running.
+    let rerun_job = running_job(api);
+    assert_eq!(rerun_job, job_id);
+    let post = |path: &str| -> Value {
+        ureq::post(&format!("{api}{path}"))
+            .send_json(serde_json::json!({"job_id": job_id}))
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    let stopped = post("/v2/job/stop");
+    assert_eq!(stopped["code"], 0, "{stopped}");
+    let rerun = post("/v2/job/rerun");
+    assert_eq!(rerun["code"], 0, "rerun right after the REST stop: {rerun}");
     // End the rerun too, so the node stops at once.
     let _ = fate()
         .args(["job", "stop", "-j", &job_id, "--api", api])
