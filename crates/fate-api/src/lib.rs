@@ -15,7 +15,7 @@ mod routes;
 pub use auth::ClientAuth;
 pub use envelope::Envelope;
 pub use partner::{PartnerCaller, partner_router};
-pub use routes::{ApiState, router, sweep_uploads};
+pub use routes::{ApiState, MAX_DOWNLOAD_ROWS, router, sweep_uploads};
 
 /// Reads a model archive as `POST /v2/model/import` does, without storing anything, and
 /// returns the number of models it holds, or why `/model/import` would refuse it. This is the

@@ -629,8 +629,9 @@ async fn upload_file(State(st): State<Arc<ApiState>>, mut mp: Multipart) -> ApiR
 async fn job_clean(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
     let job_id = job_id_of(&body).await?;
     let removed = st.scheduler.clean(&job_id).await?;
-    // FATE answers no data; the removed tables are fate-rs's addition.
-    Ok(Envelope::ok(json!({"removed_tables": removed})).with_job(job_id))
+    // FATE answers no data (`API.Output.json()`); the removed tables go to the node's log.
+    tracing::info!(job_id, removed = ?removed, "Job cleaned.");
+    Ok(Envelope::ok(()).without_data())
 }
 
 pub(crate) fn ns_name(p: &HashMap<String, String>) -> Result<(String, String), ApiError> {
@@ -925,8 +926,14 @@ async fn output_data_download(
     tables_as_tar(st.scheduler.computing().clone(), files).await
 }
 
+/// Most rows one download brings into the node's memory (FATE-Flow's download writes a file
+/// of any size; here the tar is built in memory, so a request cannot make the node allocate
+/// without a bound). About 1 GiB for FATE's 30-feature example rows.
+pub const MAX_DOWNLOAD_ROWS: usize = 2_000_000;
+
 /// Answers a tar of one CSV per table, `<dir>/<name>.csv` for each `(dir, namespace, name,
-/// schema)` (FATE's download layout), built off the async runtime.
+/// schema)` (FATE's download layout), built off the async runtime. A table of more than
+/// [`MAX_DOWNLOAD_ROWS`] rows is refused naming it, before anything is collected.
 pub(crate) async fn tables_as_tar(
     computing: fate_computing::Computing,
     files: Vec<(String, String, String, fate_runtime::Schema)>,
@@ -936,7 +943,14 @@ pub(crate) async fn tables_as_tar(
         for (dir, ns, name, schema) in files {
             let table: fate_computing::Table<String, fate_runtime::Row> =
                 computing.load(&ns, &name).map_err(|e| e.to_string())?;
-            let rows = table.collect(usize::MAX).map_err(|e| e.to_string())?;
+            let rows = table.collect(MAX_DOWNLOAD_ROWS).map_err(|e| match e {
+                fate_computing::ComputingError::TooManyRows { rows, max } => format!(
+                    "table {ns}.{name} has {rows} rows, more than a download holds ({max}): \
+                     read it from its storage, or query a part with `fate output data` / \
+                     `/v2/output/data/display`"
+                ),
+                e => format!("table {ns}.{name}: {e}"),
+            })?;
             let csv = frame_csv(&schema, &rows);
             let mut header = tar::Header::new_gnu();
             header.set_size(csv.len() as u64);
