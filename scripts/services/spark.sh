@@ -10,7 +10,8 @@
 #                              "spark-connect ready port=<port> ui=<ui-port>" when it accepts
 #                              connections. The UI port defaults to <port>+1; the JVM heap is
 #                              $SPARK_DRIVER_MEMORY (default 4g: local mode runs the executors in it). With
-#                              SPARK_SH_EXIT_ON_EOF=1 the server stops when stdin closes.
+#                              SPARK_SH_EXIT_ON_EOF=1 the server stops when stdin closes;
+#                              SPARK_SH_CONF="k=v k=v" adds server configuration.
 set -euo pipefail
 
 PYSPARK_VERSION="${PYSPARK_VERSION:-4.3.0}"
@@ -55,6 +56,8 @@ run)
     mkdir -p "$dir/work" "$dir/logs" "$dir/events"
     export SPARK_LOCAL_IP=127.0.0.1 SPARK_LOCAL_DIRS="$dir/work" SPARK_LOG_DIR="$dir/logs"
     export SPARK_IDENT_STRING="fate-$port" SPARK_PID_DIR="$dir"
+    extra=()
+    for kv in ${SPARK_SH_CONF:-}; do extra+=(--conf "$kv"); done
     # Foreground: spark-submit of the Connect server class, as start-connect-server.sh does.
     "$SPARK_HOME/bin/spark-submit" \
         --class org.apache.spark.sql.connect.service.SparkConnectServer \
@@ -72,6 +75,7 @@ run)
         --conf spark.sql.chunkBase64String.enabled=false \
         --conf spark.connect.grpc.maxInboundMessageSize=268435456 \
         --conf "spark.driver.extraJavaOptions=-Dderby.system.home=$dir" \
+        "${extra[@]}" \
         spark-internal &
     pid=$!
     trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT INT TERM

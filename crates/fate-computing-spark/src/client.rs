@@ -295,6 +295,28 @@ impl SparkClient {
         Ok(())
     }
 
+    /// A cheap round trip in the session (reads one config key): Spark Connect counts it as
+    /// activity, so a session that is pinged does not expire while idle
+    /// (`spark.connect.session.manager.defaultSessionTimeout`, 60 min by default).
+    pub async fn ping(&self) -> Result<(), SparkError> {
+        use proto::config_request::operation::OpType;
+        let request = proto::ConfigRequest {
+            session_id: self.inner.options.session_id.clone(),
+            user_context: self.user_context(),
+            operation: Some(proto::config_request::Operation {
+                op_type: Some(OpType::GetOption(proto::config_request::GetOption {
+                    keys: vec!["spark.app.name".to_owned()],
+                })),
+            }),
+            ..Default::default()
+        };
+        let mut rpc = self.inner.rpc.clone();
+        rpc.config(request)
+            .await
+            .map_err(|status| self.spark_error(status))?;
+        Ok(())
+    }
+
     /// Uploads `data` as the session artifact `files/<name>`: Spark ships it to every
     /// executor, where it appears as `./<session dir>/<name>` in the task's working directory
     /// (found with [`crate::executor::find_artifact`]). Names are `[A-Za-z0-9._-]+`; Spark

@@ -32,6 +32,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use fate_computing::{
     ComputingError, Engine, Handle, KernelCall, KernelRegistry, Op, Row, check_partition_count,
@@ -66,7 +67,14 @@ pub struct SparkEngineConfig {
     pub batch: usize,
     /// Session configuration set at connect (FATE's `spark_run.conf`).
     pub conf: Vec<(String, String)>,
+    /// How often the idle session is pinged so that Spark Connect does not expire it
+    /// (its tables, local checkpoints and temp views, die with it); `None`: never.
+    pub keepalive: Option<Duration>,
 }
+
+/// Default [`SparkEngineConfig::keepalive`]: well inside Spark Connect's default idle
+/// timeout of 60 minutes.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(300);
 
 impl SparkEngineConfig {
     /// Defaults for the fate binary's executor subcommand.
@@ -78,6 +86,7 @@ impl SparkEngineConfig {
             user: "fate".into(),
             batch: 4096,
             conf: Vec::new(),
+            keepalive: Some(DEFAULT_KEEPALIVE),
         }
     }
 }
@@ -189,6 +198,21 @@ impl SparkEngine {
         let (client, runner) = rx
             .recv()
             .map_err(|_| engine_error("the Spark client runtime stopped"))??;
+        if let Some(every) = config.keepalive {
+            // Ends with the runtime, which the engine's drop shuts down.
+            let client = client.clone();
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = client.ping().await {
+                        tracing::warn!(spark = %client.address(), error = %e,
+                            "The Spark Connect session did not answer its keepalive.");
+                    }
+                }
+            });
+        }
         Ok(Arc::new(SparkEngine {
             inner: Arc::new(Inner {
                 client,

@@ -406,3 +406,45 @@ fn the_spark_engine_passes_the_conformance_suite() {
     // The work ran on Spark: its REST API shows the jobs.
     assert!(server.succeeded_jobs() > before + 50);
 }
+
+/// Spark Connect drops a session idle for `defaultSessionTimeout` (60 min by default), and its
+/// tables with it: a node idle over lunch failed every later job on Spark. The engine pings
+/// its session; here the server expires idle sessions after 12 s, an engine without the
+/// keepalive loses its table, and one with it keeps it.
+#[test]
+fn a_pinged_session_outlives_sparks_idle_timeout() {
+    use fate_computing::{Engine, Row as KvRow};
+    use fate_computing_spark::{ExecutorSource, SparkEngine, SparkEngineConfig};
+    let server = server::start_with(&[
+        "spark.connect.session.manager.defaultSessionTimeout=12s",
+        "spark.connect.session.manager.maintenanceInterval=1s",
+    ]);
+    let binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_fate-spark-test-executor"));
+    let engine = |keepalive: Option<std::time::Duration>| {
+        let mut registry = fate_computing::KernelRegistry::new();
+        fate_computing::testing::register_all(&mut registry).unwrap();
+        let mut config =
+            SparkEngineConfig::new(&server.url(), ExecutorSource::Installed(binary.clone()));
+        config.keepalive = keepalive;
+        SparkEngine::connect(config, registry).expect("the Spark engine connects")
+    };
+    let row = KvRow {
+        hash: fate_computing::Key::partition_hash(&1u64),
+        key: postcard::to_allocvec(&1u64).unwrap(),
+        value: postcard::to_allocvec(&1i64).unwrap(),
+    };
+    let rows: Vec<Vec<KvRow>> = vec![vec![row]];
+    // Each engine makes its table at once (the server's first job takes seconds, longer than
+    // the timeout some runs), then both sit idle for longer than the timeout.
+    let kept = engine(Some(std::time::Duration::from_secs(2)));
+    let kept_table = kept.parallelize(rows.clone()).unwrap();
+    let idle = engine(None);
+    let idle_table = idle.parallelize(rows).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(30));
+    assert_eq!(kept.counts(&kept_table).unwrap(), vec![1]);
+    let lost = idle.counts(&idle_table);
+    assert!(
+        lost.is_err(),
+        "the server did not expire the idle session, so the test shows nothing: {lost:?}"
+    );
+}

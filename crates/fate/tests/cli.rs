@@ -616,7 +616,7 @@ fn metrics_of(out: &str) -> std::collections::BTreeMap<String, f64> {
         .collect()
 }
 
-/// FATE's breast PSI + CoordinatedLR and PSI + HeteroSecureBoost, and the toy, with every
+/// FATE's breast and default_credit PSI + CoordinatedLR and PSI + HeteroSecureBoost, and the toy, with every
 /// party computing on a real Spark (Spark Connect, `local[2]`, the kernels run by this `fate`
 /// binary on the executors): the same metrics as a node on the local engine, to 1e-6, and
 /// Spark's own REST API shows that the work ran there.
@@ -649,13 +649,21 @@ fn jobs_on_spark_give_the_local_engines_numbers() {
         "the toy ran no Spark job: {before} -> {after_toy}"
     );
     for api in [&local.url, &on_spark.url] {
-        for side in ["guest", "host"] {
-            let conf = repo().join(format!("examples/upload/breast_hetero_{side}.json"));
-            let out = run_ok(&["data", "upload", "-c", conf.to_str().unwrap()], api);
-            assert!(out.contains("569 rows"), "{out}");
+        for (data, rows) in [("breast", "569 rows"), ("default_credit", "30000 rows")] {
+            for side in ["guest", "host"] {
+                let conf = repo().join(format!("examples/upload/{data}_hetero_{side}.json"));
+                let out = run_ok(&["data", "upload", "-c", conf.to_str().unwrap()], api);
+                assert!(out.contains(rows), "{out}");
+            }
         }
     }
-    for pipeline in ["breast_psi_lr", "breast_psi_sbt"] {
+    // FATE's breast and default_credit jobs (issue 12's must-hold), each on both nodes.
+    for pipeline in [
+        "breast_psi_lr",
+        "breast_psi_sbt",
+        "default_credit_psi_lr",
+        "default_credit_psi_sbt",
+    ] {
         let dag = repo().join(format!("examples/pipeline/{pipeline}.yaml"));
         let submit = |api: &str| {
             run_ok(

@@ -92,6 +92,12 @@ pub fn spark() -> &'static SparkServer {
 }
 
 fn start() -> SparkServer {
+    start_with(&[])
+}
+
+/// A server of its own with extra server configuration (`key=value`), stopped when the
+/// returned value drops (its stdin closes).
+pub fn start_with(conf: &[&str]) -> SparkServer {
     let (port, ui_port) = (free_port(), free_port());
     let dir = std::env::temp_dir().join(format!("fate-spark-test-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -113,6 +119,7 @@ fn start() -> SparkServer {
             &ui_port.to_string(),
         ])
         .env("SPARK_SH_EXIT_ON_EOF", "1")
+        .env("SPARK_SH_CONF", conf.join(" "))
         .stdin(Stdio::piped())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
