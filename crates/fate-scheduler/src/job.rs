@@ -676,6 +676,7 @@ impl Scheduler {
                 cancel: cancel.clone(),
                 catalog: Arc::new(StoreCatalog {
                     store: store.clone(),
+                    tables: self.inner.computing.store().clone(),
                     handle: tokio::runtime::Handle::current(),
                 }),
                 files: self.inner.config.data_roots.clone(),
@@ -1262,6 +1263,9 @@ struct JobRun<'a> {
 /// The reader's view of stored tables, over the metadata store.
 struct StoreCatalog {
     store: MetaStore,
+    /// Where this node keeps tables now: a table recorded at another address (the node was
+    /// restarted on another storage URI) is an error naming both, not a missing table.
+    tables: Arc<dyn fate_computing::TableStore>,
     handle: tokio::runtime::Handle,
 }
 
@@ -1273,6 +1277,23 @@ impl Catalog for StoreCatalog {
             .handle
             .block_on(self.store.table(namespace, name))
             .map_err(|e| e.to_string())?;
+        if let Some(t) = &rec {
+            // FATE reads a table from its meta's `engine`/`address`; this node reads through
+            // its one table store, so the two must agree (records from before addresses were
+            // kept have none).
+            let here = self.tables.address(namespace, name);
+            if !t.address.is_empty() && t.address != here {
+                return Err(format!(
+                    "table {namespace}.{name} lives at {} (storage engine {}), but this node \
+                     keeps tables at {here} (storage engine {}): start the node on the \
+                     storage the table was written to (--storage / node.yaml `storage:`), \
+                     or upload it again",
+                    t.address,
+                    t.engine,
+                    self.tables.engine()
+                ));
+            }
+        }
         Ok(rec.map(|t| TableInfo {
             schema: serde_json::from_value(t.schema).unwrap_or_default(),
             count: t.count as usize,

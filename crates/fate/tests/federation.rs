@@ -550,10 +550,11 @@ fn sigterm_to_a_node_mid_job_ends_the_job_at_every_party() {
 mod spark_server;
 
 /// One node per party, only the guest computing on a real Spark (FATE on Spark for one site,
-/// the host on the local engine): breast PSI + CoordinatedLR gives the local engine's AUC and
-/// KS, and Spark's REST API shows the guest's work ran there.
+/// the host on the local engine): the toy, and FATE's breast and default_credit PSI +
+/// CoordinatedLR and PSI + HeteroSecureBoost give the local engine's AUC and KS, and Spark's
+/// REST API shows the guest's work ran there.
 #[test]
-fn psi_and_lr_with_only_the_guest_on_spark() {
+fn jobs_with_only_the_guest_on_spark() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spark = spark_server::spark();
     let url = spark.url();
@@ -579,31 +580,52 @@ fn psi_and_lr_with_only_the_guest_on_spark() {
     assert_eq!(settings("9999").len(), 3, "{:?}", settings("9999"));
     assert!(settings("9999").contains(&"computing_engine: spark".to_string()));
     assert!(settings("10000").is_empty(), "{:?}", settings("10000"));
-    upload(&d, "9999", "breast_hetero_guest.json");
-    upload(&d, "10000", "breast_hetero_host.json");
     let before = spark.succeeded_jobs();
-    let dag =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/pipeline/breast_psi_lr.yaml");
-    let out = fate()
-        .args(["job", "submit", "--wait", "--json", "-c"])
-        .arg(&dag)
-        .args(["--api", &d.api("9999")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["status"], "success", "{v}");
-    let auc = v["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["metric"] == "auc")
-        .and_then(|m| m["value"].as_f64())
-        .unwrap_or_else(|| panic!("no auc: {v}"));
-    // The local engine's AUC (cli.rs checks it on a local standalone node).
-    assert_eq!(format!("{auc:.6}"), "0.994411", "{v}");
-    assert!(
-        spark.succeeded_jobs() > before,
-        "the guest ran no Spark job"
-    );
+    d.toy_ok("9999", "10000");
+    let after_toy = spark.succeeded_jobs();
+    assert!(after_toy > before, "the guest's toy ran no Spark job");
+    for data in ["breast", "default_credit"] {
+        upload(&d, "9999", &format!("{data}_hetero_guest.json"));
+        upload(&d, "10000", &format!("{data}_hetero_host.json"));
+    }
+    // The local engine's figures (cli.rs checks the same jobs on a local node and on an
+    // all-Spark node agree to 1e-6; these are that run's, as printed by `fate job submit`).
+    for (pipeline, want_auc, want_ks) in [
+        ("breast_psi_lr", 0.994411, 0.936909),
+        ("breast_psi_sbt", 0.999194, 0.980247),
+        ("default_credit_psi_lr", 0.712496, 0.375464),
+        ("default_credit_psi_sbt", 0.768773, 0.420338),
+    ] {
+        let dag = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../../examples/pipeline/{pipeline}.yaml"));
+        let jobs_before = spark.succeeded_jobs();
+        let out = fate()
+            .args(["job", "submit", "--wait", "--json", "-c"])
+            .arg(&dag)
+            .args(["--api", &d.api("9999")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{pipeline}: {}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["status"], "success", "{pipeline}: {v}");
+        let metric = |name: &str| {
+            v["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["metric"] == name)
+                .and_then(|m| m["value"].as_f64())
+                .unwrap_or_else(|| panic!("{pipeline}: no {name}: {v}"))
+        };
+        let (auc, ks) = (metric("auc"), metric("ks"));
+        // The printed figures have 6 decimals: equal to 1e-6 once rounded.
+        assert!(
+            (auc - want_auc).abs() <= 1e-6 && (ks - want_ks).abs() <= 1e-6,
+            "{pipeline}: auc {auc} ks {ks}, the local engine gives {want_auc} {want_ks}"
+        );
+        assert!(
+            spark.succeeded_jobs() > jobs_before,
+            "{pipeline}: the guest ran no Spark job"
+        );
+    }
 }

@@ -1293,6 +1293,59 @@ async fn readers_leave_tables_alone_and_clean_removes_only_job_outputs() {
     assert_eq!(v["code"], 1001, "{v}");
 }
 
+/// A table's metadata records where it lives (FATE's `engine`/`address`); a reader on a node
+/// whose storage is elsewhere (restarted on another `--storage`) fails naming both places,
+/// instead of "not found" or another table's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_recorded_on_other_storage_is_an_error_naming_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = hostile_node(dir.path(), None).await;
+    node.scheduler
+        .store()
+        .put_table(
+            &fate_store::TableRecord {
+                namespace: "experiment".into(),
+                name: "elsewhere".into(),
+                partitions: 4,
+                count: 10,
+                schema: json!({}),
+                engine: "s3".into(),
+                path: "experiment/elsewhere".into(),
+                address: "s3://bucket/fate/experiment/elsewhere".into(),
+                source: json!({}),
+                create_time: 0,
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let local = json!([{"role": "guest", "party_id": ["9999"]}]);
+    let dag = json!({"dag_schema": {"dag": {"parties": local, "tasks": {
+        "reader_0": {"component_ref": "reader", "parties": local, "stage": "default",
+            "parameters": {"namespace": "experiment", "name": "elsewhere"}}}},
+        "schema_version": "2.2.0"}});
+    let v = node.call("/v2/job/submit", json_body(dag)).await;
+    assert_eq!(v["code"], 0, "{v}");
+    let job_id = v["job_id"].as_str().unwrap().to_string();
+    let status = node
+        .scheduler
+        .wait(&job_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(status, fate_types::JobStatus::Failed);
+    let q = node
+        .call(&format!("/v2/job/query?job_id={job_id}"), Req::Get)
+        .await;
+    let error = q["data"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("s3://bucket/fate/experiment/elsewhere") && error.contains("--storage"),
+        "{q}"
+    );
+}
+
 /// A download builds its tar in memory, so a table of more than `MAX_DOWNLOAD_ROWS` rows is
 /// refused, naming the table, before it is collected (it was collected whatever its size).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
