@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::client::{Client, ClientOptions, describe};
 use crate::command::{self, Commands};
 use crate::envelope::{Envelope, MAX_HOPS, set_hops};
-use crate::mailbox::{Admit, Mailbox, Refusal};
+use fate_federation::mailbox::{Admit, Mailbox, Refusal};
 use crate::osx::{OsxConfig, OsxService};
 use crate::proto::data_transfer_service_server::{DataTransferService, DataTransferServiceServer};
 use crate::proto::{Metadata, Packet, PollingFrame};

@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::client::{CANCEL_POLL, Client, ClientOptions};
 use crate::command::{self, Commands, FATEFLOW_ROLE};
 use crate::envelope::Envelope;
-use crate::mailbox::{Mailbox, Refusal};
+use fate_federation::mailbox::{Mailbox, Refusal};
 use crate::route::Routes;
 use crate::router::{Router, RouterConfig};
 use crate::tls::TlsConfig;
@@ -406,7 +406,7 @@ impl Transport for GrpcTransport {
         }
         let table = self.routes.current();
         if table.is_self(key.dst.party_id.as_str()) {
-            return self.mailbox.put(key, frame).map_err(|refusal| {
+            return self.mailbox.put(key, frame).map(drop).map_err(|refusal| {
                 let reason = match refusal {
                     Refusal::Full {
                         pending,
