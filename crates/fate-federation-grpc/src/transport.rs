@@ -15,11 +15,11 @@ use parking_lot::{Condvar, Mutex};
 use crate::client::{CANCEL_POLL, Client, ClientOptions};
 use crate::command::{self, Commands, FATEFLOW_ROLE};
 use crate::envelope::Envelope;
-use fate_federation::mailbox::{Mailbox, Refusal};
 use crate::route::Routes;
 use crate::router::{Router, RouterConfig};
 use crate::tls::TlsConfig;
 use crate::{GrpcError, Limits};
+use fate_federation::mailbox::{Mailbox, Refusal};
 
 /// Settings of a [`GrpcTransport`].
 #[derive(Clone, Debug)]

@@ -206,11 +206,7 @@ impl Mailbox {
 
     /// Claims room for a frame of `len` bytes under `key`; over the budget only if a `recv`
     /// is waiting for `key` (see the module documentation).
-    pub fn reserve(
-        self: &Arc<Self>,
-        key: &MessageKey,
-        len: usize,
-    ) -> Result<Admit, Refusal> {
+    pub fn reserve(self: &Arc<Self>, key: &MessageKey, len: usize) -> Result<Admit, Refusal> {
         let mut state = self.state.lock();
         self.sweep_if_due(&mut state);
         if state.pending.contains_key(key)
