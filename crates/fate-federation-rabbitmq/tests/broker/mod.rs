@@ -16,6 +16,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Broker {
     pub amqp_port: u16,
     pub mng_port: u16,
+    /// Its node name, mnesia and logs (`log/fate-<amqp_port>@localhost.log`).
+    #[allow(dead_code)] // read by the tests of the `fate` binary
+    pub dir: PathBuf,
     _stdin: Mutex<ChildStdin>,
     _child: Mutex<Child>,
 }
@@ -43,6 +46,7 @@ fn script() -> PathBuf {
 pub fn brokers() -> &'static (Broker, Broker) {
     static BROKERS: OnceLock<(Broker, Broker)> = OnceLock::new();
     BROKERS.get_or_init(|| {
+        remove_dirs_of_dead_runs();
         let status = Command::new(script())
             .arg("install")
             .status()
@@ -55,6 +59,26 @@ pub fn brokers() -> &'static (Broker, Broker) {
         let b = std::thread::spawn(|| start("b"));
         (a.join().unwrap(), b.join().unwrap())
     })
+}
+
+/// The brokers of a test process live until it exits, so their directories cannot be removed
+/// by it: each run removes those of earlier runs whose process is gone.
+fn remove_dirs_of_dead_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("fate-rabbitmq-test-") else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn start(name: &str) -> Broker {
@@ -125,6 +149,7 @@ fn start(name: &str) -> Broker {
     Broker {
         amqp_port,
         mng_port,
+        dir,
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),
     }
