@@ -584,8 +584,15 @@ impl Consumer {
                         let _ = tx.send(Err(self.broker_error(reason)));
                         return;
                     }
-                    tracing::warn!(queue = %self.queue, broker = %self.addr, %reason,
-                        "Cannot consume; retrying.");
+                    // Expected for a while in client mode (the peer has not set up its
+                    // side yet) and while a vhost starts; worth a warning after that.
+                    if first.elapsed() > FIRST_CONSUME {
+                        tracing::warn!(queue = %self.queue, broker = %self.addr, %reason,
+                            "Cannot consume; retrying.");
+                    } else {
+                        tracing::debug!(queue = %self.queue, broker = %self.addr, %reason,
+                            "Cannot consume yet; retrying.");
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                     continue;
