@@ -263,3 +263,126 @@ fn bad_route_entries_name_the_party_and_the_field() {
     );
     t.cleanup(&key.session_id);
 }
+
+#[test]
+fn hostile_messages_are_rejected_without_being_kept() {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+    let mut config = RabbitConfig::new(
+        routes("guest"),
+        PARTIES.iter().map(|p| p.to_string()).collect(),
+        Mode::Client,
+    );
+    config.max_frame_size = 64 << 10;
+    let t = RabbitTransport::start(config).unwrap();
+    let sid = session("hostile");
+    let key = |name: &str| MessageKey {
+        session_id: sid.clone(),
+        name: name.into(),
+        tag: "t".into(),
+        src: host(),
+        dst: guest(),
+    };
+    let soon = || Instant::now() + Duration::from_secs(30);
+    // The host's side (vhost, user, queue on broker B) exists once it sent something.
+    t.send(&key("first"), vec![1]).unwrap();
+    assert_eq!(
+        t.recv(&key("first"), soon(), &CancelToken::new()).unwrap(),
+        vec![1]
+    );
+    // Anyone who knows the session id can log in as its user (FATE's convention) and
+    // publish into the guest's incoming queue: a message without fate headers, one with
+    // an oversized name, and one over max_frame_size.
+    let (_, b) = broker::brokers();
+    let vhost = RabbitTransport::vhost(&sid, &guest(), &host());
+    let queue = format!("{sid}-host-10000-guest-9999");
+    let uri = format!(
+        "amqp://{sid}:{sid}@127.0.0.1:{}/{}",
+        b.amqp_port,
+        vhost.replace('/', "%2F")
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let conn = Connection::connect(&uri, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let headers = |name: &str| {
+            let mut h = FieldTable::default();
+            h.insert("fate-name".into(), AMQPValue::LongString(name.into()));
+            h.insert("fate-tag".into(), AMQPValue::LongString("t".into()));
+            h
+        };
+        let long_name = "n".repeat(5000);
+        for (props, body) in [
+            (BasicProperties::default(), vec![0u8; 10]),
+            (
+                BasicProperties::default().with_headers(headers(&long_name)),
+                vec![0u8; 10],
+            ),
+            (
+                BasicProperties::default().with_headers(headers("huge")),
+                vec![0u8; 1 << 20],
+            ),
+        ] {
+            ch.basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+        conn.close(200, "done".into()).await.unwrap();
+    });
+    // A well-formed message after them still arrives; nothing of the others is kept, in the
+    // mailbox or (requeued) on the broker.
+    t.send(&key("after"), vec![2]).unwrap();
+    assert_eq!(
+        t.recv(&key("after"), soon(), &CancelToken::new()).unwrap(),
+        vec![2]
+    );
+    assert_eq!(t.mailbox().pending_frames(), 0);
+    let err = t
+        .recv(
+            &key("huge"),
+            Instant::now() + Duration::from_millis(500),
+            &CancelToken::new(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("huge"), "{err}");
+    let url = format!(
+        "http://127.0.0.1:{}/api/queues/{}/{}",
+        b.mng_port,
+        vhost.replace('/', "%2F"),
+        queue
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let q: serde_json::Value = ureq::get(&url)
+            .set("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        // The management API's counts lag by its statistics interval.
+        if q["messages"].as_u64() == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "messages left in {queue}: {q}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    t.cleanup(&sid);
+}
