@@ -13,6 +13,9 @@ if [ "${FATE_SETUP:-}" = tests ]; then
   command -v traffic_server >/dev/null 2>&1 || [ -x /usr/bin/traffic_server ] || need_apt+=(trafficserver)
   # ip and tc: the network-namespace tests (separate hosts, rate-limited links).
   { command -v ip && command -v tc; } >/dev/null 2>&1 || need_apt+=(iproute2)
+  # RabbitMQ 3.10 with the management and federation plugins: the RabbitMQ transport's tests
+  # (scripts/services/rabbitmq.sh runs one broker per party).
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then

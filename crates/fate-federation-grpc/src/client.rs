@@ -396,7 +396,7 @@ async fn canceled(cancel: &CancelToken) {
 }
 
 /// How often a waiting push or send looks at its cancel token.
-pub(crate) const CANCEL_POLL: Duration = Duration::from_millis(50);
+pub(crate) const CANCEL_POLL: Duration = fate_federation::mailbox::CANCEL_POLL;
 
 /// `route to host:10000 via 127.0.0.1:9371 (router of 10000): connection refused`. A
 /// downstream message that already starts with the same hop (a routing loop) is not prefixed

@@ -39,7 +39,6 @@
 mod client;
 pub mod command;
 mod envelope;
-mod mailbox;
 pub mod osx;
 mod router;
 mod transport;
@@ -85,7 +84,7 @@ pub use fate_federation::MailboxLimits;
 pub use client::{ClientOptions, RetryPolicy};
 pub use command::{Command, CommandHandler, Commands};
 pub use envelope::{MAX_HOPS, OPERATOR_PUSH, VERSION};
-pub use mailbox::Mailbox;
+pub use fate_federation::Mailbox;
 pub use osx::OsxConfig;
 pub use route::{Hop, Route, RouteError, RouteTable, Routes};
 pub use router::{Router, RouterConfig};

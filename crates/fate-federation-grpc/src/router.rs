@@ -16,13 +16,13 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::client::{Client, ClientOptions, describe};
 use crate::command::{self, Commands};
 use crate::envelope::{Envelope, MAX_HOPS, set_hops};
-use crate::mailbox::{Admit, Mailbox, Refusal};
 use crate::osx::{OsxConfig, OsxService};
 use crate::proto::data_transfer_service_server::{DataTransferService, DataTransferServiceServer};
 use crate::proto::{Metadata, Packet, PollingFrame};
 use crate::route::{RouteTable, Routes};
 use crate::tls::{self, TlsConfig};
 use crate::{GrpcError, Limits};
+use fate_federation::mailbox::{Admit, Mailbox, Refusal};
 
 /// Concurrent calls per connection (OSX's `grpc.server.max.concurrent.call.per.connection`).
 const MAX_CONCURRENT_STREAMS: u32 = 1000;

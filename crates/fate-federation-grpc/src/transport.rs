@@ -15,11 +15,11 @@ use parking_lot::{Condvar, Mutex};
 use crate::client::{CANCEL_POLL, Client, ClientOptions};
 use crate::command::{self, Commands, FATEFLOW_ROLE};
 use crate::envelope::Envelope;
-use crate::mailbox::{Mailbox, Refusal};
 use crate::route::Routes;
 use crate::router::{Router, RouterConfig};
 use crate::tls::TlsConfig;
 use crate::{GrpcError, Limits};
+use fate_federation::mailbox::{Mailbox, Refusal};
 
 /// Settings of a [`GrpcTransport`].
 #[derive(Clone, Debug)]
@@ -406,7 +406,7 @@ impl Transport for GrpcTransport {
         }
         let table = self.routes.current();
         if table.is_self(key.dst.party_id.as_str()) {
-            return self.mailbox.put(key, frame).map_err(|refusal| {
+            return self.mailbox.put(key, frame).map(drop).map_err(|refusal| {
                 let reason = match refusal {
                     Refusal::Full {
                         pending,

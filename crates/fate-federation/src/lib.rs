@@ -30,6 +30,7 @@ mod error;
 pub mod faulty;
 mod federation;
 pub mod local;
+pub mod mailbox;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod wire;
@@ -46,6 +47,7 @@ pub use bounds::MailboxLimits;
 pub use error::FederationError;
 pub use federation::Federation;
 pub use local::LocalTransport;
+pub use mailbox::Mailbox;
 pub use wire::WireError;
 
 /// FATE's default split threshold, `federation.split_large_object.max_message_size`

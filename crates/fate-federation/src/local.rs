@@ -2,24 +2,24 @@
 //! mode, tests). Every party's [`Federation`](crate::Federation) holds the same
 //! `Arc<LocalTransport>`.
 //!
-//! The hub is a map from [`MessageKey`] to the pending frame plus a condition variable.
-//! Receivers wait with their deadline and wake at least every [`CANCEL_POLL`] to check their
-//! cancel token. Memory is bounded: the hub refuses any frame over its configured limit and
-//! applies [`MailboxLimits`] (bytes per session and per sending party, expiry of frames nobody
-//! asks for, see [`crate::bounds`]). Expired frames are dropped on the next `send` or `recv`
-//! (at most every [`MailboxLimits::sweep_interval`]) or by [`LocalTransport::expire`].
+//! The hub is a [`Mailbox`] without a total byte budget: receivers wait there with their
+//! deadline and wake at least every [`CANCEL_POLL`] to check their cancel token. Memory is
+//! bounded: the hub refuses any frame over its configured limit and the mailbox applies
+//! [`MailboxLimits`] (bytes per session and per sending party, expiry of frames nobody asks
+//! for, see [`crate::bounds`]). Expired frames are dropped on the next `send` or `recv` (at most
+//! every [`MailboxLimits::sweep_interval`]) or by [`LocalTransport::expire`]. A frame for a key
+//! that is pending or was delivered in the session is refused (network backends ignore it as
+//! a retry; here it can only be the sender's mistake).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::mailbox::Mailbox;
+use crate::{
+    CancelToken, DEFAULT_MAX_MESSAGE_SIZE, FederationError, MailboxLimits, MessageKey, Transport,
+    wire,
+};
 
-use crate::bounds::{MailboxLimits, Pending, Usage};
-use crate::{CancelToken, DEFAULT_MAX_MESSAGE_SIZE, FederationError, MessageKey, Transport, wire};
-
-/// How often a waiting receiver checks its cancel token.
-pub const CANCEL_POLL: Duration = Duration::from_millis(50);
+pub use crate::mailbox::CANCEL_POLL;
 
 /// The hub's default frame limit: a frame of the default `max_message_size` plus its header.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = wire::max_frame_len(DEFAULT_MAX_MESSAGE_SIZE);
@@ -27,17 +27,8 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = wire::max_frame_len(DEFAULT_MAX_MESSAG
 /// In-process hub moving frames between parties of one process.
 #[derive(Debug)]
 pub struct LocalTransport {
-    state: Mutex<State>,
-    arrived: Condvar,
+    mailbox: Arc<Mailbox>,
     max_frame_size: usize,
-    limits: MailboxLimits,
-}
-
-#[derive(Debug)]
-struct State {
-    pending: HashMap<MessageKey, Pending>,
-    usage: Usage,
-    next_sweep: Instant,
 }
 
 impl LocalTransport {
@@ -56,41 +47,20 @@ impl LocalTransport {
     /// A hub accepting frames up to `max_frame_size` bytes and buffering within `limits`.
     pub fn with_limits(max_frame_size: usize, limits: MailboxLimits) -> Arc<Self> {
         Arc::new(LocalTransport {
-            state: Mutex::new(State {
-                pending: HashMap::new(),
-                usage: Usage::default(),
-                next_sweep: Instant::now() + limits.sweep_interval(),
-            }),
-            arrived: Condvar::new(),
+            mailbox: Mailbox::with_limits(usize::MAX, limits),
             max_frame_size,
-            limits,
         })
     }
 
     /// The hub's buffering bounds.
     pub fn limits(&self) -> &MailboxLimits {
-        &self.limits
+        self.mailbox.limits()
     }
 
     /// Drops the frames nobody asked for within [`MailboxLimits::unclaimed_ttl`]; returns how
     /// many were dropped.
     pub fn expire(&self) -> usize {
-        let mut state = self.state.lock();
-        self.sweep(&mut state, Instant::now())
-    }
-
-    fn sweep(&self, state: &mut State, now: Instant) -> usize {
-        let ttl = self.limits.unclaimed_ttl;
-        state.next_sweep = now + self.limits.sweep_interval();
-        let State { pending, usage, .. } = state;
-        usage.expire(pending, now, ttl).0
-    }
-
-    fn sweep_if_due(&self, state: &mut State) {
-        let now = Instant::now();
-        if now >= state.next_sweep {
-            self.sweep(state, now);
-        }
+        self.mailbox.expire()
     }
 
     /// The largest frame this hub accepts.
@@ -100,17 +70,12 @@ impl LocalTransport {
 
     /// Number of frames sent but not yet received.
     pub fn pending_frames(&self) -> usize {
-        self.state.lock().pending.len()
+        self.mailbox.pending_frames()
     }
 
     /// Total bytes of the frames sent but not yet received.
     pub fn pending_bytes(&self) -> usize {
-        self.state
-            .lock()
-            .pending
-            .values()
-            .map(|p| p.frame.len())
-            .sum()
+        self.mailbox.pending_bytes()
     }
 }
 
@@ -126,57 +91,31 @@ impl Transport for LocalTransport {
                 ),
             ));
         }
-        let mut state = self.state.lock();
-        self.sweep_if_due(&mut state);
-        if state.pending.contains_key(key) {
-            return Err(FederationError::transport(
+        match self.mailbox.put(key, frame) {
+            Ok(true) => Ok(()),
+            // Parties of one process share the hub, so a second frame for a key is the
+            // sender's mistake, not a retry: say so instead of dropping it.
+            Ok(false) => Err(FederationError::transport(
                 &key.dst,
-                format!("a frame for {key} is already pending: each key carries one frame"),
-            ));
-        }
-        if let Err(over) = state.usage.check(key, frame.len(), &self.limits) {
-            return Err(FederationError::transport(
+                format!(
+                    "a frame for {key} is already pending or was delivered in this session: \
+                     each key carries one frame"
+                ),
+            )),
+            Err(refusal) => Err(FederationError::transport(
                 &key.dst,
-                format!("local hub refused {key}: {over}"),
-            ));
+                format!("local hub refused {key}: {refusal}"),
+            )),
         }
-        state.usage.add(key, frame.len());
-        let arrived = Instant::now();
-        state
-            .pending
-            .insert(key.clone(), Pending { frame, arrived });
-        drop(state);
-        self.arrived.notify_all();
-        Ok(())
     }
 
     fn recv(
         &self,
         key: &MessageKey,
-        deadline: Instant,
+        deadline: std::time::Instant,
         cancel: &CancelToken,
     ) -> Result<Vec<u8>, FederationError> {
-        let start = Instant::now();
-        let mut state = self.state.lock();
-        self.sweep_if_due(&mut state);
-        state.usage.begin_recv(&key.session_id, start);
-        let result = loop {
-            if let Some(p) = state.pending.remove(key) {
-                state.usage.remove(key, p.frame.len());
-                break Ok(p.frame);
-            }
-            if cancel.is_canceled() {
-                break Err(FederationError::canceled(key));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break Err(FederationError::timeout(key, now - start));
-            }
-            let wake = deadline.min(now + CANCEL_POLL);
-            self.arrived.wait_until(&mut state, wake);
-        };
-        state.usage.end_recv(&key.session_id, Instant::now());
-        result
+        self.mailbox.recv(key, deadline, cancel)
     }
 
     fn name(&self) -> &'static str {
@@ -184,18 +123,9 @@ impl Transport for LocalTransport {
     }
 
     fn cleanup(&self, session_id: &str) {
-        let mut state = self.state.lock();
-        let State { pending, usage, .. } = &mut *state;
-        let before = pending.len();
-        pending.retain(|key, p| {
-            let keep = key.session_id != session_id;
-            if !keep {
-                usage.remove(key, p.frame.len());
-            }
-            keep
-        });
-        usage.forget_session(session_id);
-        let dropped = before - pending.len();
+        let before = self.mailbox.pending_frames();
+        self.mailbox.cleanup(session_id);
+        let dropped = before.saturating_sub(self.mailbox.pending_frames());
         if dropped > 0 {
             tracing::debug!(
                 session = session_id,
@@ -210,6 +140,7 @@ impl Transport for LocalTransport {
 mod tests {
     use super::*;
     use fate_types::{Party, Role};
+    use std::time::{Duration, Instant};
 
     fn key(session: &str, name: &str, src: &str) -> MessageKey {
         MessageKey {

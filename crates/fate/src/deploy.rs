@@ -63,6 +63,17 @@ pub struct LocalArgs {
     /// own binary to its Spark session).
     #[arg(long, value_name = "PATH", requires = "spark_connect")]
     pub spark_executor: Option<PathBuf>,
+    /// Where the nodes' data frames travel: `grpc` (through the routers) or `rabbitmq`
+    /// (through the brokers of `--rabbitmq-route-table`; job commands still use the routers).
+    #[arg(long, value_enum, default_value = "grpc")]
+    pub federation: crate::site::FederationEngine,
+    /// FATE's `rabbitmq_route_table.yaml` for `--federation rabbitmq`: every party's broker,
+    /// with the admin `user`/`password` of each deployed party's broker.
+    #[arg(long, value_name = "FILE", required_if_eq("federation", "rabbitmq"))]
+    pub rabbitmq_route_table: Option<PathBuf>,
+    /// `replication` (one broker per party, federated queues) or `client`.
+    #[arg(long, value_name = "MODE", requires = "rabbitmq_route_table")]
+    pub rabbitmq_mode: Option<String>,
     /// Stop the deployment in --dir instead of starting one.
     #[arg(long)]
     pub stop: bool,
@@ -255,6 +266,14 @@ fn start(args: LocalArgs) -> Result<()> {
                 .with_context(|| format!("--data-root {}: not a directory", d.display()))
         })
         .collect::<Result<Vec<_>>>()?;
+    let rabbitmq_route_table = args
+        .rabbitmq_route_table
+        .as_ref()
+        .map(|f| {
+            f.canonicalize()
+                .with_context(|| format!("--rabbitmq-route-table {}: no such file", f.display()))
+        })
+        .transpose()?;
     let dir = &args.dir;
     let state_file = dir.join("deploy.json");
     if let Ok(text) = std::fs::read_to_string(&state_file)
@@ -416,6 +435,9 @@ fn start(args: LocalArgs) -> Result<()> {
                 permission: false,
                 storage: None,
                 s3: Default::default(),
+                federation: args.federation,
+                rabbitmq_route_table: rabbitmq_route_table.clone(),
+                rabbitmq_mode: args.rabbitmq_mode.clone(),
             },
         )?;
     }

@@ -128,6 +128,35 @@ pub struct NodeConfig {
     /// the environment (`AWS_*`).
     #[serde(default, skip_serializing_if = "fate_storage::S3Settings::is_unset")]
     pub s3: fate_storage::S3Settings,
+    /// Where data frames travel (FATE's `federation_engine`): `grpc` (default, through the
+    /// site router) or `rabbitmq` (through the parties' brokers, fate-spec §2.7). Job commands
+    /// between nodes always go through the routers, as FATE on Spark sends them over its
+    /// proxy while data goes through the broker.
+    #[serde(default, skip_serializing_if = "FederationEngine::is_grpc")]
+    pub federation: FederationEngine,
+    /// FATE's `rabbitmq_route_table.yaml` (`federation: rabbitmq`), relative to this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq_route_table: Option<PathBuf>,
+    /// `replication` (default: one broker per party, queues federated) or `client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq_mode: Option<String>,
+}
+
+/// The data plane of a node's federation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FederationEngine {
+    /// Frames through the site router (eggroll's DataTransferService).
+    #[default]
+    Grpc,
+    /// Frames through RabbitMQ brokers (FATE's `rabbitmq` federation).
+    Rabbitmq,
+}
+
+impl FederationEngine {
+    fn is_grpc(&self) -> bool {
+        *self == FederationEngine::Grpc
+    }
 }
 
 fn default_max_upload_bytes() -> u64 {
@@ -176,6 +205,18 @@ impl NodeConfig {
         let (config, base): (NodeConfig, PathBuf) = load_yaml(path)?;
         if config.party_ids.is_empty() {
             bail!("{}: party_ids: list at least one party", path.display());
+        }
+        if config.federation == FederationEngine::Rabbitmq && config.rabbitmq_route_table.is_none()
+        {
+            bail!(
+                "{}: rabbitmq_route_table: required with `federation: rabbitmq` (FATE's \
+                 rabbitmq_route_table.yaml)",
+                path.display()
+            );
+        }
+        if let Some(mode) = &config.rabbitmq_mode {
+            mode.parse::<fate_federation_rabbitmq::Mode>()
+                .map_err(|e| anyhow!("{}: rabbitmq_mode: {e}", path.display()))?;
         }
         Ok((config, base))
     }
@@ -282,6 +323,27 @@ fn start_transport(
     Ok(transport)
 }
 
+/// Starts the node's RabbitMQ transport for its parties (`federation: rabbitmq`).
+fn start_rabbitmq(config: &NodeConfig, base: &Path) -> Result<Arc<dyn fate_federation::Transport>> {
+    use fate_federation_rabbitmq::{Mode, RabbitConfig, RabbitTransport, RouteTable};
+    let file = base.join(
+        config
+            .rabbitmq_route_table
+            .as_ref()
+            .expect("checked when the configuration was loaded"),
+    );
+    let routes = RouteTable::load(&file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let mode = match &config.rabbitmq_mode {
+        Some(mode) => mode.parse().map_err(|e| anyhow!("rabbitmq_mode: {e}"))?,
+        None => Mode::Replication,
+    };
+    let transport =
+        RabbitTransport::start(RabbitConfig::new(routes, config.party_ids.clone(), mode))
+            .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    tracing::info!(route_table = %file.display(), ?mode, "Data frames go through RabbitMQ.");
+    Ok(transport)
+}
+
 pub fn node(args: NodeArgs) -> Result<()> {
     let (config, base) = NodeConfig::load(&args.config)?;
     let data_dir = base.join(&config.data_dir);
@@ -305,6 +367,12 @@ fn serve_node(
     let log_file = crate::init_node_tracing(&args.log, &data_dir)?;
     let relay = Arc::new(ApiRelay::default());
     let transport = start_transport(&config, base, Some(Commands(relay.clone())))?;
+    // The routers always carry the job commands; the data frames go through them too unless
+    // the node federates through RabbitMQ.
+    let data: Arc<dyn fate_federation::Transport> = match config.federation {
+        FederationEngine::Grpc => transport.clone(),
+        FederationEngine::Rabbitmq => start_rabbitmq(&config, base)?,
+    };
     let mut site = Site::new(
         config.party_ids.clone(),
         Arc::new(RelayPartners {
@@ -331,8 +399,7 @@ fn serve_node(
         s3: config.s3.clone(),
     };
     runtime()?.block_on(async move {
-        let scheduler = build_scheduler_with(&data_dir, &engine, transport.clone(), Some(site))
-            .await?;
+        let scheduler = build_scheduler_with(&data_dir, &engine, data, Some(site)).await?;
         let listener = tokio::net::TcpListener::bind(config.api)
             .await
             .with_context(|| format!("cannot listen on {}", config.api))?;

@@ -4,6 +4,9 @@
 //! missing route, each answered with an error that names the party and the hop.
 
 mod common;
+// Real RabbitMQ brokers, shared with the RabbitMQ transport's own tests.
+#[path = "../../fate-federation-rabbitmq/tests/broker/mod.rs"]
+mod rabbitmq_broker;
 
 use common::{Deployment, SERIAL, fate, job_of, latest_job_id, text, upload, wait_end};
 use serde_json::Value;
@@ -445,6 +448,23 @@ fn bad_node_and_router_configurations_are_refused_naming_the_field() {
         "{msg}"
     );
 
+    // `federation: rabbitmq` needs FATE's RabbitMQ route table, and a known mode.
+    let base = "party_ids: ['9999']\napi: 127.0.0.1:0\ngrpc: 127.0.0.1:0\nroute_table: r.json\n\
+                data_dir: d\nfederation: rabbitmq\n";
+    for (extra, field) in [
+        ("", "rabbitmq_route_table"),
+        (
+            "rabbitmq_route_table: q.yaml\nrabbitmq_mode: mirror\n",
+            "rabbitmq_mode",
+        ),
+    ] {
+        std::fs::write(&node, format!("{base}{extra}")).unwrap();
+        let out = fate().args(["node", "-c"]).arg(&node).output().unwrap();
+        assert!(!out.status.success());
+        let msg = text(&out);
+        assert!(msg.contains("node.yaml") && msg.contains(field), "{msg}");
+    }
+
     let router = dir.path().join("router.yaml");
     std::fs::write(&router, "listen: nowhere\nroute_table: r.json\n").unwrap();
     let out = fate().args(["router", "-c"]).arg(&router).output().unwrap();
@@ -627,5 +647,83 @@ fn jobs_with_only_the_guest_on_spark() {
             spark.succeeded_jobs() > jobs_before,
             "{pipeline}: the guest ran no Spark job"
         );
+    }
+}
+
+/// Whether a broker's log says a client logged in to a vhost of job `job_id` (the session
+/// user of one of its tasks).
+fn broker_served_job(broker: &rabbitmq_broker::Broker, job_id: &str) -> bool {
+    let log = broker
+        .dir
+        .join(format!("log/fate-{}@localhost.log", broker.amqp_port));
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains(&format!("granted access to vhost '{job_id}_"))
+}
+
+fn vhosts(mng_port: u16) -> Vec<String> {
+    let v: Value = ureq::get(&format!("http://127.0.0.1:{mng_port}/api/vhosts"))
+        .set("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_brokers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = rabbitmq_broker::brokers();
+    let tables = tempfile::tempdir().unwrap();
+    let table = tables.path().join("rabbitmq_route_table.yaml");
+    std::fs::write(
+        &table,
+        format!(
+            "9999: {{host: 127.0.0.1, port: {}, mng_port: {}, user: guest, password: guest}}\n\
+             10000: {{host: 127.0.0.1, port: {}, mng_port: {}, user: guest, password: guest}}\n",
+            a.amqp_port, a.mng_port, b.amqp_port, b.mng_port
+        ),
+    )
+    .unwrap();
+    let d = Deployment::start(
+        "9999,10000",
+        &[
+            "--federation",
+            "rabbitmq",
+            "--rabbitmq-route-table",
+            table.to_str().unwrap(),
+        ],
+    );
+    let node_yaml = std::fs::read_to_string(d.node_config("9999")).unwrap();
+    assert!(node_yaml.contains("federation: rabbitmq"), "{node_yaml}");
+    let job_id = d.toy_ok("9999", "10000");
+    // Both parties' brokers carried the job's sessions.
+    for (name, broker) in [("a (9999)", a), ("b (10000)", b)] {
+        assert!(
+            broker_served_job(broker, &job_id),
+            "broker {name} logged no session of job {job_id}"
+        );
+    }
+    // The job's end cleans its sessions up on both brokers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = [a.mng_port, b.mng_port]
+            .into_iter()
+            .flat_map(vhosts)
+            .filter(|v| v.starts_with(&job_id))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vhosts of job {job_id} left after it ended: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }

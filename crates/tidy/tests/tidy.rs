@@ -42,6 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "fate-computing-spark",
             "fate-storage",
             "fate-federation-grpc",
+            "fate-federation-rabbitmq",
         ],
     ),
     ("runtime", &["fate-runtime"]),
@@ -59,6 +60,7 @@ const BACKENDS: &[&str] = &[
     "fate-computing-spark",
     "fate-storage",
     "fate-federation-grpc",
+    "fate-federation-rabbitmq",
 ];
 
 /// The one crate that wires concrete backends.
@@ -78,7 +80,9 @@ const OWNED_LIBS: &[(&str, &[&str])] = &[
     ("prost-*", &["fate-federation-grpc", "fate-computing-spark"]),
     ("arrow-*", &["fate-computing-spark"]),
     ("axum", &["fate-api", "fate"]),
-    ("ureq", &["fate"]),
+    ("ureq", &["fate", "fate-federation-rabbitmq"]),
+    ("lapin", &["fate-federation-rabbitmq"]),
+    ("amq-protocol*", &["fate-federation-rabbitmq"]),
     ("rug", &["fate-crypto"]),
     ("gmp-mpfr-sys", &["fate-crypto"]),
     ("anyhow", &["fate"]),

@@ -1,6 +1,9 @@
-//! Where frames for this site's parties wait for their `recv`: a map from [`MessageKey`] to
-//! frame with a byte budget, and a memory of delivered keys so that a frame pushed again (a
-//! retry whose acknowledgement was lost) is ignored.
+//! Where frames wait for their `recv`: a map from [`MessageKey`] to frame with a byte budget,
+//! and a memory of delivered keys so that a frame pushed again (a retry whose acknowledgement
+//! was lost, a message queue redelivering) is ignored. Every backend keeps its received frames
+//! in one [`Mailbox`] (the in-process [`LocalTransport`](crate::LocalTransport), the gRPC
+//! transport, the RabbitMQ transport), so there is one wait loop (deadline, cancel token polled
+//! every [`CANCEL_POLL`]) and one set of bounds for all of them.
 //!
 //! The budget never refuses the frame a `recv` is waiting for. Senders push the slices of an
 //! object several at a time, so slices can arrive out of order (a retry after a router restart
@@ -12,28 +15,34 @@
 //! Besides the budget of the whole mailbox, [`MailboxLimits`] bound the bytes of one session
 //! and of one sending party, and drop the frames nobody asks for after
 //! [`MailboxLimits::unclaimed_ttl`] (issue #10: ten junk frames for sessions nobody opened
-//! used to pin 175 MB for good; see [`fate_federation::bounds`]). The transport's server
-//! sweeps expired frames every [`MailboxLimits::sweep_interval`]; pushes and `recv`s sweep
-//! too.
+//! used to pin 175 MB for good; see [`crate::bounds`]). A backend with a server sweeps
+//! expired frames every [`MailboxLimits::sweep_interval`] with [`Mailbox::expire`]; pushes and
+//! `recv`s sweep too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fate_federation::bounds::{MailboxLimits, OverLimit, Pending, Usage};
-use fate_federation::{CancelToken, FederationError, MessageKey};
+use std::fmt;
+
 use parking_lot::{Condvar, Mutex};
+
+use crate::bounds::{MailboxLimits, OverLimit, Pending, Usage};
+use crate::{CancelToken, FederationError, MessageKey};
 
 /// How often a waiting `recv` checks its cancel token.
 pub const CANCEL_POLL: Duration = Duration::from_millis(50);
 
 /// Why a frame was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// Over the byte budget.
     Full {
+        /// Bytes pending and reserved.
         pending: usize,
+        /// Bytes of the refused frame.
         incoming: usize,
+        /// The budget.
         budget: usize,
     },
     /// Another push of the same key is still streaming.
@@ -42,8 +51,27 @@ pub(crate) enum Refusal {
     Over(OverLimit),
 }
 
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Full {
+                pending,
+                incoming,
+                budget,
+            } => write!(
+                f,
+                "the mailbox is full: {pending} bytes pending, {incoming} more would exceed its \
+                 budget of {budget} bytes"
+            ),
+            Refusal::InFlight => f.write_str("another copy of the frame is still being received"),
+            Refusal::Over(over) => over.fmt(f),
+        }
+    }
+}
+
 /// Outcome of [`Mailbox::reserve`].
-pub(crate) enum Admit {
+#[derive(Debug)]
+pub enum Admit {
     /// A new key: stream the frame in and [`Reservation::commit`] it.
     Fresh(Reservation),
     /// The key is pending or was delivered already: ignore this copy.
@@ -178,11 +206,7 @@ impl Mailbox {
 
     /// Claims room for a frame of `len` bytes under `key`; over the budget only if a `recv`
     /// is waiting for `key` (see the module documentation).
-    pub(crate) fn reserve(
-        self: &Arc<Self>,
-        key: &MessageKey,
-        len: usize,
-    ) -> Result<Admit, Refusal> {
+    pub fn reserve(self: &Arc<Self>, key: &MessageKey, len: usize) -> Result<Admit, Refusal> {
         let mut state = self.state.lock();
         self.sweep_if_due(&mut state);
         if state.pending.contains_key(key)
@@ -221,16 +245,20 @@ impl Mailbox {
         }))
     }
 
-    /// Puts a complete frame in at once (a party sending to a party of the same site).
-    pub(crate) fn put(self: &Arc<Self>, key: &MessageKey, frame: Vec<u8>) -> Result<(), Refusal> {
+    /// Puts a complete frame in at once (a party sending to a party of the same site, a frame
+    /// consumed from a queue). Returns whether it was stored: `false` (and `frame` is
+    /// dropped) if the key is pending or was delivered already.
+    pub fn put(self: &Arc<Self>, key: &MessageKey, frame: Vec<u8>) -> Result<bool, Refusal> {
         match self.reserve(key, frame.len())? {
-            Admit::Fresh(reservation) => reservation.commit(frame),
-            Admit::Duplicate => {}
+            Admit::Fresh(reservation) => {
+                reservation.commit(frame);
+                Ok(true)
+            }
+            Admit::Duplicate => Ok(false),
         }
-        Ok(())
     }
 
-    /// Waits for the frame of `key` (see [`fate_federation::Transport::recv`]).
+    /// Waits for the frame of `key` (see [`crate::Transport::recv`]).
     pub fn recv(
         &self,
         key: &MessageKey,
@@ -308,7 +336,8 @@ impl Mailbox {
 }
 
 /// Room claimed for one frame being streamed in; released if dropped uncommitted.
-pub(crate) struct Reservation {
+#[derive(Debug)]
+pub struct Reservation {
     mailbox: Arc<Mailbox>,
     key: MessageKey,
     len: usize,
