@@ -83,6 +83,7 @@ async fn start(
             },
             site,
             data_roots: fate_runtime::DataRoots::new([dir.to_path_buf()], 1 << 20).unwrap(),
+            engines: None,
         },
     )
     .await
