@@ -106,10 +106,7 @@ pub(crate) fn refusal_error(party: &Party, r: EngineRefusal) -> SchedulerError {
     SchedulerError::Plan(PlanError::job(
         PlanErrorKind::BadValue,
         r.field,
-        format!(
-            "{} (party {} {})",
-            r.message, party.role, party.party_id
-        ),
+        format!("{} (party {} {})", r.message, party.role, party.party_id),
     ))
 }
 

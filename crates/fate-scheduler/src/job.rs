@@ -121,9 +121,10 @@ impl Scheduler {
         registry: Registry,
         config: SchedulerConfig,
     ) -> Result<Self, SchedulerError> {
-        let engines = config.engines.clone().unwrap_or_else(|| {
-            Arc::new(crate::engines::SingleEngine(computing.clone())) as Arc<_>
-        });
+        let engines = config
+            .engines
+            .clone()
+            .unwrap_or_else(|| Arc::new(crate::engines::SingleEngine(computing.clone())) as Arc<_>);
         let s = Scheduler {
             inner: Arc::new(Inner {
                 store,

@@ -75,6 +75,16 @@ pub struct PartnerError {
     pub code: Option<i64>,
 }
 
+impl From<String> for PartnerError {
+    /// A failure without a code (the other node was not reached, or answered no code).
+    fn from(message: String) -> Self {
+        PartnerError {
+            message,
+            code: None,
+        }
+    }
+}
+
 /// Why the other nodes did not all create a job.
 pub(crate) struct CreateFailure {
     /// Names every party that failed and why.
@@ -280,7 +290,11 @@ impl Scheduler {
         let results = calls.join_all().await;
         let failed: Vec<String> = results
             .iter()
-            .filter_map(|(p, r)| r.as_ref().err().map(|e| format!("party {p}: {}", e.message)))
+            .filter_map(|(p, r)| {
+                r.as_ref()
+                    .err()
+                    .map(|e| format!("party {p}: {}", e.message))
+            })
             .collect();
         let invalid = results.iter().any(|(_, r)| {
             r.as_ref()
