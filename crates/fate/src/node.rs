@@ -316,7 +316,9 @@ impl NodeEngines {
                 return Err(EngineRefusal {
                     field: setting.field.clone(),
                     message: format!(
-                        "{key} is fixed by the Spark cluster behind Spark Connect (its server                          has {server}, the job asks for {}); a session cannot change it:                          remove the entry or ask for {server}",
+                        "{key} is fixed by the Spark cluster behind Spark Connect (its server \
+                         has {server}, the job asks for {}); a session cannot change it: \
+                         remove the entry or ask for {server}",
                         setting.value
                     ),
                 });
@@ -346,7 +348,8 @@ impl JobEngines for NodeEngines {
         let Some(setup) = &self.spark else {
             return Err(EngineRefusal {
                 field,
-                message: "SPARK needs a Spark Connect server, and this node has none                           configured (--spark-connect / node.yaml spark_connect)"
+                message: "SPARK needs a Spark Connect server, and this node has none \
+                          configured (--spark-connect / node.yaml spark_connect)"
                     .into(),
             });
         };
