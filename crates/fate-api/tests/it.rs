@@ -60,6 +60,7 @@ async fn node_with_transport(dir: &Path, transport: Arc<dyn Transport>) -> Node 
                 fate_runtime::DataRoots::new(roots.into_iter().filter(|d| d.is_dir()), 1 << 30)
                     .unwrap()
             },
+            engines: None,
         },
     )
     .await

@@ -317,6 +317,65 @@ impl SparkClient {
         Ok(())
     }
 
+    /// Runs one config operation and returns the reply's pairs.
+    async fn config_op(
+        &self,
+        op: proto::config_request::operation::OpType,
+    ) -> Result<Vec<proto::KeyValue>, SparkError> {
+        let request = proto::ConfigRequest {
+            session_id: self.inner.options.session_id.clone(),
+            user_context: self.user_context(),
+            operation: Some(proto::config_request::Operation { op_type: Some(op) }),
+            ..Default::default()
+        };
+        let mut rpc = self.inner.rpc.clone();
+        let reply = rpc
+            .config(request)
+            .await
+            .map_err(|status| self.spark_error(status))?;
+        Ok(reply.into_inner().pairs)
+    }
+
+    /// Whether a session may change each of `keys` (`spark.conf.isModifiable`): runtime SQL
+    /// settings yes; static ones and the cluster's (`spark.executor.memory`) no.
+    pub async fn config_modifiable(&self, keys: &[String]) -> Result<Vec<bool>, SparkError> {
+        use proto::config_request::operation::OpType;
+        let pairs = self
+            .config_op(OpType::IsModifiable(proto::config_request::IsModifiable {
+                keys: keys.to_vec(),
+            }))
+            .await?;
+        if pairs.len() != keys.len() {
+            return Err(self.decode_error(format!(
+                "isModifiable answered {} values for {} keys",
+                pairs.len(),
+                keys.len()
+            )));
+        }
+        Ok(pairs
+            .iter()
+            .map(|kv| kv.value.as_deref() == Some("true"))
+            .collect())
+    }
+
+    /// The session's values of `keys` (`spark.conf.getOption`), `None` where unset.
+    pub async fn config_values(&self, keys: &[String]) -> Result<Vec<Option<String>>, SparkError> {
+        use proto::config_request::operation::OpType;
+        let pairs = self
+            .config_op(OpType::GetOption(proto::config_request::GetOption {
+                keys: keys.to_vec(),
+            }))
+            .await?;
+        if pairs.len() != keys.len() {
+            return Err(self.decode_error(format!(
+                "getOption answered {} values for {} keys",
+                pairs.len(),
+                keys.len()
+            )));
+        }
+        Ok(pairs.into_iter().map(|kv| kv.value).collect())
+    }
+
     /// Uploads `data` as the session artifact `files/<name>`: Spark ships it to every
     /// executor, where it appears as `./<session dir>/<name>` in the task's working directory
     /// (found with [`crate::executor::find_artifact`]). Names are `[A-Za-z0-9._-]+`; Spark

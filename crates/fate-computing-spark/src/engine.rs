@@ -232,6 +232,19 @@ impl SparkEngine {
         self.inner.client.address()
     }
 
+    /// For each of `keys`: whether this session may change it, and the server's value.
+    pub fn session_conf(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(bool, Option<String>)>, ComputingError> {
+        let keys = keys.to_vec();
+        self.block(move |inner| async move {
+            let modifiable = inner.client.config_modifiable(&keys).await?;
+            let values = inner.client.config_values(&keys).await?;
+            Ok(modifiable.into_iter().zip(values).collect())
+        })
+    }
+
     /// Tables currently held (tests check that released handles are freed).
     pub fn live_tables(&self) -> usize {
         self.inner.tables.lock().len()

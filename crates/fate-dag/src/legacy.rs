@@ -14,8 +14,12 @@
 //!   `model_version` into `conf.model_warehouse`), `computing_partitions`, `task_cores`,
 //!   `auto_retries`, `model_id`, `model_version` -> the same `conf` keys, `task_cores *
 //!   task_parallelism` -> `conf.cores`, `timeout` -> `conf.task.timeout`,
-//!   `federated_status_collect_type` PUSH/PULL -> `sync_type` callback/poll. Engine settings and
-//!   `job_parameters.role` are not carried over.
+//!   `federated_status_collect_type` PUSH/PULL -> `sync_type` callback/poll;
+//!   `computing_engine`, `storage_engine`, `federation_engine` -> the same `conf` keys and
+//!   `spark_run` -> `conf.task.engine_run` ([`crate::engines`]).
+//! * `job_parameters.role.<role>.<"0"|"0|1"|"all">`: the same engine keys -> the `conf` of the
+//!   party's `party_tasks` entry (`<role>_<party_id>`); other per-role job parameters are not
+//!   carried over. Engine errors name the 1.x field (`conf.job_parameters.role.host.0.spark_run`).
 //! * DSL inputs `"<task>.<output>"` -> `task_output_artifact` refs plus `dependent_tasks`;
 //!   `"pipeline.<task>.<output>"` (1.x predict DSL) -> `model_warehouse` refs. A 1.x data key
 //!   (`data`, `train_data`, `validate_data`, `test_data`) becomes the 2.x input with the same key,
@@ -129,7 +133,8 @@ pub fn dsl_to_dag(
         );
     }
 
-    let party_tasks = component_parameters(conf_obj, &roles, &mut tasks)?;
+    let mut party_tasks = component_parameters(conf_obj, &roles, &mut tasks)?;
+    role_job_parameters(conf_obj, &roles, &mut party_tasks)?;
 
     let dag = DagSchema {
         dag: DagSpec {
@@ -325,6 +330,16 @@ fn job_parameters(
             ));
         }
     };
+    for (k, v) in engine_conf(common, "conf.job_parameters.common")? {
+        if k == "engine_run" {
+            let task = out.task.get_or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(t) = task {
+                t.insert(k, v);
+            }
+        } else {
+            out.extra.insert(k, v);
+        }
+    }
     let (model_id, model_version) = (string("model_id")?, string("model_version")?);
     if stage.as_deref() == Some("predict") {
         // A 1.x predict job names the trained model it loads.
@@ -736,28 +751,7 @@ fn component_parameters(
             keys.sort_by_key(|k| (k.as_str() != "all", k.as_str()));
             for key in keys {
                 let field = format!("{field}.{key}");
-                let idxs: Vec<usize> = if key == "all" {
-                    (0..ids.len()).collect()
-                } else {
-                    key.split('|')
-                        .map(|s| {
-                            s.trim()
-                                .parse::<usize>()
-                                .ok()
-                                .filter(|i| *i < ids.len())
-                                .ok_or_else(|| {
-                                    PlanError::job(
-                                        K::UnknownParty,
-                                        &field,
-                                        format!(
-                                            "`{s}` is not an index into `conf.role.{role}` ({} parties)",
-                                            ids.len()
-                                        ),
-                                    )
-                                })
-                        })
-                        .collect::<Result<_, _>>()?
-                };
+                let idxs = role_indexes(key, role, ids.len(), &field)?;
                 for (task, params) in object(&by_idx[key.as_str()], &field)? {
                     let tfield = format!("{field}.{task}");
                     if !tasks.contains_key(task) {
@@ -819,6 +813,117 @@ fn component_parameters(
         );
     }
     Ok(out)
+}
+
+/// The indexes into `conf.role.<role>` a role key selects: `"0"`, `"0|1"` or `"all"`.
+fn role_indexes(key: &str, role: Role, n: usize, field: &str) -> Result<Vec<usize>, PlanError> {
+    if key == "all" {
+        return Ok((0..n).collect());
+    }
+    key.split('|')
+        .map(|s| {
+            s.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < n)
+                .ok_or_else(|| {
+                    PlanError::job(
+                        K::UnknownParty,
+                        field,
+                        format!("`{s}` is not an index into `conf.role.{role}` ({n} parties)"),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// The 1.x keys of `job_parameters` that name engines, carried into the 2.x DAG.
+fn engine_conf(params: &Map<String, Value>, prefix: &str) -> Result<Map<String, Value>, PlanError> {
+    let spark_field = format!("{prefix}.spark_run");
+    // Checked here so that errors name the 1.x fields.
+    crate::engines::read_settings(
+        params,
+        prefix,
+        params.get("spark_run").map(|v| (v, spark_field.as_str())),
+    )?;
+    let mut out = Map::new();
+    for key in crate::engines::ENGINE_KEYS {
+        if let Some(v) = params.get(key).filter(|v| !v.is_null()) {
+            out.insert(key.to_string(), v.clone());
+        }
+    }
+    if let Some(v) = params.get("spark_run").filter(|v| !v.is_null()) {
+        out.insert("engine_run".to_string(), v.clone());
+    }
+    Ok(out)
+}
+
+/// `job_parameters.role.<role>.<idx>` engine settings -> the `conf` of each selected party's
+/// `party_tasks` entry (`<role>_<party_id>`, shared with its component parameters). Other
+/// per-role job parameters are not carried over.
+fn role_job_parameters(
+    conf: &Map<String, Value>,
+    roles: &[(Role, Vec<PartyId>)],
+    party_tasks: &mut BTreeMap<String, PartyTaskSpec>,
+) -> Result<(), PlanError> {
+    let Some(by_role) = conf
+        .get("job_parameters")
+        .and_then(|j| j.get("role"))
+        .filter(|v| !v.is_null())
+    else {
+        return Ok(());
+    };
+    for (role_name, by_idx) in object(by_role, "conf.job_parameters.role")? {
+        let field = format!("conf.job_parameters.role.{role_name}");
+        let found = role_name
+            .parse::<Role>()
+            .ok()
+            .and_then(|r| roles.iter().find(|(x, _)| *x == r));
+        let Some((role, ids)) = found else {
+            return Err(PlanError::job(
+                K::UnknownParty,
+                field,
+                format!("role `{role_name}` is not listed in `conf.role`"),
+            ));
+        };
+        let by_idx = object(by_idx, &field)?;
+        let mut keys: Vec<&String> = by_idx.keys().collect();
+        keys.sort_by_key(|k| (k.as_str() != "all", k.as_str()));
+        for key in keys {
+            let field = format!("{field}.{key}");
+            let idxs = role_indexes(key, *role, ids.len(), &field)?;
+            let engines = engine_conf(object(&by_idx[key.as_str()], &field)?, &field)?;
+            if engines.is_empty() {
+                continue;
+            }
+            for i in idxs {
+                let id = &ids[i];
+                let entry = party_tasks
+                    .entry(format!("{role}_{id}"))
+                    .or_insert_with(|| PartyTaskSpec {
+                        parties: vec![PartySpec {
+                            role: *role,
+                            party_id: vec![id.clone()],
+                        }],
+                        tasks: BTreeMap::new(),
+                        conf: None,
+                    });
+                let conf = entry.conf.get_or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(c) = conf {
+                    for (k, v) in &engines {
+                        match (c.get_mut(k), v) {
+                            // A later index key adds Spark options to an earlier one's.
+                            (Some(Value::Object(d)), Value::Object(s)) => deep_merge(d, s),
+                            _ => {
+                                c.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Recursively merges `src` into `dst`; maps merge, everything else is replaced.

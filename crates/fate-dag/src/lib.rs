@@ -20,12 +20,16 @@
 //! * A [`JobPlan`] only names parties of the job, and every task party has every required
 //!   parameter and required input of its component.
 
+pub mod engines;
 pub mod error;
 pub mod legacy;
 pub mod parse;
 pub mod plan;
 pub mod spec;
 
+pub use engines::{
+    ComputingEngine, EngineSettings, FederationEngine, Setting, SparkRun, StorageEngine,
+};
 pub use error::{PlanError, PlanErrorKind};
 pub use legacy::dsl_to_dag;
 pub use parse::{MAX_DAG_DEPTH, MAX_DAG_ITEMS, MAX_DAG_TEXT_BYTES, parse_dag};

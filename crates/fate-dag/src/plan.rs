@@ -3,6 +3,7 @@
 //! run the tasks in. This is where FATE-Flow's `DagParser` (`fate_flow/controller/parser`) and
 //! its submit-time checks live in fate-rs (fate-spec §3.3).
 
+use crate::engines::EngineSettings;
 use crate::error::{PlanError, PlanErrorKind as K};
 use crate::spec::{
     ArtifactRef, DagSchema, InputSpec, JobConfSpec, PartySpec, TaskInputs, TaskSpec,
@@ -45,6 +46,15 @@ pub struct JobPlan {
     pub tasks: Vec<TaskPlan>,
     /// The job definition as submitted.
     pub dag: DagSchema,
+    /// Per party, the engine settings the job states for it (`dag.conf` overlaid by its
+    /// `party_tasks` confs, [`crate::engines`]); parties it says nothing about are absent and
+    /// run on their node's default engines.
+    #[serde(
+        default,
+        with = "party_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub engines: BTreeMap<Party, EngineSettings>,
 }
 
 impl JobPlan {
@@ -53,6 +63,11 @@ impl JobPlan {
     pub fn task_timeout(&self) -> Option<std::time::Duration> {
         let t = self.conf.task.as_ref()?.get("timeout")?.as_f64()?;
         (t > 0.0 && t.is_finite()).then(|| std::time::Duration::from_secs_f64(t.min(1e9)))
+    }
+
+    /// What the job says about `party`'s engines (empty when nothing).
+    pub fn engines_for(&self, party: &Party) -> EngineSettings {
+        self.engines.get(party).cloned().unwrap_or_default()
     }
 
     /// The task with this name.
@@ -256,6 +271,12 @@ pub fn plan(dag: &DagSchema, components: &[ComponentSpec]) -> Result<JobPlan, Pl
         });
     }
 
+    let by_alias: BTreeMap<&str, Vec<Party>> = overrides
+        .iter()
+        .map(|o| (o.alias, o.parties.clone()))
+        .collect();
+    let engines = crate::engines::job_engines(dag, &parties, &by_alias)?;
+
     // Pass 2: parameters, conf, inputs and dependencies of each task.
     let task_conf = match &conf.task {
         Some(v) => as_object(v, None, "dag.conf.task")?.clone(),
@@ -281,6 +302,7 @@ pub fn plan(dag: &DagSchema, components: &[ComponentSpec]) -> Result<JobPlan, Pl
         conf,
         tasks,
         dag: dag.clone(),
+        engines,
     })
 }
 

@@ -973,3 +973,174 @@ fn the_task_timeout_comes_from_the_job_conf_and_must_be_positive() {
         assert!(e.message.contains("positive number of seconds"), "{e}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Per-job engine settings (`fate_dag::engines`).
+
+fn guest() -> Party {
+    Party::new(Role::Guest, "9999")
+}
+
+fn host() -> Party {
+    Party::new(Role::Host, "10000")
+}
+
+#[test]
+fn engine_settings_come_from_the_job_conf_and_party_confs() {
+    use fate_dag::ComputingEngine as C;
+    let extra = "  conf:\n    computing_engine: SPARK\n    task: {engine_run: {num-executors: 2, conf: {spark.sql.shuffle.partitions: 4}}}\n\
+                 \x20 party_tasks:\n    h:\n      parties: [{role: host, party_id: ['10000']}]\n      conf: {computing_engine: standalone}\n";
+    let plan = plan_text(&job_with(extra, TOY)).unwrap();
+    let g = plan.engines_for(&guest());
+    assert_eq!(g.computing_engine.as_ref().unwrap().value, C::Spark);
+    assert_eq!(
+        g.computing_engine.unwrap().field,
+        "dag.conf.computing_engine"
+    );
+    let run = g.spark_run.unwrap();
+    assert_eq!(run.options["spark.executor.instances"].value, "2");
+    assert_eq!(
+        run.conf["spark.sql.shuffle.partitions"].field,
+        "dag.conf.task.engine_run.conf.spark.sql.shuffle.partitions"
+    );
+    let h = plan.engines_for(&host());
+    assert_eq!(h.computing_engine.as_ref().unwrap().value, C::Standalone);
+    assert_eq!(
+        h.computing_engine.unwrap().field,
+        "dag.party_tasks.h.conf.computing_engine"
+    );
+    // A job that says nothing leaves every party to its node.
+    assert!(plan_text(&job(TOY)).unwrap().engines.is_empty());
+}
+
+#[test]
+fn bad_engine_settings_name_the_field() {
+    let cases = [
+        (
+            "  conf: {computing_engine: EGGROLL}\n",
+            "dag.conf.computing_engine",
+            "not supported by fate-rs, use STANDALONE or SPARK",
+        ),
+        (
+            "  conf: {computing_engine: flink}\n",
+            "dag.conf.computing_engine",
+            "not a computing engine",
+        ),
+        (
+            "  conf: {storage_engine: 7}\n",
+            "dag.conf.storage_engine",
+            "expected the name",
+        ),
+        (
+            "  conf: {federation_engine: RABBITMQ}\n",
+            "dag.conf.federation_engine",
+            "not supported by fate-rs",
+        ),
+        (
+            "  conf: {task: {engine_run: [1]}}\n",
+            "dag.conf.task.engine_run",
+            "expected an object",
+        ),
+        (
+            "  conf: {task: {engine_run: {executor-cores: many}}}\n",
+            "dag.conf.task.engine_run.executor-cores",
+            "positive whole number",
+        ),
+        (
+            "  party_tasks:\n    h:\n      parties: [{role: host, party_id: ['10000']}]\n      conf: {engine_run: {conf: {spark.sql.x: {a: 1}}}}\n",
+            "dag.party_tasks.h.conf.engine_run.conf.spark.sql.x",
+            "expected a string, number or boolean",
+        ),
+    ];
+    for (extra, field, words) in cases {
+        let e = expect_err(&job_with(extra, TOY), K::BadValue, None, field);
+        assert!(e.message.contains(words), "{extra}: {e}");
+    }
+}
+
+fn v1_engine_conf(job_parameters: Value) -> Value {
+    json!({
+        "dsl_version": 2,
+        "initiator": {"role": "guest", "party_id": 9999},
+        "role": {"guest": [9999], "host": [10000, 10001]},
+        "job_parameters": job_parameters,
+        "component_parameters": {"common": {"secure_add_example_0": {"data_num": 10}}}
+    })
+}
+
+fn v1_plan(job_parameters: Value) -> Result<JobPlan, PlanError> {
+    let dsl = json!({"components": {"secure_add_example_0": {"module": "SecureAddExample"}}});
+    let comps = components();
+    plan(
+        &dsl_to_dag(&dsl, &v1_engine_conf(job_parameters), &comps)?,
+        &comps,
+    )
+}
+
+#[test]
+fn v1_job_parameters_carry_engines_for_every_party() {
+    use fate_dag::ComputingEngine as C;
+    let plan = v1_plan(json!({
+        "common": {"computing_engine": "SPARK", "spark_run": {"executor-memory": "2g"}},
+        "role": {"host": {"1": {"computing_engine": "STANDALONE"},
+                          "all": {"spark_run": {"conf": {"spark.sql.shuffle.partitions": 3}}}}}
+    }))
+    .unwrap();
+    let g = plan.engines_for(&guest());
+    assert_eq!(g.computing_engine.unwrap().value, C::Spark);
+    let h0 = plan.engines_for(&host());
+    assert_eq!(h0.computing_engine.unwrap().value, C::Spark);
+    let run = h0.spark_run.unwrap();
+    assert_eq!(run.options["spark.executor.memory"].value, "2g");
+    assert_eq!(run.conf["spark.sql.shuffle.partitions"].value, "3");
+    let h1 = plan.engines_for(&Party::new(Role::Host, "10001"));
+    assert_eq!(h1.computing_engine.unwrap().value, C::Standalone);
+    // The converted DAG says it in 2.x terms: `conf.task.engine_run`, party confs.
+    let conf = plan.dag.dag.conf.as_ref().unwrap();
+    assert_eq!(conf.extra["computing_engine"], json!("SPARK"));
+    assert_eq!(
+        conf.task.as_ref().unwrap()["engine_run"],
+        json!({"executor-memory": "2g"})
+    );
+}
+
+#[test]
+fn bad_v1_engine_settings_name_the_party_and_the_1x_field() {
+    let cases = [
+        (
+            json!({"common": {"computing_engine": "EGGROLL"}}),
+            "conf.job_parameters.common.computing_engine",
+            "not supported by fate-rs",
+        ),
+        (
+            json!({"role": {"host": {"0": {"computing_engine": "eggroll"}}}}),
+            "conf.job_parameters.role.host.0.computing_engine",
+            "use STANDALONE or SPARK",
+        ),
+        (
+            json!({"role": {"host": {"1": {"spark_run": "fast"}}}}),
+            "conf.job_parameters.role.host.1.spark_run",
+            "expected an object",
+        ),
+        (
+            json!({"role": {"host": {"0|1": {"spark_run": {"num-executors": [2]}}}}}),
+            "conf.job_parameters.role.host.0|1.spark_run.num-executors",
+            "expected a string, number or boolean",
+        ),
+        (
+            json!({"role": {"host": {"2": {"computing_engine": "SPARK"}}}}),
+            "conf.job_parameters.role.host.2",
+            "not an index",
+        ),
+        (
+            json!({"role": {"arbiter": {"0": {"computing_engine": "SPARK"}}}}),
+            "conf.job_parameters.role.arbiter",
+            "not listed",
+        ),
+    ];
+    for (jp, field, words) in cases {
+        let e = v1_plan(jp.clone()).expect_err("should be refused");
+        assert_eq!(e.field, field, "{jp}: {e}");
+        assert!(e.message.contains(words), "{jp}: {e}");
+    }
+}

@@ -53,6 +53,9 @@ pub struct SchedulerConfig {
     /// The only directories a request may make this node read or write files in (uploads,
     /// binds, model exports), and the largest file it reads.
     pub data_roots: fate_runtime::DataRoots,
+    /// The engines a job may ask for per party; `None`: every job runs on the scheduler's
+    /// computing, and may ask only for its engine ([`crate::engines::SingleEngine`]).
+    pub engines: Option<Arc<dyn crate::engines::JobEngines>>,
 }
 
 /// What `submit` returns (FATE's `{job_id, data: {model_id, model_version}}`).
@@ -74,6 +77,7 @@ pub(crate) struct Running {
 pub(crate) struct Inner {
     pub(crate) store: MetaStore,
     pub(crate) computing: Computing,
+    pub(crate) engines: Arc<dyn crate::engines::JobEngines>,
     pub(crate) transport: Arc<dyn Transport>,
     pub(crate) registry: Registry,
     pub(crate) ids: JobIdGenerator,
@@ -117,10 +121,15 @@ impl Scheduler {
         registry: Registry,
         config: SchedulerConfig,
     ) -> Result<Self, SchedulerError> {
+        let engines = config
+            .engines
+            .clone()
+            .unwrap_or_else(|| Arc::new(crate::engines::SingleEngine(computing.clone())) as Arc<_>);
         let s = Scheduler {
             inner: Arc::new(Inner {
                 store,
                 computing,
+                engines,
                 transport,
                 registry,
                 ids: JobIdGenerator::new(),
@@ -175,13 +184,22 @@ impl Scheduler {
                 self.hosted_party_ids()
             )));
         }
+        // Each party's engine settings are checked where it runs: here for this node's.
+        self.check_engines(&plan).await?;
         let job_id = self.inner.ids.next();
         let submitted = self.record_job(&job_id, &plan, &scope, user_name).await?;
         if !scope.remotes.is_empty()
-            && let Err(reason) = self
+            && let Err(failure) = self
                 .create_at_partners(&job_id, &plan, &scope, user_name)
                 .await
         {
+            let reason = failure.reason;
+            if failure.invalid {
+                // A party found the job invalid: it exists nowhere, as when this node refuses
+                // it (the parties that had created it were told to stop).
+                self.inner.store.delete_job(&job_id).await?;
+                return Err(SchedulerError::Partner(reason));
+            }
             self.schedule_log(&job_id, LogLevel::Error, &reason);
             for party in &scope.rows {
                 self.finish_job(&job_id, party, JobStatus::Failed, Some(reason.clone()))
@@ -448,7 +466,19 @@ impl Scheduler {
         });
         let n_tasks = plan.tasks.len().max(1);
         let mut failure: Option<String> = None;
+        // The engines this job's parties here run on, opened once for the whole run.
+        let computings = match self.open_engines(job_id, plan).await {
+            Ok(c) => c,
+            Err(msg) => {
+                cancel.cancel();
+                failure = Some(msg);
+                HashMap::new()
+            }
+        };
         for (done, task) in plan.tasks.iter().enumerate() {
+            if failure.is_some() {
+                break;
+            }
             let (version, rows) = self.latest_task_version(job_id, &task.name).await?;
             if !rows.is_empty() && rows.iter().all(|t| t.status == TaskStatus::Success) {
                 continue; // A rerun keeps tasks that already succeeded.
@@ -456,7 +486,7 @@ impl Scheduler {
             if cancel.is_canceled() {
                 break;
             }
-            if let Err(msg) = self.run_task(run, task, version).await? {
+            if let Err(msg) = self.run_task(run, &computings, task, version).await? {
                 failure = Some(msg);
                 break;
             }
@@ -572,6 +602,7 @@ impl Scheduler {
     async fn run_task(
         &self,
         run: JobRun<'_>,
+        computings: &HashMap<Party, Computing>,
         task: &TaskPlan,
         version: i64,
     ) -> Result<Result<(), String>, SchedulerError> {
@@ -667,7 +698,10 @@ impl Scheduler {
                 },
                 local: party.clone(),
                 parties: task.parties.clone(),
-                computing: self.inner.computing.clone(),
+                computing: computings
+                    .get(party)
+                    .cloned()
+                    .unwrap_or_else(|| self.inner.computing.clone()),
                 federation,
                 params: task.parameters.get(party).cloned().unwrap_or_default(),
                 inputs,

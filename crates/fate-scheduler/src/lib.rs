@@ -12,12 +12,14 @@
 //!   without a row and rows without data are removed (`lifecycle`).
 
 mod clean;
+pub mod engines;
 mod job;
 mod lifecycle;
 mod logs;
 pub mod site;
 
+pub use engines::{EngineRefusal, JobEngines, SingleEngine};
 pub use job::{Scheduler, SchedulerConfig, SchedulerError, Submitted};
 pub use lifecycle::{RESTART_REASON, Recovery, SHUTDOWN_REASON};
 pub use logs::LogLine;
-pub use site::{Partners, Site};
+pub use site::{PartnerError, Partners, Site};

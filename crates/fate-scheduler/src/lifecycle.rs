@@ -182,7 +182,8 @@ impl Scheduler {
                 .await
             {
                 Ok(()) => this.spawn_run(job_id, plan, scope),
-                Err(reason) => {
+                Err(failure) => {
+                    let reason = failure.reason;
                     this.schedule_log(&job_id, LogLevel::Error, &reason);
                     for party in &scope.rows {
                         let _ = this

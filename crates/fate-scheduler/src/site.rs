@@ -48,6 +48,50 @@ pub trait Partners: Send + Sync + 'static {
         body: &Value,
         timeout: Duration,
     ) -> Result<Value, String>;
+
+    /// Like [`Partners::call`], with FATE's code when the other node answered with a refusal
+    /// (1000 for a job it found invalid). The default knows no codes.
+    fn call_coded(
+        &self,
+        job_id: &str,
+        party_id: &str,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, PartnerError> {
+        self.call(job_id, party_id, path, body, timeout)
+            .map_err(|message| PartnerError {
+                message,
+                code: None,
+            })
+    }
+}
+
+/// A partner call that failed: the text names the party and the hop; `code` is the other
+/// node's FATE code when it answered with a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartnerError {
+    pub message: String,
+    pub code: Option<i64>,
+}
+
+impl From<String> for PartnerError {
+    /// A failure without a code (the other node was not reached, or answered no code).
+    fn from(message: String) -> Self {
+        PartnerError {
+            message,
+            code: None,
+        }
+    }
+}
+
+/// Why the other nodes did not all create a job.
+pub(crate) struct CreateFailure {
+    /// Names every party that failed and why.
+    pub(crate) reason: String,
+    /// Some party found the job itself invalid (FATE's 1000, e.g. an engine setting it cannot
+    /// honour): the job is not to exist anywhere, rather than exist as failed.
+    pub(crate) invalid: bool,
 }
 
 /// The parties this node hosts and how it reaches the others.
@@ -178,15 +222,39 @@ impl Scheduler {
         body: Value,
         timeout: Option<Duration>,
     ) -> Result<Value, String> {
+        self.partner_call_coded(job_id, party_id, path, body, timeout)
+            .await
+            .map_err(|e| e.message)
+    }
+
+    /// [`Scheduler::partner_call`] keeping the refusing node's code.
+    pub(crate) async fn partner_call_coded(
+        &self,
+        job_id: &str,
+        party_id: &str,
+        path: &'static str,
+        body: Value,
+        timeout: Option<Duration>,
+    ) -> Result<Value, PartnerError> {
         let Some(site) = self.site() else {
-            return Err("this node runs standalone and has no partners".into());
+            return Err(PartnerError {
+                message: "this node runs standalone and has no partners".into(),
+                code: None,
+            });
         };
         let partners = site.partners.clone();
         let timeout = timeout.unwrap_or(site.call_timeout);
         let (job_id, party_id) = (job_id.to_string(), party_id.to_string());
-        tokio::task::spawn_blocking(move || partners.call(&job_id, &party_id, path, &body, timeout))
-            .await
-            .unwrap_or_else(|e| Err(format!("partner call thread ended abnormally: {e}")))
+        tokio::task::spawn_blocking(move || {
+            partners.call_coded(&job_id, &party_id, path, &body, timeout)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(PartnerError {
+                message: format!("partner call thread ended abnormally: {e}"),
+                code: None,
+            })
+        })
     }
 
     /// Asks every other party's node to create and start the job (fate-spec §3.1 step 2).
@@ -198,7 +266,7 @@ impl Scheduler {
         plan: &JobPlan,
         scope: &Scope,
         user_name: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), CreateFailure> {
         let body = json!({
             "job_id": job_id,
             "dag": plan.dag,
@@ -214,7 +282,7 @@ impl Scheduler {
             );
             calls.spawn(async move {
                 let r = this
-                    .partner_call(&job_id, &party, paths::JOB_CREATE, body, None)
+                    .partner_call_coded(&job_id, &party, paths::JOB_CREATE, body, None)
                     .await;
                 (party, r)
             });
@@ -222,8 +290,17 @@ impl Scheduler {
         let results = calls.join_all().await;
         let failed: Vec<String> = results
             .iter()
-            .filter_map(|(p, r)| r.as_ref().err().map(|e| format!("party {p}: {e}")))
+            .filter_map(|(p, r)| {
+                r.as_ref()
+                    .err()
+                    .map(|e| format!("party {p}: {}", e.message))
+            })
             .collect();
+        let invalid = results.iter().any(|(_, r)| {
+            r.as_ref()
+                .err()
+                .is_some_and(|e| e.code == Some(fate_types::RetCode::JobParams.code() as i64))
+        });
         if failed.is_empty() {
             return Ok(());
         }
@@ -234,7 +311,7 @@ impl Scheduler {
             .collect();
         let reason = format!("the job could not be created at {}", failed.join("; "));
         self.stop_partners(job_id, &created, &reason).await;
-        Err(reason)
+        Err(CreateFailure { reason, invalid })
     }
 
     /// Tells `parties` to stop the job (best effort: a party that ended already or cannot be
@@ -554,6 +631,8 @@ impl Scheduler {
             // A retried create: the first one took effect.
             return Ok(());
         }
+        // This node's parties' engine settings: refused here, the job is created nowhere.
+        self.check_engines(&plan).await?;
         self.record_job(job_id, &plan, &scope, user_name).await?;
         self.spawn_run(job_id.to_string(), plan, scope);
         Ok(())

@@ -7,7 +7,10 @@ use fate_federation::faulty::{Fault, FaultyTransport};
 use fate_federation::{FederationConfig, LocalTransport, Transport};
 use fate_runtime::{Component, ComponentError, Ctx, Registry};
 use fate_scheduler::site::paths;
-use fate_scheduler::{Partners, RESTART_REASON, SHUTDOWN_REASON, Scheduler, SchedulerConfig, Site};
+use fate_scheduler::{
+    PartnerError, Partners, RESTART_REASON, SHUTDOWN_REASON, Scheduler, SchedulerConfig,
+    SchedulerError, Site,
+};
 use fate_store::{JobFilter, JobRecord, MetaStore, TableRecord, TaskFilter, TaskRecord};
 use fate_types::component::ComponentSpec;
 use fate_types::{JobStatus, Role, TaskStatus};
@@ -83,6 +86,7 @@ async fn start(
             },
             site,
             data_roots: fate_runtime::DataRoots::new([dir.to_path_buf()], 1 << 20).unwrap(),
+            engines: None,
         },
     )
     .await
@@ -494,6 +498,19 @@ impl Partners for NodePartners {
         body: &Value,
         timeout: Duration,
     ) -> Result<Value, String> {
+        self.call_coded(job_id, party_id, path, body, timeout)
+            .map_err(|e| e.message)
+    }
+
+    /// As fate-api's partner endpoints answer: a job the node finds invalid is code 1000.
+    fn call_coded(
+        &self,
+        job_id: &str,
+        party_id: &str,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, PartnerError> {
         let net = &self.net;
         net.calls.lock().push((party_id.into(), path.into()));
         let answer = net
@@ -504,12 +521,12 @@ impl Partners for NodePartners {
             .unwrap_or(Answer::Normal);
         let unreachable = || {
             std::thread::sleep(timeout.min(Duration::from_millis(50)));
-            Err(format!(
+            Err(PartnerError::from(format!(
                 "no answer from party {party_id} within {timeout:?}"
-            ))
+            )))
         };
         match answer {
-            Answer::FailCreate(msg) if path == paths::JOB_CREATE => return Err(msg),
+            Answer::FailCreate(msg) if path == paths::JOB_CREATE => return Err(msg.into()),
             Answer::SilentAfterCreate if path != paths::JOB_CREATE => return unreachable(),
             Answer::UnreachableUntil(t) if Instant::now() < t => return unreachable(),
             _ => {}
@@ -546,7 +563,10 @@ impl Partners for NodePartners {
                     other => panic!("unexpected partner call {other}"),
                 }
             })
-            .map_err(|e| e.to_string())
+            .map_err(|e| PartnerError {
+                code: matches!(e, SchedulerError::Plan(_)).then_some(1000),
+                message: e.to_string(),
+            })
     }
 }
 
@@ -577,6 +597,107 @@ async fn federation(
         net.nodes.lock().insert(HOST.into(), host);
     }
     guest
+}
+
+/// The toy between guest and host with engine settings: `conf` job-wide, `host_conf` for the
+/// host only.
+fn toy_with_engines(conf: Value, host_conf: Value) -> fate_dag::DagSchema {
+    let mut v = json!({"dag": {
+        "parties": [{"role": "guest", "party_id": [GUEST]}, {"role": "host", "party_id": [HOST]}],
+        "conf": conf,
+        "tasks": {"toy_example_0": {"component_ref": "toy_example",
+                                    "parameters": {"data_num": 100, "partition": 2}}},
+        "party_tasks": {"the_host": {"parties": [{"role": "host", "party_id": [HOST]}],
+                                     "conf": host_conf}}
+    }, "schema_version": "2.2.0"});
+    if v["dag"]["conf"].is_null() {
+        v["dag"].as_object_mut().unwrap().remove("conf");
+    }
+    dag(v)
+}
+
+async fn no_jobs(s: &Scheduler) {
+    let rows = s.store().jobs(&JobFilter::default()).await.unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+}
+
+/// A setting the host's node cannot honour fails the submit at the initiator with one error
+/// naming the host and the field, and the job exists at neither node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_setting_a_partner_refuses_fails_the_submit_and_leaves_no_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::new();
+    let guest = federation(
+        dir.path(),
+        &net,
+        LocalTransport::new(),
+        Duration::from_secs(5),
+        true,
+    )
+    .await;
+    let host = net.nodes.lock()[HOST].clone();
+    let cases = [
+        (
+            json!({"computing_engine": "SPARK"}),
+            "dag.party_tasks.the_host.conf.computing_engine",
+            "computes on its local engine only, not SPARK",
+        ),
+        (
+            json!({"storage_engine": "HDFS"}),
+            "dag.party_tasks.the_host.conf.storage_engine",
+            "keeps its tables in its standalone store, not HDFS",
+        ),
+        (
+            json!({"federation_engine": "STANDALONE"}),
+            "dag.party_tasks.the_host.conf.federation_engine",
+            "federates with other nodes",
+        ),
+    ];
+    for (host_conf, field, words) in cases {
+        let err = guest
+            .submit(toy_with_engines(Value::Null, host_conf.clone()), "")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("party 10000"), "{host_conf}: {err}");
+        assert!(err.contains("(party host 10000)"), "{host_conf}: {err}");
+        assert!(err.contains(field), "{host_conf}: {err}");
+        assert!(err.contains(words), "{host_conf}: {err}");
+        no_jobs(&guest).await;
+        no_jobs(&host).await;
+    }
+    // The initiator's own parties are checked before anything is created anywhere.
+    let creates = net.calls_to(HOST, paths::JOB_CREATE);
+    let err = guest
+        .submit(
+            toy_with_engines(json!({"computing_engine": "spark"}), json!({})),
+            "",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SchedulerError::Plan(_)), "{err}");
+    let err = err.to_string();
+    assert!(err.contains("dag.conf.computing_engine"), "{err}");
+    assert!(err.contains("(party guest 9999)"), "{err}");
+    assert_eq!(net.calls_to(HOST, paths::JOB_CREATE), creates);
+    no_jobs(&guest).await;
+    no_jobs(&host).await;
+    // What the nodes can honour runs: STANDALONE for the host, the default for the guest.
+    let job = guest
+        .submit(
+            toy_with_engines(
+                json!({"federation_engine": "EGGROLL"}),
+                json!({"computing_engine": "STANDALONE", "storage_engine": "standalone"}),
+            ),
+            "",
+        )
+        .await
+        .unwrap();
+    let status = guest
+        .wait(&job.job_id, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(status, JobStatus::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,17 @@ fn validate_job(job: &JobRecord) -> Result<()> {
 }
 
 impl MetaStore {
+    /// Deletes every row of a job (all parties) and its task rows, for a job refused while it
+    /// was being created (no party ran anything). Returns how many job rows went.
+    pub async fn delete_job(&self, job_id: &str) -> Result<u64> {
+        self.delete_tasks_of_job(job_id).await?;
+        let done = sqlx::query("DELETE FROM t_job WHERE f_job_id = ?")
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Stores a new job row. [`StoreError::Conflict`] if `(job_id, role, party_id)` exists.
     pub async fn insert_job(&self, job: &JobRecord) -> Result<()> {
         validate_job(job)?;

@@ -113,6 +113,35 @@ async fn job_round_trips_and_duplicate_conflicts_without_change() {
     );
 }
 
+/// A job refused while being created goes with its tasks; other jobs stay.
+#[tokio::test]
+async fn delete_job_removes_every_party_and_task_of_that_job_only() {
+    let store = memory().await;
+    for (id, role, party) in [
+        ("j1", Role::Guest, "9999"),
+        ("j1", Role::Host, "10000"),
+        ("j2", Role::Guest, "9999"),
+    ] {
+        store.insert_job(&job(id, role, party, 1)).await.unwrap();
+        store
+            .insert_task(&task(id, "toy_0", 0, role, party))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.delete_job("j1").await.unwrap(), 2);
+    assert_eq!(store.delete_job("j1").await.unwrap(), 0);
+    let jobs = store.jobs(&JobFilter::default()).await.unwrap();
+    assert_eq!(
+        jobs.iter().map(|j| j.job_id.as_str()).collect::<Vec<_>>(),
+        ["j2"]
+    );
+    let tasks = store.tasks(&TaskFilter::default()).await.unwrap();
+    assert_eq!(
+        tasks.iter().map(|t| t.job_id.as_str()).collect::<Vec<_>>(),
+        ["j2"]
+    );
+}
+
 #[tokio::test]
 async fn job_serializes_with_fate_field_names() {
     let v = serde_json::to_value(job("1", Role::Host, "10000", 1)).unwrap();

@@ -106,13 +106,8 @@ impl ComputingEngine {
 
 /// The node's table store: the storage URI's if one is configured, else redb under
 /// `<data_dir>/tables`. Errors name the setting.
-fn open_computing(data_dir: &Path, engine: &EngineArgs, cores: usize) -> Result<Computing> {
-    let cfg = ComputingConfig {
-        cores,
-        default_partitions: engine.partitions,
-        data_dir: None,
-    };
-    let store: Arc<dyn fate_computing::TableStore> = match &engine.storage {
+fn open_store(data_dir: &Path, engine: &EngineArgs) -> Result<Arc<dyn fate_computing::TableStore>> {
+    Ok(match &engine.storage {
         None => fate_computing::RedbStore::open(&data_dir.join("tables"))
             .context("cannot open table storage")?,
         Some(uri) => {
@@ -127,36 +122,274 @@ fn open_computing(data_dir: &Path, engine: &EngineArgs, cores: usize) -> Result<
             tracing::info!(storage = %shown, "Tables are stored under the storage URI.");
             store
         }
+    })
+}
+
+/// The node's engines: its default computing (`--computing-engine`) and what jobs may ask for
+/// per party ([`NodeEngines`]). Every engine shares the one table store, so a table one engine
+/// wrote reads back equal on another.
+fn open_computing(
+    data_dir: &Path,
+    engine: &EngineArgs,
+    cores: usize,
+) -> Result<(Computing, Arc<NodeEngines>)> {
+    let cfg = ComputingConfig {
+        cores,
+        default_partitions: engine.partitions,
+        data_dir: None,
     };
-    // The only place that names a concrete computing engine.
-    let kernels: Option<Arc<dyn fate_computing::Engine>> = match engine.computing_engine {
-        ComputingEngine::Local => None,
-        ComputingEngine::Encoded => {
-            let encoded = fate_computing::EncodedEngine::new(kernel_registry()?, cores)
-                .context("cannot start the encoded engine")?;
-            Some(encoded)
-        }
-        ComputingEngine::Spark => {
-            let url = engine.spark_connect.as_deref().context(
-                "--computing-engine spark needs --spark-connect sc://host:port (node.yaml `spark_connect`)",
-            )?;
-            let executor = match &engine.spark_executor {
+    let store = open_store(data_dir, engine)?;
+    let local = Computing::with_store_on(cfg.clone(), store.clone(), None)
+        .context("cannot start the computing engine")?;
+    let spark = match &engine.spark_connect {
+        Some(url) => Some(SparkSetup {
+            url: url.clone(),
+            executor: match &engine.spark_executor {
                 Some(path) => fate_computing_spark::ExecutorSource::Installed(path.clone()),
                 None => fate_computing_spark::ExecutorSource::Upload(
                     std::env::current_exe()
                         .context("cannot find this fate binary to upload to Spark")?,
                 ),
+            },
+            shared: std::sync::Mutex::new(None),
+        }),
+        None => None,
+    };
+    let mut engines = NodeEngines {
+        cfg,
+        store,
+        local: local.clone(),
+        default: local,
+        default_engine: engine.computing_engine,
+        spark,
+    };
+    // The only place that names a concrete computing engine.
+    engines.default = match engine.computing_engine {
+        ComputingEngine::Local => engines.local.clone(),
+        ComputingEngine::Encoded => {
+            let encoded = fate_computing::EncodedEngine::new(kernel_registry()?, cores)
+                .context("cannot start the encoded engine")?;
+            Computing::with_store_on(engines.cfg.clone(), engines.store.clone(), Some(encoded))
+                .context("cannot start the computing engine")?
+        }
+        ComputingEngine::Spark => {
+            let Some(setup) = &engines.spark else {
+                bail!(
+                    "--computing-engine spark needs --spark-connect sc://host:port (node.yaml `spark_connect`)"
+                );
             };
-            let config = fate_computing_spark::SparkEngineConfig::new(url, executor);
-            let spark = fate_computing_spark::SparkEngine::connect(config, kernel_registry()?)
+            let url = setup.url.clone();
+            let c = engines
+                .shared_spark()
+                .map_err(anyhow::Error::msg)
                 .with_context(|| {
                     format!("cannot start the Spark engine at {url} (--spark-connect)")
                 })?;
             tracing::info!(spark = %url, "Tables are computed on Spark.");
-            Some(spark)
+            c
         }
     };
-    Computing::with_store_on(cfg, store, kernels).context("cannot start the computing engine")
+    Ok((engines.default.clone(), Arc::new(engines)))
+}
+
+/// A node's Spark Connect server, connected on first use.
+struct SparkSetup {
+    url: String,
+    executor: fate_computing_spark::ExecutorSource,
+    /// The node's Spark session, one for every job without session settings of its own.
+    shared: std::sync::Mutex<Option<(Arc<fate_computing_spark::SparkEngine>, Computing)>>,
+}
+
+/// Session settings fate-rs's Spark engine sets itself; a job may not change them.
+const ENGINE_OWNED_SPARK_CONF: [&str; 1] = ["spark.sql.chunkBase64String.enabled"];
+
+/// The engines a node runs jobs on: the local engine always, its default engine, and its Spark
+/// engine when a Spark Connect server is configured (connected at start when it is the
+/// default, else at the first job that asks for SPARK). A job picks per party with
+/// `computing_engine` (fate-dag's `engines`).
+///
+/// `spark_run` / `engine_run` on Spark: Spark Connect fixes the cluster (`master`, executors,
+/// their cores and memory) when its server starts, and a session can change only runtime SQL
+/// settings. So entries Spark says a session may set (`spark.conf.isModifiable`, the
+/// `spark.sql.*` runtime confs) are applied to a Spark session of the job's own, opened for it
+/// and released when its run ends (session settings are per session: two jobs sharing the
+/// node's session would see each other's); every other entry (`num-executors`,
+/// `executor-memory`, `master`, static SQL confs) is accepted only when the server has no
+/// value for it or the same value, and refused naming the field when it has another. A job
+/// that expects a cluster it will not get fails at submit, and FATE's usual
+/// `num-executors`/`executor-cores` lines, which a Spark Connect server without those
+/// properties cannot contradict, do not stop a FATE job from running unchanged.
+pub struct NodeEngines {
+    cfg: ComputingConfig,
+    store: Arc<dyn fate_computing::TableStore>,
+    local: Computing,
+    default: Computing,
+    default_engine: ComputingEngine,
+    spark: Option<SparkSetup>,
+}
+
+impl NodeEngines {
+    fn connect_spark(
+        &self,
+        conf: Vec<(String, String)>,
+    ) -> Result<(Arc<fate_computing_spark::SparkEngine>, Computing), String> {
+        let setup = self
+            .spark
+            .as_ref()
+            .ok_or("this node has no Spark Connect server")?;
+        let mut config =
+            fate_computing_spark::SparkEngineConfig::new(&setup.url, setup.executor.clone());
+        config.conf = conf;
+        let registry = kernel_registry().map_err(|e| format!("{e:#}"))?;
+        let spark = fate_computing_spark::SparkEngine::connect(config, registry)
+            .map_err(|e| e.to_string())?;
+        let engine: Arc<dyn fate_computing::Engine> = spark.clone();
+        let computing =
+            Computing::with_store_on(self.cfg.clone(), self.store.clone(), Some(engine))
+                .map_err(|e| e.to_string())?;
+        Ok((spark, computing))
+    }
+
+    /// The node's shared Spark session, connecting it if it is not yet.
+    fn shared_spark(&self) -> Result<Computing, String> {
+        Ok(self.shared_spark_engine()?.1)
+    }
+
+    fn shared_spark_engine(
+        &self,
+    ) -> Result<(Arc<fate_computing_spark::SparkEngine>, Computing), String> {
+        let setup = self
+            .spark
+            .as_ref()
+            .ok_or("this node has no Spark Connect server")?;
+        let mut shared = setup.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = shared.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = self.connect_spark(Vec::new())?;
+        *shared = Some(s.clone());
+        Ok(s)
+    }
+
+    /// The engine a party runs on: the job's `computing_engine`, else the node's default.
+    fn wants_spark(&self, settings: &fate_dag::EngineSettings) -> bool {
+        match &settings.computing_engine {
+            Some(c) => c.value == fate_dag::ComputingEngine::Spark,
+            None => self.default_engine == ComputingEngine::Spark,
+        }
+    }
+
+    /// The job's Spark session settings (the entries a session may set), after checking the
+    /// others against the server.
+    fn session_conf(
+        &self,
+        spark: &fate_computing_spark::SparkEngine,
+        run: &fate_dag::SparkRun,
+    ) -> Result<Vec<(String, String)>, EngineRefusal> {
+        let props: Vec<(&str, &fate_dag::Setting<String>)> = run.properties().collect();
+        if let Some((k, s)) = props
+            .iter()
+            .find(|(k, _)| ENGINE_OWNED_SPARK_CONF.contains(k))
+        {
+            return Err(EngineRefusal {
+                field: s.field.clone(),
+                message: format!("{k} is set by fate-rs's Spark engine itself"),
+            });
+        }
+        let keys: Vec<String> = props.iter().map(|(k, _)| k.to_string()).collect();
+        let answers = spark.session_conf(&keys).map_err(|e| EngineRefusal {
+            field: props
+                .first()
+                .map(|(_, s)| s.field.clone())
+                .unwrap_or_default(),
+            message: format!("cannot ask Spark Connect about the Spark settings: {e}"),
+        })?;
+        let mut conf = Vec::new();
+        for ((key, setting), (modifiable, server)) in props.iter().zip(answers) {
+            if modifiable {
+                conf.push((key.to_string(), setting.value.clone()));
+                continue;
+            }
+            if let Some(server) = server
+                && !server.trim().eq_ignore_ascii_case(&setting.value)
+            {
+                return Err(EngineRefusal {
+                    field: setting.field.clone(),
+                    message: format!(
+                        "{key} is fixed by the Spark cluster behind Spark Connect (its server \
+                         has {server}, the job asks for {}); a session cannot change it: \
+                         remove the entry or ask for {server}",
+                        setting.value
+                    ),
+                });
+            }
+        }
+        Ok(conf)
+    }
+}
+
+use fate_scheduler::{EngineRefusal, JobEngines};
+
+impl JobEngines for NodeEngines {
+    fn check(
+        &self,
+        _party: &fate_types::Party,
+        settings: &fate_dag::EngineSettings,
+    ) -> Result<(), EngineRefusal> {
+        if !self.wants_spark(settings) {
+            // Engine-specific run settings of another engine are ignored, as FATE does.
+            return Ok(());
+        }
+        let field = settings
+            .computing_engine
+            .as_ref()
+            .map(|c| c.field.clone())
+            .unwrap_or_default();
+        let Some(setup) = &self.spark else {
+            return Err(EngineRefusal {
+                field,
+                message: "SPARK needs a Spark Connect server, and this node has none \
+                          configured (--spark-connect / node.yaml spark_connect)"
+                    .into(),
+            });
+        };
+        let (spark, _) = self.shared_spark_engine().map_err(|e| EngineRefusal {
+            field: field.clone(),
+            message: format!("cannot reach the Spark Connect server {}: {e}", setup.url),
+        })?;
+        if let Some(run) = &settings.spark_run {
+            self.session_conf(&spark, run)?;
+        }
+        Ok(())
+    }
+
+    fn open(
+        &self,
+        job_id: &str,
+        party: &fate_types::Party,
+        settings: &fate_dag::EngineSettings,
+    ) -> Result<Computing, String> {
+        match &settings.computing_engine {
+            None if !self.wants_spark(settings) => return Ok(self.default.clone()),
+            Some(c) if c.value == fate_dag::ComputingEngine::Standalone => {
+                return Ok(self.local.clone());
+            }
+            _ => {}
+        }
+        let (spark, shared) = self.shared_spark_engine()?;
+        let conf = match &settings.spark_run {
+            Some(run) => self
+                .session_conf(&spark, run)
+                .map_err(|r| format!("{}: {}", r.field, r.message))?,
+            None => Vec::new(),
+        };
+        if conf.is_empty() {
+            return Ok(shared);
+        }
+        tracing::info!(job_id, party = %party, settings = conf.len(),
+            "The job's Spark settings get a Spark session of their own.");
+        Ok(self.connect_spark(conf)?.1)
+    }
 }
 
 /// Every kernel of the components, by name: what an engine outside this process runs.
@@ -211,7 +444,7 @@ pub async fn build_scheduler_with(
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let computing = open_computing(data_dir, engine, cores)?;
+    let (computing, engines) = open_computing(data_dir, engine, cores)?;
     let store = MetaStore::open_sqlite(&data_dir.join("fate_flow.sqlite"))
         .await
         .context("cannot open the metadata store")?;
@@ -229,6 +462,7 @@ pub async fn build_scheduler_with(
             federation,
             site,
             data_roots,
+            engines: Some(engines),
         },
     )
     .await?;

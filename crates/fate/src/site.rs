@@ -10,7 +10,7 @@ use fate_federation_grpc::{
     CommandHandler, Commands, GrpcTransport, Router, RouterConfig, Routes, TlsConfig,
     TransportConfig, certs,
 };
-use fate_scheduler::{Partners, Site};
+use fate_scheduler::{PartnerError, Partners, Site};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -280,18 +280,42 @@ impl Partners for RelayPartners {
         body: &Value,
         timeout: Duration,
     ) -> Result<Value, String> {
-        let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-        let reply = self.transport.call(job_id, party_id, path, body, timeout)?;
+        self.call_coded(job_id, party_id, path, body, timeout)
+            .map_err(|e| e.message)
+    }
+
+    fn call_coded(
+        &self,
+        job_id: &str,
+        party_id: &str,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, PartnerError> {
+        let uncoded = |message: String| PartnerError {
+            message,
+            code: None,
+        };
+        let body = serde_json::to_vec(body).map_err(|e| uncoded(e.to_string()))?;
+        let reply = self
+            .transport
+            .call(job_id, party_id, path, body, timeout)
+            .map_err(uncoded)?;
         let v: Value = serde_json::from_slice(&reply).map_err(|e| {
-            format!("the node of party {party_id} answered {path} with unreadable JSON: {e}")
+            uncoded(format!(
+                "the node of party {party_id} answered {path} with unreadable JSON: {e}"
+            ))
         })?;
         match v.get("code").and_then(Value::as_i64) {
             Some(0) => Ok(v.get("data").cloned().unwrap_or(Value::Null)),
-            code => Err(format!(
-                "the node of party {party_id} refused {path}: {} (code {})",
-                v.get("message").and_then(Value::as_str).unwrap_or(""),
-                code.map(|c| c.to_string()).unwrap_or_else(|| "none".into())
-            )),
+            code => Err(PartnerError {
+                message: format!(
+                    "the node of party {party_id} refused {path}: {} (code {})",
+                    v.get("message").and_then(Value::as_str).unwrap_or(""),
+                    code.map(|c| c.to_string()).unwrap_or_else(|| "none".into())
+                ),
+                code,
+            }),
         }
     }
 }

@@ -704,6 +704,101 @@ fn jobs_on_spark_give_the_local_engines_numbers() {
     assert!(spark.succeeded_jobs() > after_toy);
 }
 
+/// Per-job engines on one node that has the local engine and a Spark Connect server: breast
+/// PSI + CoordinatedLR with `computing_engine: STANDALONE` runs no Spark job at all, and the
+/// same DAG with the guest on SPARK (a session setting of its own, and a cluster setting equal
+/// to the server's) gives the same metrics to 1e-6 while Spark's REST API shows jobs; a
+/// `spark_run` contradicting the cluster is refused at submit naming the party and the field.
+#[test]
+fn a_job_picks_each_partys_engine_on_a_node_with_spark() {
+    let spark = spark_server::spark();
+    let dir = tempfile::tempdir().unwrap();
+    let url = spark.url();
+    let node = NodeProcess::start_with(
+        dir.path(),
+        &[
+            "--spark-connect",
+            &url,
+            "--spark-executor",
+            env!("CARGO_BIN_EXE_fate"),
+        ],
+    );
+    for side in ["guest", "host"] {
+        let conf = repo().join(format!("examples/upload/breast_hetero_{side}.json"));
+        let out = run_ok(&["data", "upload", "-c", conf.to_str().unwrap()], &node.url);
+        assert!(out.contains("569 rows"), "{out}");
+    }
+    let yaml = std::fs::read_to_string(repo().join("examples/pipeline/breast_psi_lr.yaml"))
+        .unwrap()
+        .replace("dag:\n", "dag:\n  conf: {computing_engine: STANDALONE}\n");
+    let with_guest_conf = |conf: &str| {
+        let text = yaml.replace(
+            "    guest_9999:\n",
+            &format!("    guest_9999:\n      conf: {conf}\n"),
+        );
+        let path = dir.path().join("dag.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let submit = |dag: &Path| {
+        fate()
+            .args(["job", "submit", "--wait", "--json", "-c"])
+            .arg(dag)
+            .args(["--api", &node.url])
+            .output()
+            .unwrap()
+    };
+    let before = spark.succeeded_jobs();
+    let local = submit(&with_guest_conf("{}"));
+    let want = metrics_of(&String::from_utf8_lossy(&local.stdout));
+    assert!(want.keys().any(|k| k.contains("auc")), "{want:?}");
+    assert_eq!(
+        spark.succeeded_jobs(),
+        before,
+        "parties on STANDALONE ran Spark jobs"
+    );
+
+    let mixed = submit(&with_guest_conf(
+        "{computing_engine: SPARK, engine_run: {master: 'local[2,4]', \
+         conf: {spark.sql.shuffle.partitions: 3}}}",
+    ));
+    let got = metrics_of(&String::from_utf8_lossy(&mixed.stdout));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (k, w) in &want {
+        assert!(
+            (got[k] - w).abs() <= 1e-6,
+            "{k}: guest on spark {} local {w}",
+            got[k]
+        );
+    }
+    let after = spark.succeeded_jobs();
+    assert!(
+        after > before,
+        "the guest ran no Spark job: {before} -> {after}"
+    );
+
+    let refused = submit(&with_guest_conf(
+        "{computing_engine: spark, engine_run: {master: yarn}}",
+    ));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{text}");
+    for words in [
+        "dag.party_tasks.guest_9999.conf.engine_run.master",
+        "(party guest 9999)",
+        "fixed by the Spark cluster",
+    ] {
+        assert!(text.contains(words), "{words:?} not in {text}");
+    }
+    assert_eq!(spark.succeeded_jobs(), after);
+}
+
 /// Starts `fate standalone` on `data_dir` with `extra` options, waits for the line naming its
 /// API, stops it and returns (that line, its stderr).
 fn standalone_briefly(data_dir: &Path, extra: &[&str]) -> (String, String) {

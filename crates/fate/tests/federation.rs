@@ -41,6 +41,41 @@ fn toy_runs_across_processes_in_direct_mode() {
         }
     }
     assert_eq!(job_of(&d, "10000", &job_id)["status"], before["status"]);
+
+    // A FATE 1.x job asking for SPARK at the host, whose node has no Spark Connect server:
+    // the host refuses it when the initiator creates it there, the submit fails naming the
+    // host and the field, and the job exists at neither node.
+    let refused: Value = ureq::post(&format!("{}/v1/job/submit", d.api("9999")))
+        .send_json(serde_json::json!({
+            "dsl": {"components": {"secure_add_0": {"module": "SecureAddExample"}}},
+            "runtime_conf": {
+                "dsl_version": 2,
+                "initiator": {"role": "guest", "party_id": 9999},
+                "role": {"guest": [9999], "host": [10000]},
+                "job_parameters": {"common": {"computing_engine": "STANDALONE"},
+                                   "role": {"host": {"0": {"computing_engine": "SPARK"}}}},
+            }
+        }))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let msg = refused["retmsg"].as_str().unwrap_or_default();
+    assert_ne!(refused["retcode"], 0, "{refused}");
+    for words in [
+        "party 10000",
+        "dag.party_tasks.host_10000.conf.computing_engine",
+        "(party host 10000)",
+        "has none configured",
+    ] {
+        assert!(msg.contains(words), "{words:?} not in {msg}");
+    }
+    for party in ["9999", "10000"] {
+        assert_eq!(
+            latest_job_id(&d, party).as_deref(),
+            Some(job_id.as_str()),
+            "a refused job was left at {party}"
+        );
+    }
 }
 
 #[test]

@@ -79,6 +79,7 @@ pub(super) async fn hostile_node(root: &Path, site: Option<Site>) -> Hostile {
                 FILE_LIMIT,
             )
             .unwrap(),
+            engines: None,
         },
     )
     .await
