@@ -675,9 +675,9 @@ fn vhosts(mng_port: u16) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_brokers() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// Nodes of 9999 and 10000 whose data frames go through the shared brokers a and b (the
+/// route table's directory lives as long as the deployment).
+fn rabbitmq_deployment() -> (tempfile::TempDir, Deployment) {
     let (a, b) = rabbitmq_broker::brokers();
     let tables = tempfile::tempdir().unwrap();
     let table = tables.path().join("rabbitmq_route_table.yaml");
@@ -699,6 +699,44 @@ fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_broker
             table.to_str().unwrap(),
         ],
     );
+    (tables, d)
+}
+
+/// Submits `examples/pipeline/{pipeline}.yaml` at 9999, waits for it and checks the AUC and
+/// KS that `fate job submit --wait --json` prints.
+fn assert_pipeline_metrics(d: &Deployment, pipeline: &str, want_auc: f64, want_ks: f64) {
+    let dag = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../examples/pipeline/{pipeline}.yaml"));
+    let out = fate()
+        .args(["job", "submit", "--wait", "--json", "-c"])
+        .arg(&dag)
+        .args(["--api", &d.api("9999")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{pipeline}: {}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "success", "{pipeline}: {v}");
+    let metric = |name: &str| {
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == name)
+            .and_then(|m| m["value"].as_f64())
+            .unwrap_or_else(|| panic!("{pipeline}: no {name}: {v}"))
+    };
+    let (auc, ks) = (metric("auc"), metric("ks"));
+    assert!(
+        (auc - want_auc).abs() <= 1e-6 && (ks - want_ks).abs() <= 1e-6,
+        "{pipeline}: auc {auc} ks {ks}, the gRPC run gives {want_auc} {want_ks}"
+    );
+}
+
+#[test]
+fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_brokers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = rabbitmq_broker::brokers();
+    let (_tables, d) = rabbitmq_deployment();
     let node_yaml = std::fs::read_to_string(d.node_config("9999")).unwrap();
     assert!(node_yaml.contains("federation: rabbitmq"), "{node_yaml}");
     let job_id = d.toy_ok("9999", "10000");
@@ -726,4 +764,9 @@ fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_broker
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // FATE's breast PSI + CoordinatedLR through the brokers: the gRPC run's AUC and KS (as
+    // `jobs_with_only_the_guest_on_spark` and cli.rs have them).
+    upload(&d, "9999", "breast_hetero_guest.json");
+    upload(&d, "10000", "breast_hetero_host.json");
+    assert_pipeline_metrics(&d, "breast_psi_lr", 0.994411, 0.936909);
 }
