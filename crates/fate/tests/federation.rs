@@ -770,3 +770,58 @@ fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_broker
     upload(&d, "10000", "breast_hetero_host.json");
     assert_pipeline_metrics(&d, "breast_psi_lr", 0.994411, 0.936909);
 }
+
+/// The broker of the host stopped mid-job (cleanly, as an operator restarts it) and started
+/// again on the same directory and ports 20 s later: durable queues keep the frames, the
+/// federation links, consumers and publishers reconnect, and the job succeeds at both parties.
+#[test]
+fn a_rabbitmq_broker_down_for_20_s_mid_job_heals_without_failing_the_job() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, b) = rabbitmq_broker::brokers();
+    let (_tables, d) = rabbitmq_deployment();
+    // A toy big enough to be running when the broker of 10000 stops.
+    let mut toy = {
+        let mut c = fate();
+        c.args(["toy", "--json", "--timeout", "300", "--guest", "9999"])
+            .args(["--host", "10000", "--data-num", "2000000", "--api"])
+            .arg(d.api("9999"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job_id = loop {
+        if let Some(id) = latest_job_id(&d, "10000")
+            && job_of(&d, "10000", &id)["status"] == "running"
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the job never ran at 10000");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    b.stop();
+    std::thread::sleep(Duration::from_secs(20));
+    // The outage was mid-job: neither party has ended it while the broker was down.
+    if toy.try_wait().unwrap().is_some() {
+        let out = toy.wait_with_output().unwrap();
+        panic!("the toy ended during the outage: {}", text(&out));
+    }
+    for party in ["9999", "10000"] {
+        let job = job_of(&d, party, &job_id);
+        assert_eq!(
+            job["status"], "running",
+            "at {party} during the outage: {job}"
+        );
+    }
+    b.start_again();
+    let out = toy.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the toy failed across the outage: {}",
+        text(&out)
+    );
+    for party in ["9999", "10000"] {
+        let job = wait_end(&d, party, &job_id);
+        assert_eq!(job["status"], "success", "at {party}: {job}");
+    }
+}
