@@ -740,12 +740,17 @@ fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_broker
     let node_yaml = std::fs::read_to_string(d.node_config("9999")).unwrap();
     assert!(node_yaml.contains("federation: rabbitmq"), "{node_yaml}");
     let job_id = d.toy_ok("9999", "10000");
-    // Both parties' brokers carried the job's sessions.
+    // Both parties' brokers carried the job's sessions (the broker writes its log file a
+    // moment after the login: wait for the line).
     for (name, broker) in [("a (9999)", a), ("b (10000)", b)] {
-        assert!(
-            broker_served_job(broker, &job_id),
-            "broker {name} logged no session of job {job_id}"
-        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !broker_served_job(broker, &job_id) {
+            assert!(
+                Instant::now() < deadline,
+                "broker {name} logged no session of job {job_id}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     // The job's end cleans its sessions up on both brokers.
     let deadline = Instant::now() + Duration::from_secs(30);
