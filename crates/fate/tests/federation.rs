@@ -736,7 +736,7 @@ fn assert_pipeline_metrics(d: &Deployment, pipeline: &str, want_auc: f64, want_k
 fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_brokers() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (a, b) = rabbitmq_broker::brokers();
-    let (_tables, d) = rabbitmq_deployment();
+    let (tables, d) = rabbitmq_deployment();
     let node_yaml = std::fs::read_to_string(d.node_config("9999")).unwrap();
     assert!(node_yaml.contains("federation: rabbitmq"), "{node_yaml}");
     let job_id = d.toy_ok("9999", "10000");
@@ -769,6 +769,63 @@ fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_broker
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // `fate doctor` checks both brokers (AMQP and management API) and the own broker's admin
+    // login, a row each naming the party.
+    let (ok, report) = d.doctor("9999", &[]);
+    assert!(ok, "{report}");
+    let rows = report["checks"].as_array().unwrap();
+    let row = |hop: &str| {
+        rows.iter()
+            .find(|c| c["hop"] == hop)
+            .unwrap_or_else(|| panic!("no row {hop}: {report}"))
+            .clone()
+    };
+    for hop in [
+        "rabbitmq AMQP of own party 9999",
+        "rabbitmq management of own party 9999",
+        "rabbitmq admin login of party 9999",
+        "rabbitmq AMQP of party 10000",
+        "rabbitmq management of party 10000",
+    ] {
+        assert_eq!(row(hop)["ok"], true, "{hop}: {report}");
+    }
+    assert!(
+        row("rabbitmq AMQP of party 10000")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("RabbitMQ"),
+        "{report}"
+    );
+    assert_eq!(
+        row("rabbitmq AMQP of party 10000")["target"],
+        format!("127.0.0.1:{}", b.amqp_port)
+    );
+    // A wrong admin password of the own broker: that row alone fails, naming the party and
+    // the field.
+    let table = tables.path().join("rabbitmq_route_table.yaml");
+    let original = std::fs::read_to_string(&table).unwrap();
+    let wrong = original.replacen("password: guest", "password: wrong", 1);
+    assert_ne!(wrong, original);
+    std::fs::write(&table, &wrong).unwrap();
+    let (ok, report) = d.doctor("9999", &[]);
+    std::fs::write(&table, &original).unwrap();
+    assert!(!ok, "{report}");
+    assert_eq!(report["failed"], 1, "{report}");
+    let rows = report["checks"].as_array().unwrap();
+    let failed = rows.iter().find(|c| c["ok"] == false).unwrap();
+    assert_eq!(
+        failed["hop"], "rabbitmq admin login of party 9999",
+        "{report}"
+    );
+    assert_eq!(failed["kind"], "credentials", "{report}");
+    let detail = failed["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("party 9999")
+            && detail.contains("`password`")
+            && detail.contains(&format!("127.0.0.1:{}", a.mng_port)),
+        "{detail}"
+    );
+
     // FATE's breast PSI + CoordinatedLR through the brokers: the gRPC run's AUC and KS (as
     // `jobs_with_only_the_guest_on_spark` and cli.rs have them).
     upload(&d, "9999", "breast_hetero_guest.json");
