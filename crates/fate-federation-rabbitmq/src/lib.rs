@@ -37,6 +37,7 @@
 //! into frames of the negotiated `frame_max`, so a slice always fits.
 
 mod mgmt;
+pub mod probe;
 pub mod route;
 mod transport;
 

@@ -164,6 +164,35 @@ impl Management {
         self.call("GET", "/overview", None).map(drop)
     }
 
+    /// `GET /api/whoami`: logs in and checks the user may create vhosts and users (the
+    /// `administrator` tag); returns the user and its tags.
+    pub fn check_admin(&self) -> Result<String, RabbitError> {
+        let me = self.call("GET", "/whoami", None)?;
+        let name = me.get("name").and_then(Value::as_str).unwrap_or("?");
+        // 3.10 lists the tags as an array; older brokers as a comma-separated string.
+        let tags: Vec<String> = match me.get("tags") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect(),
+            Some(Value::String(s)) => s.split(',').map(|t| t.trim().to_string()).collect(),
+            _ => Vec::new(),
+        };
+        if !tags.iter().any(|t| t == "administrator") {
+            return Err(RabbitError::Route {
+                party: self.party.clone(),
+                field: "user".into(),
+                reason: format!(
+                    "user `{name}` of broker {} has tags {tags:?}, not `administrator`: it \
+                     cannot create the sessions' vhosts and users",
+                    self.addr
+                ),
+            });
+        }
+        Ok(format!("logged in as `{name}` [{}]", tags.join(",")))
+    }
+
     /// `PUT /api/vhosts/{vhost}`.
     pub fn create_vhost(&self, vhost: &str) -> Result<(), RabbitError> {
         self.put(&format!("/vhosts/{}", encode(vhost)), json!({}))

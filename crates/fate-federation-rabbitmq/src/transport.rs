@@ -66,6 +66,9 @@ pub struct RabbitConfig {
     pub prefetch: u16,
     /// Threads of the transport's runtime.
     pub worker_threads: usize,
+    /// Longest a session's setup keeps retrying while a broker is unreachable or starting
+    /// (a broker restarted while a task begins), bounded also by the call's own deadline.
+    pub setup_timeout: Duration,
 }
 
 impl RabbitConfig {
@@ -81,6 +84,7 @@ impl RabbitConfig {
             send_timeout: Duration::from_secs(300),
             prefetch: 16,
             worker_threads: 2,
+            setup_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -241,6 +245,8 @@ impl RabbitTransport {
         me: &Party,
         peer: &Party,
         on_error: &Party,
+        deadline: Instant,
+        cancel: &CancelToken,
     ) -> Result<Arc<Link>, FederationError> {
         let fail = |e: RabbitError| FederationError::transport(on_error, e.to_string());
         let id = LinkId {
@@ -298,7 +304,26 @@ impl RabbitTransport {
         };
         let mut ready = link.ready.lock();
         if !*ready {
-            self.set_up(&link).map_err(fail)?;
+            let until = deadline.min(Instant::now() + self.inner.config.setup_timeout);
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                match self.set_up(&link) {
+                    Ok(()) => break,
+                    // A broker being restarted: its setup is idempotent (PUTs), so retry it
+                    // until the broker is back rather than fail the task.
+                    Err(e)
+                        if is_transient(&e)
+                            && !cancel.is_canceled()
+                            && Instant::now() + backoff < until =>
+                    {
+                        tracing::warn!(session, %me, %peer, error = %e,
+                            "Cannot set up the session on its broker yet; retrying.");
+                        std::thread::sleep(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(2));
+                    }
+                    Err(e) => return Err(fail(e)),
+                }
+            }
             *ready = true;
         }
         drop(ready);
@@ -406,6 +431,38 @@ impl RabbitTransport {
                 }
             }
         }
+    }
+}
+
+/// Whether a setup error may go away by itself: the broker or its management API cannot be
+/// reached, or answers that it is starting or stopping. A refused login, a missing plugin or
+/// a bad route-table entry is not.
+fn is_transient(e: &RabbitError) -> bool {
+    match e {
+        RabbitError::Route { field, reason, .. } => {
+            field == "mng_port" && reason.contains("unreachable")
+        }
+        RabbitError::Broker { reason, .. } => {
+            let r = reason.to_ascii_lowercase();
+            [
+                "http 500",
+                "http 502",
+                "http 503",
+                "connect:",
+                "io error",
+                "refused",
+                "reset",
+                "broken pipe",
+                "is down",
+                "not_allowed",
+                "shutdown",
+            ]
+            .iter()
+            .any(|t| r.contains(t))
+                && !r.contains("access_refused")
+                && !r.contains("no consumer on")
+        }
+        RabbitError::Config(_) => false,
     }
 }
 
@@ -609,6 +666,13 @@ impl Consumer {
                     return;
                 }
                 match next {
+                    // A connection that died without ending the stream (the broker
+                    // restarted): reconnect rather than wait on it for ever.
+                    Err(_) if !connection.status().connected() => {
+                        tracing::warn!(queue = %self.queue, broker = %self.addr,
+                            "Connection to the broker lost; reconnecting.");
+                        break;
+                    }
                     Err(_) => continue,
                     Ok(None) => break,
                     Ok(Some(Err(e))) => {
@@ -717,8 +781,15 @@ impl Transport for RabbitTransport {
                 ),
             ));
         }
-        let link = self.link(&key.session_id, &key.src, &key.dst, &key.dst)?;
         let deadline = Instant::now() + self.inner.config.send_timeout;
+        let link = self.link(
+            &key.session_id,
+            &key.src,
+            &key.dst,
+            &key.dst,
+            deadline,
+            cancel,
+        )?;
         // A moment past the publish's own deadline, so that its error (naming the broker)
         // arrives rather than a bare timeout.
         self.block(
@@ -744,7 +815,14 @@ impl Transport for RabbitTransport {
                 ),
             ));
         }
-        self.link(&key.session_id, &key.dst, &key.src, &key.src)?;
+        self.link(
+            &key.session_id,
+            &key.dst,
+            &key.src,
+            &key.src,
+            deadline,
+            cancel,
+        )?;
         self.inner.mailbox.recv(key, deadline, cancel)
     }
 

@@ -578,12 +578,76 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+/// `federation: rabbitmq`: every broker of the route table (its AMQP listener and management
+/// API) and the admin login of the brokers of this node's parties, one row each.
+fn rabbitmq_checks(
+    config: &NodeConfig,
+    base: &Path,
+    checks: &mut Vec<(String, String, Result<String, String>)>,
+) {
+    use fate_federation_rabbitmq::{Management, RouteTable, probe};
+    let file = base.join(
+        config
+            .rabbitmq_route_table
+            .as_ref()
+            .expect("checked when the configuration was loaded"),
+    );
+    let routes = match RouteTable::load(&file) {
+        Ok(routes) => routes,
+        Err(e) => {
+            checks.push((
+                "rabbitmq route table".into(),
+                file.display().to_string(),
+                Err(e.to_string()),
+            ));
+            return;
+        }
+    };
+    let mine = |p: &str| config.party_ids.iter().any(|m| m == p);
+    // The node's own parties first: without their brokers nothing federates.
+    let mut parties: Vec<&str> = routes.parties().collect();
+    parties.sort_by_key(|p| !mine(p));
+    for party in &config.party_ids {
+        if let Err(e) = routes.broker(party) {
+            checks.push((
+                format!("rabbitmq broker of party {party}"),
+                "-".into(),
+                Err(e.to_string()),
+            ));
+        }
+    }
+    for party in parties {
+        let broker = routes.broker(party).expect("listed by the table");
+        let whose = if mine(party) { "own " } else { "" };
+        checks.push((
+            format!("rabbitmq AMQP of {whose}party {party}"),
+            broker.amqp_addr(),
+            probe::amqp(party, broker).map_err(|e| e.to_string()),
+        ));
+        checks.push((
+            format!("rabbitmq management of {whose}party {party}"),
+            broker.mng_addr(),
+            probe::management(party, broker).map_err(|e| e.to_string()),
+        ));
+        if mine(party) {
+            let login = Management::new(party, broker).and_then(|m| m.check_admin());
+            checks.push((
+                format!("rabbitmq admin login of party {party}"),
+                broker.mng_addr(),
+                login.map_err(|e| e.to_string()),
+            ));
+        }
+    }
+}
+
 /// The kind of failure an error text shows.
 pub fn classify(error: &str) -> &'static str {
     let e = error.to_ascii_lowercase();
     if e.contains("no route") || e.contains("no default entry") || e.contains("default not allowed")
     {
         "missing route"
+    } else if e.contains("refused the login") || e.contains("http 401") {
+        "credentials"
     } else if e.contains("does not back") || e.contains("permission") {
         "permission"
     } else if e.contains("certificate") || e.contains("tls") || e.contains("handshake") {
@@ -677,6 +741,9 @@ pub fn doctor(args: DoctorArgs) -> Result<()> {
             format!("fateflow:{peer}"),
             ping(peer),
         ));
+    }
+    if config.federation == FederationEngine::Rabbitmq {
+        rabbitmq_checks(&config, &base, &mut checks);
     }
     let failed = checks.iter().filter(|c| c.2.is_err()).count();
     if args.json {

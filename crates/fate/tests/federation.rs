@@ -710,9 +710,9 @@ fn vhosts(mng_port: u16) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_brokers() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// Nodes of 9999 and 10000 whose data frames go through the shared brokers a and b (the
+/// route table's directory lives as long as the deployment).
+fn rabbitmq_deployment() -> (tempfile::TempDir, Deployment) {
     let (a, b) = rabbitmq_broker::brokers();
     let tables = tempfile::tempdir().unwrap();
     let table = tables.path().join("rabbitmq_route_table.yaml");
@@ -734,15 +734,58 @@ fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_broker
             table.to_str().unwrap(),
         ],
     );
+    (tables, d)
+}
+
+/// Submits `examples/pipeline/{pipeline}.yaml` at 9999, waits for it and checks the AUC and
+/// KS that `fate job submit --wait --json` prints.
+fn assert_pipeline_metrics(d: &Deployment, pipeline: &str, want_auc: f64, want_ks: f64) {
+    let dag = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../examples/pipeline/{pipeline}.yaml"));
+    let out = fate()
+        .args(["job", "submit", "--wait", "--json", "-c"])
+        .arg(&dag)
+        .args(["--api", &d.api("9999")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{pipeline}: {}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"], "success", "{pipeline}: {v}");
+    let metric = |name: &str| {
+        v["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["metric"] == name)
+            .and_then(|m| m["value"].as_f64())
+            .unwrap_or_else(|| panic!("{pipeline}: no {name}: {v}"))
+    };
+    let (auc, ks) = (metric("auc"), metric("ks"));
+    assert!(
+        (auc - want_auc).abs() <= 1e-6 && (ks - want_ks).abs() <= 1e-6,
+        "{pipeline}: auc {auc} ks {ks}, the gRPC run gives {want_auc} {want_ks}"
+    );
+}
+
+#[test]
+fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_brokers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = rabbitmq_broker::brokers();
+    let (tables, d) = rabbitmq_deployment();
     let node_yaml = std::fs::read_to_string(d.node_config("9999")).unwrap();
     assert!(node_yaml.contains("federation: rabbitmq"), "{node_yaml}");
     let job_id = d.toy_ok("9999", "10000");
-    // Both parties' brokers carried the job's sessions.
+    // Both parties' brokers carried the job's sessions (the broker writes its log file a
+    // moment after the login: wait for the line).
     for (name, broker) in [("a (9999)", a), ("b (10000)", b)] {
-        assert!(
-            broker_served_job(broker, &job_id),
-            "broker {name} logged no session of job {job_id}"
-        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !broker_served_job(broker, &job_id) {
+            assert!(
+                Instant::now() < deadline,
+                "broker {name} logged no session of job {job_id}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     // The job's end cleans its sessions up on both brokers.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -760,5 +803,122 @@ fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_broker
             "vhosts of job {job_id} left after it ended: {left:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
+    }
+    // `fate doctor` checks both brokers (AMQP and management API) and the own broker's admin
+    // login, a row each naming the party.
+    let (ok, report) = d.doctor("9999", &[]);
+    assert!(ok, "{report}");
+    let rows = report["checks"].as_array().unwrap();
+    let row = |hop: &str| {
+        rows.iter()
+            .find(|c| c["hop"] == hop)
+            .unwrap_or_else(|| panic!("no row {hop}: {report}"))
+            .clone()
+    };
+    for hop in [
+        "rabbitmq AMQP of own party 9999",
+        "rabbitmq management of own party 9999",
+        "rabbitmq admin login of party 9999",
+        "rabbitmq AMQP of party 10000",
+        "rabbitmq management of party 10000",
+    ] {
+        assert_eq!(row(hop)["ok"], true, "{hop}: {report}");
+    }
+    assert!(
+        row("rabbitmq AMQP of party 10000")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("RabbitMQ"),
+        "{report}"
+    );
+    assert_eq!(
+        row("rabbitmq AMQP of party 10000")["target"],
+        format!("127.0.0.1:{}", b.amqp_port)
+    );
+    // A wrong admin password of the own broker: that row alone fails, naming the party and
+    // the field.
+    let table = tables.path().join("rabbitmq_route_table.yaml");
+    let original = std::fs::read_to_string(&table).unwrap();
+    let wrong = original.replacen("password: guest", "password: wrong", 1);
+    assert_ne!(wrong, original);
+    std::fs::write(&table, &wrong).unwrap();
+    let (ok, report) = d.doctor("9999", &[]);
+    std::fs::write(&table, &original).unwrap();
+    assert!(!ok, "{report}");
+    assert_eq!(report["failed"], 1, "{report}");
+    let rows = report["checks"].as_array().unwrap();
+    let failed = rows.iter().find(|c| c["ok"] == false).unwrap();
+    assert_eq!(
+        failed["hop"], "rabbitmq admin login of party 9999",
+        "{report}"
+    );
+    assert_eq!(failed["kind"], "credentials", "{report}");
+    let detail = failed["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("party 9999")
+            && detail.contains("`password`")
+            && detail.contains(&format!("127.0.0.1:{}", a.mng_port)),
+        "{detail}"
+    );
+
+    // FATE's breast PSI + CoordinatedLR through the brokers: the gRPC run's AUC and KS (as
+    // `jobs_with_only_the_guest_on_spark` and cli.rs have them).
+    upload(&d, "9999", "breast_hetero_guest.json");
+    upload(&d, "10000", "breast_hetero_host.json");
+    assert_pipeline_metrics(&d, "breast_psi_lr", 0.994411, 0.936909);
+}
+
+/// The broker of the host stopped mid-job (cleanly, as an operator restarts it) and started
+/// again on the same directory and ports 20 s later: durable queues keep the frames, the
+/// federation links, consumers and publishers reconnect, and the job succeeds at both parties.
+#[test]
+fn a_rabbitmq_broker_down_for_20_s_mid_job_heals_without_failing_the_job() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, b) = rabbitmq_broker::brokers();
+    let (_tables, d) = rabbitmq_deployment();
+    // A toy big enough to be running when the broker of 10000 stops.
+    let mut toy = {
+        let mut c = fate();
+        c.args(["toy", "--json", "--timeout", "300", "--guest", "9999"])
+            .args(["--host", "10000", "--data-num", "2000000", "--api"])
+            .arg(d.api("9999"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job_id = loop {
+        if let Some(id) = latest_job_id(&d, "10000")
+            && job_of(&d, "10000", &id)["status"] == "running"
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the job never ran at 10000");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    b.stop();
+    std::thread::sleep(Duration::from_secs(20));
+    // The outage was mid-job: neither party has ended it while the broker was down.
+    if toy.try_wait().unwrap().is_some() {
+        let out = toy.wait_with_output().unwrap();
+        panic!("the toy ended during the outage: {}", text(&out));
+    }
+    for party in ["9999", "10000"] {
+        let job = job_of(&d, party, &job_id);
+        assert_eq!(
+            job["status"], "running",
+            "at {party} during the outage: {job}"
+        );
+    }
+    b.start_again();
+    let out = toy.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the toy failed across the outage: {}",
+        text(&out)
+    );
+    for party in ["9999", "10000"] {
+        let job = wait_end(&d, party, &job_id);
+        assert_eq!(job["status"], "success", "at {party}: {job}");
     }
 }

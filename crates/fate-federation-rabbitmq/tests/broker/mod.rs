@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct Broker {
+    name: String,
     pub amqp_port: u16,
     pub mng_port: u16,
     /// Its node name, mnesia and logs (`log/fate-<amqp_port>@localhost.log`).
@@ -88,6 +89,61 @@ fn start(name: &str) -> Broker {
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
+    let (child, stdin) = run(name, &dir, amqp_port, mng_port);
+    Broker {
+        name: name.to_string(),
+        amqp_port,
+        mng_port,
+        dir,
+        _stdin: Mutex::new(stdin),
+        _child: Mutex::new(child),
+    }
+}
+
+#[allow(dead_code)] // used by the tests of the `fate` binary
+impl Broker {
+    /// Stops the broker (SIGTERM: RabbitMQ shuts down cleanly, as an operator's restart
+    /// does) and waits until it is gone and its AMQP port is closed.
+    pub fn stop(&self) {
+        let mut child = self._child.lock().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot signal broker {}", self.name);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "broker {} did not stop",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        while std::net::TcpStream::connect(("127.0.0.1", self.amqp_port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "broker {} still listens",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("rabbitmq broker {}: stopped", self.name);
+    }
+
+    /// Starts the broker again on the same directory (its mnesia: vhosts, users, durable
+    /// queues and their messages) and ports.
+    pub fn start_again(&self) {
+        let (child, stdin) = run(&self.name, &self.dir, self.amqp_port, self.mng_port);
+        *self._child.lock().unwrap() = child;
+        // The old stdin's watcher ends with it; the broker it watched is gone already.
+        *self._stdin.lock().unwrap() = stdin;
+    }
+}
+
+/// Runs `rabbitmq.sh run` and waits until the broker is ready.
+fn run(name: &str, dir: &std::path::Path, amqp_port: u16, mng_port: u16) -> (Child, ChildStdin) {
+    let dir = dir.to_path_buf();
     let log = dir.join("run.log");
     let log_file = std::fs::File::create(&log).unwrap();
     let started = Instant::now();
@@ -146,11 +202,5 @@ fn start(name: &str) -> Broker {
     eprintln!(
         "rabbitmq broker {name}: ready in {started_in:.1?} (amqp {amqp_port}, management {mng_port})"
     );
-    Broker {
-        amqp_port,
-        mng_port,
-        dir,
-        _stdin: Mutex::new(stdin),
-        _child: Mutex::new(child),
-    }
+    (child, stdin)
 }
