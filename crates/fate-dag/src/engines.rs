@@ -60,6 +60,8 @@ pub enum FederationEngine {
     Rollsite,
     /// FATE 2.x `OSX`: the same routers.
     Osx,
+    /// FATE's `RABBITMQ` (fate-spec §2.7): data through the parties' brokers.
+    Rabbitmq,
 }
 
 /// One setting and the dotted field of the job definition it came from.
@@ -270,18 +272,20 @@ pub fn storage_engine(v: &Value, field: &str) -> Result<StorageEngine, PlanError
 }
 
 /// FATE's federation engine names, case-insensitive: `STANDALONE`, `EGGROLL`/`ROLLSITE`,
-/// `OSX`; `RABBITMQ` and `PULSAR` are refused.
+/// `OSX`, `RABBITMQ`; `PULSAR` is refused (not yet built).
 pub fn federation_engine(v: &Value, field: &str) -> Result<FederationEngine, PlanError> {
     let s = name(v, field, "federation")?;
     match s.trim().to_ascii_uppercase().as_str() {
         "STANDALONE" => Ok(FederationEngine::Standalone),
         "EGGROLL" | "ROLLSITE" => Ok(FederationEngine::Rollsite),
         "OSX" => Ok(FederationEngine::Osx),
-        "RABBITMQ" | "PULSAR" => Err(PlanError::job(
+        "RABBITMQ" => Ok(FederationEngine::Rabbitmq),
+        "PULSAR" => Err(PlanError::job(
             K::BadValue,
             field,
             format!(
-                "{} is not supported by fate-rs, use STANDALONE, EGGROLL (rollsite) or OSX",
+                "{} is not supported by fate-rs yet, use STANDALONE, EGGROLL (rollsite), OSX \
+                 or RABBITMQ",
                 s.trim().to_ascii_uppercase()
             ),
         )),
@@ -289,7 +293,7 @@ pub fn federation_engine(v: &Value, field: &str) -> Result<FederationEngine, Pla
             K::BadValue,
             field,
             format!(
-                "`{}` is not a federation engine (expected STANDALONE, EGGROLL or OSX)",
+                "`{}` is not a federation engine (expected STANDALONE, EGGROLL, OSX or RABBITMQ)",
                 shown(s)
             ),
         )),
@@ -605,6 +609,10 @@ mod tests {
         let e = err(federation_engine(&json!("pulsar"), "fe"));
         assert_eq!(e.field, "fe");
         assert!(e.message.contains("PULSAR is not supported"), "{e}");
+        assert_eq!(
+            federation_engine(&json!("RabbitMQ"), "fe").unwrap(),
+            FederationEngine::Rabbitmq
+        );
     }
 
     #[test]

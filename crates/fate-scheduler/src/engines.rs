@@ -129,20 +129,28 @@ impl Scheduler {
         }
         if let Some(f) = &settings.federation_engine {
             let site = self.inner.config.site.is_some();
+            // The node's data plane: its site router (gRPC) or its RabbitMQ broker.
+            let rabbitmq = self.inner.transport.name() == "rabbitmq";
             let ok = match f.value {
                 FederationEngine::Standalone => !site,
-                FederationEngine::Rollsite | FederationEngine::Osx => site,
+                FederationEngine::Rollsite | FederationEngine::Osx => site && !rabbitmq,
+                FederationEngine::Rabbitmq => site && rabbitmq,
             };
             if !ok {
                 return Err(EngineRefusal {
                     field: f.field.clone(),
-                    message: if site {
-                        "this node federates with other nodes through its site router \
-                         (EGGROLL/rollsite or OSX), not STANDALONE"
-                            .into()
-                    } else {
+                    message: if !site {
                         "this node runs standalone (every party in one process): use \
                          STANDALONE"
+                            .into()
+                    } else if rabbitmq {
+                        "this node federates its data through RabbitMQ (node.yaml \
+                         `federation: rabbitmq`): use RABBITMQ"
+                            .into()
+                    } else {
+                        "this node federates with other nodes through its site router \
+                         (EGGROLL/rollsite or OSX); RABBITMQ needs node.yaml \
+                         `federation: rabbitmq`"
                             .into()
                     },
                 });

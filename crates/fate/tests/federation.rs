@@ -804,6 +804,39 @@ fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_broker
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // FATE 1.x `federation_engine`: RABBITMQ is what these nodes do and runs; EGGROLL (their
+    // site routers carry only commands here) is refused at submit naming the field.
+    let submit_with = |engine: &str| -> Value {
+        ureq::post(&format!("{}/v1/job/submit", d.api("9999")))
+            .send_json(serde_json::json!({
+                "dsl": {"components": {"secure_add_0": {"module": "SecureAddExample"}}},
+                "runtime_conf": {
+                    "dsl_version": 2,
+                    "initiator": {"role": "guest", "party_id": 9999},
+                    "role": {"guest": [9999], "host": [10000]},
+                    "job_parameters": {"common": {"federation_engine": engine}},
+                }
+            }))
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    let refused = submit_with("EGGROLL");
+    assert_ne!(refused["retcode"], 0, "{refused}");
+    let msg = refused["retmsg"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("federation_engine") && msg.contains("use RABBITMQ"),
+        "{refused}"
+    );
+    let accepted = submit_with("RABBITMQ");
+    assert_eq!(accepted["retcode"], 0, "{accepted}");
+    let secure_add = accepted["jobId"]
+        .as_str()
+        .or_else(|| accepted["job_id"].as_str())
+        .unwrap_or_else(|| panic!("no job id: {accepted}"))
+        .to_string();
+    let ended = wait_end(&d, "9999", &secure_add);
+    assert_eq!(ended["status"], "success", "{ended}");
     // `fate doctor` checks both brokers (AMQP and management API) and the own broker's admin
     // login, a row each naming the party.
     let (ok, report) = d.doctor("9999", &[]);
