@@ -9,10 +9,10 @@
 #                        install, then run one standalone broker in the foreground on 127.0.0.1:
 #                        the binary protocol on <broker-port>, the admin REST on <web-port>,
 #                        metadata, bookie journal/ledgers, config and logs under <dir>; the
-#                        bookie on PULSAR_BOOKIE_PORT (default <broker-port>+1). Cluster name
+#                        bookie on a free port the broker picks. Cluster name
 #                        `standalone`, no functions worker, no stream storage, no auth (loopback
 #                        only). Prints "pulsar ready broker=<broker-port> web=<web-port>" once
-#                        /admin/v2/clusters answers. Stops on SIGTERM/SIGINT (the JVM too); with
+#                        /admin/v2/clusters lists the cluster. Stops on SIGTERM/SIGINT (the JVM too); with
 #                        PULSAR_SH_EXIT_ON_EOF=1 also when stdin closes, so a test process that
 #                        dies takes its broker with it.
 set -euo pipefail
@@ -77,7 +77,6 @@ run)
     dir="$(mkdir -p "$2" && cd "$2" && pwd)"
     broker="$3"
     web="$4"
-    bookie="${PULSAR_BOOKIE_PORT:-$((broker + 1))}"
     mkdir -p "$dir/data" "$dir/logs"
     # Broker and bookie read the same file (PulsarStandalone loads both configurations from it).
     cat > "$dir/standalone.conf" <<CONF
@@ -128,7 +127,7 @@ LOG
         -Dlog4j2.configurationFile="$dir/log4j2.xml" -Dpulsar.log.dir="$dir/logs" \
         -cp "$JARS/*" org.apache.pulsar.PulsarStandaloneStarter \
         --config "$dir/standalone.conf" --metadata-dir "$dir/data/metadata" \
-        --bookkeeper-dir "$dir/data/bookkeeper" --bookkeeper-port "$bookie" \
+        --bookkeeper-dir "$dir/data/bookkeeper" \
         --no-functions-worker --no-stream-storage --advertised-address 127.0.0.1 \
         > "$dir/logs/stdout.log" 2>&1 &
     pid=$!
@@ -139,7 +138,8 @@ LOG
         (cat <&3 >/dev/null; kill "$pid" 2>/dev/null) &
     fi
     for _ in $(seq 1 1200); do
-        if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$web/admin/v2/clusters', timeout=1)" 2>/dev/null; then
+        # Standalone creates its cluster (and public/default) only after the broker is up.
+        if python3 -c "import json,sys,urllib.request; sys.exit(0 if json.load(urllib.request.urlopen('http://127.0.0.1:$web/admin/v2/clusters', timeout=1)) else 1)" 2>/dev/null; then
             echo "pulsar ready broker=$broker web=$web"
             wait "$pid"
             exit $?
