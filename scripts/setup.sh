@@ -8,6 +8,9 @@ need_apt=()
 # rug links Debian's GMP (gmp-mpfr-sys `use-system-libs`), so no m4 and no GMP build is needed.
 dpkg -s libgmp-dev >/dev/null 2>&1 || need_apt+=(libgmp-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+# The `pulsar` crate (fate-federation-pulsar) compiles Pulsar's protocol with protoc in its
+# build script.
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 if [ "${FATE_SETUP:-}" = tests ]; then
   # Apache Traffic Server: the seeds' SNI proxy, run by the federation's star-network tests.
   command -v traffic_server >/dev/null 2>&1 || [ -x /usr/bin/traffic_server ] || need_apt+=(trafficserver)
@@ -16,6 +19,10 @@ if [ "${FATE_SETUP:-}" = tests ]; then
   # RabbitMQ 3.10 with the management and federation plugins: the RabbitMQ transport's tests
   # (scripts/services/rabbitmq.sh runs one broker per party).
   [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need_apt+=(rabbitmq-server)
+  # Pulsar standalone from Maven Central (scripts/services/pulsar.sh): Maven fetches the
+  # broker's jars, Java 17 runs it (also what Spark and the HDFS minicluster need).
+  command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+  command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -43,6 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "fate-storage",
             "fate-federation-grpc",
             "fate-federation-rabbitmq",
+            "fate-federation-pulsar",
         ],
     ),
     ("runtime", &["fate-runtime"]),
@@ -61,6 +62,7 @@ const BACKENDS: &[&str] = &[
     "fate-storage",
     "fate-federation-grpc",
     "fate-federation-rabbitmq",
+    "fate-federation-pulsar",
 ];
 
 /// The one crate that wires concrete backends.
@@ -80,9 +82,13 @@ const OWNED_LIBS: &[(&str, &[&str])] = &[
     ("prost-*", &["fate-federation-grpc", "fate-computing-spark"]),
     ("arrow-*", &["fate-computing-spark"]),
     ("axum", &["fate-api", "fate"]),
-    ("ureq", &["fate", "fate-federation-rabbitmq"]),
+    (
+        "ureq",
+        &["fate", "fate-federation-rabbitmq", "fate-federation-pulsar"],
+    ),
     ("lapin", &["fate-federation-rabbitmq"]),
     ("amq-protocol*", &["fate-federation-rabbitmq"]),
+    ("pulsar", &["fate-federation-pulsar"]),
     ("rug", &["fate-crypto"]),
     ("gmp-mpfr-sys", &["fate-crypto"]),
     ("anyhow", &["fate"]),

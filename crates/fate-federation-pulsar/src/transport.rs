@@ -1,0 +1,807 @@
+//! [`PulsarTransport`]: the federation [`Transport`] over Pulsar brokers, client mode.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use fate_federation::mailbox::{CANCEL_POLL, Mailbox};
+use fate_federation::{CancelToken, FederationError, MailboxLimits, MessageKey, Transport, wire};
+use fate_types::Party;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use pulsar::compression::{Compression, CompressionLz4};
+use pulsar::consumer::InitialPosition;
+use pulsar::{
+    ConnectionRetryOptions, Consumer, ConsumerOptions, OperationRetryOptions, Producer,
+    ProducerOptions, Pulsar, SubType, TokioExecutor,
+};
+
+use crate::PulsarError;
+use crate::admin::Admin;
+use crate::route::{Broker, RouteTable};
+
+/// FATE's tenant.
+pub const DEFAULT_TENANT: &str = "fl-tenant";
+/// FATE's subscription name.
+pub const DEFAULT_SUBSCRIPTION: &str = "unique";
+
+/// Settings of a [`PulsarTransport`].
+#[derive(Clone, Debug)]
+pub struct PulsarConfig {
+    /// Where every party's broker is.
+    pub routes: RouteTable,
+    /// The parties this transport sends and receives for.
+    pub local_parties: Vec<String>,
+    /// Tenant of every session's namespace (FATE: `fl-tenant`).
+    pub tenant: String,
+    /// Last part of every topic name, `{src_role}-{src_pid}-{dst_role}-{dst_pid}-{suffix}`.
+    pub topic_suffix: String,
+    /// Subscription of the receiving party on its topics (FATE: `unique`).
+    pub subscription: String,
+    /// Largest frame sent or accepted; must fit the brokers' `maxMessageSize`.
+    pub max_frame_size: usize,
+    /// Most bytes of received frames held for their `recv`s.
+    pub mailbox_bytes: usize,
+    /// Bounds per session and per sending party, expiry of unclaimed frames.
+    pub mailbox: MailboxLimits,
+    /// Longest a `send` may take, retries included.
+    pub send_timeout: Duration,
+    /// Messages a consumer may hold unacknowledged (its receiver queue).
+    pub prefetch: u32,
+    /// Threads of the transport's runtime.
+    pub worker_threads: usize,
+}
+
+impl PulsarConfig {
+    /// Defaults for `routes`, serving `local_parties`.
+    pub fn new(routes: RouteTable, local_parties: Vec<String>) -> Self {
+        PulsarConfig {
+            routes,
+            local_parties,
+            tenant: DEFAULT_TENANT.into(),
+            topic_suffix: "federation".into(),
+            subscription: DEFAULT_SUBSCRIPTION.into(),
+            // A 4 MiB slice and its header: within Pulsar's default 5 MiB maxMessageSize.
+            max_frame_size: wire::max_frame_len(4 << 20),
+            mailbox_bytes: 2 << 30,
+            mailbox: MailboxLimits::default(),
+            send_timeout: Duration::from_secs(300),
+            prefetch: 16,
+            worker_threads: 2,
+        }
+    }
+}
+
+/// Room the broker needs beside a frame: message metadata, properties.
+const METADATA_ROOM: usize = 64 << 10;
+const NAME_PROPERTY: &str = "fate-name";
+const TAG_PROPERTY: &str = "fate-tag";
+/// Longest name or tag accepted from a message property.
+const MAX_NAME: usize = 4096;
+/// Longest Pulsar name (namespace or topic local name) this transport builds.
+const MAX_PULSAR_NAME: usize = 255;
+
+/// A namespace (session id) or topic name Pulsar accepts: `[-=:.\w]`, at most 255 bytes.
+fn check_pulsar_name(what: &str, name: &str) -> Result<(), PulsarError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_PULSAR_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b':' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PulsarError::Config(format!(
+            "{what} `{name}` is not a Pulsar name (1 to {MAX_PULSAR_NAME} bytes of letters, \
+             digits, `-_=:.`)"
+        )))
+    }
+}
+
+/// Which pair of parties, seen from a local party, in which session.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct LinkId {
+    session: String,
+    me: Party,
+    peer: Party,
+}
+
+/// One pair in one session: `me` produces on `send_topic` on the peer's broker and consumes
+/// `recv_topic` on its own.
+struct Link {
+    id: LinkId,
+    send_topic: String,
+    send_broker: Broker,
+    recv_topic: String,
+    recv_broker: Broker,
+    send_ready: Mutex<bool>,
+    recv_ready: Mutex<bool>,
+    producer: tokio::sync::Mutex<Option<Producer<TokioExecutor>>>,
+    stop: Arc<AtomicBool>,
+}
+
+struct Inner {
+    config: PulsarConfig,
+    runtime: tokio::runtime::Runtime,
+    mailbox: Arc<Mailbox>,
+    local: HashSet<String>,
+    /// Pulsar clients by service URL.
+    clients: tokio::sync::Mutex<HashMap<String, Pulsar<TokioExecutor>>>,
+    links: Mutex<HashMap<LinkId, Arc<Link>>>,
+    /// Per session, the parties on whose broker this node created the session's namespace.
+    namespaces: Mutex<HashMap<String, HashSet<String>>>,
+    /// Held while a tenant and namespace are created.
+    setup: Mutex<()>,
+}
+
+/// A node's federation transport over Pulsar (see the crate documentation).
+pub struct PulsarTransport {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PulsarTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PulsarTransport")
+            .field("local_parties", &self.inner.config.local_parties)
+            .field("tenant", &self.inner.config.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PulsarTransport {
+    /// Checks every local party's broker (its admin REST answers, its `maxMessageSize` fits
+    /// `max_frame_size`) and starts the transport's runtime. Call it outside any async
+    /// runtime.
+    pub fn start(config: PulsarConfig) -> Result<Arc<Self>, PulsarError> {
+        if config.local_parties.is_empty() {
+            return Err(PulsarError::Config("no local party to serve".into()));
+        }
+        if config.mailbox_bytes < config.max_frame_size {
+            return Err(PulsarError::Config(format!(
+                "mailbox_bytes {} is smaller than max_frame_size {}",
+                config.mailbox_bytes, config.max_frame_size
+            )));
+        }
+        check_pulsar_name("tenant", &config.tenant)?;
+        check_pulsar_name("subscription", &config.subscription)?;
+        check_pulsar_name("topic suffix", &config.topic_suffix)?;
+        for party in &config.local_parties {
+            let broker = config.routes.broker(party)?;
+            let admin = Admin::new(party, &broker);
+            admin.clusters()?;
+            if let Some(limit) = admin.max_message_size()
+                && config.max_frame_size + METADATA_ROOM > limit
+            {
+                return Err(PulsarError::Broker {
+                    party: party.clone(),
+                    addr: admin.addr().to_string(),
+                    reason: format!(
+                        "its maxMessageSize of {limit} bytes is below max_frame_size {} plus \
+                         {METADATA_ROOM} bytes of metadata: lower max_frame_size (and the \
+                         federation's max_message_size) or raise the broker's limit",
+                        config.max_frame_size
+                    ),
+                });
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.max(1))
+            .thread_name("fate-pulsar")
+            .enable_all()
+            .build()
+            .map_err(|e| PulsarError::Config(format!("cannot start its runtime: {e}")))?;
+        let mailbox = Mailbox::with_limits(config.mailbox_bytes, config.mailbox.clone());
+        let weak = Arc::downgrade(&mailbox);
+        let every = mailbox.limits().sweep_interval();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(mailbox) = weak.upgrade() else { break };
+                mailbox.expire();
+            }
+        });
+        let local = config.local_parties.iter().cloned().collect();
+        Ok(Arc::new(PulsarTransport {
+            inner: Arc::new(Inner {
+                config,
+                runtime,
+                mailbox,
+                local,
+                clients: tokio::sync::Mutex::new(HashMap::new()),
+                links: Mutex::new(HashMap::new()),
+                namespaces: Mutex::new(HashMap::new()),
+                setup: Mutex::new(()),
+            }),
+        }))
+    }
+
+    /// The mailbox of received frames (for stats and tests).
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.inner.mailbox
+    }
+
+    /// FATE's topic name for frames from `src` to `dst`:
+    /// `{src_role}-{src_pid}-{dst_role}-{dst_pid}-{suffix}` (the namespace scopes the session).
+    pub fn topic(src: &Party, dst: &Party, suffix: &str) -> String {
+        format!(
+            "{}-{}-{}-{}-{suffix}",
+            src.role.as_str(),
+            src.party_id.as_str(),
+            dst.role.as_str(),
+            dst.party_id.as_str()
+        )
+    }
+
+    fn is_local(&self, party: &Party) -> bool {
+        self.inner.local.contains(party.party_id.as_str())
+    }
+
+    fn link(&self, session: &str, me: &Party, peer: &Party) -> Result<Arc<Link>, PulsarError> {
+        let id = LinkId {
+            session: session.to_string(),
+            me: me.clone(),
+            peer: peer.clone(),
+        };
+        let mut links = self.inner.links.lock();
+        if let Some(link) = links.get(&id) {
+            return Ok(link.clone());
+        }
+        check_pulsar_name("session id (the namespace)", session)?;
+        let routes = &self.inner.config.routes;
+        let recv_broker = routes.broker(me.party_id.as_str())?;
+        let send_broker = routes.broker(peer.party_id.as_str())?;
+        let suffix = &self.inner.config.topic_suffix;
+        let send_topic = Self::topic(me, peer, suffix);
+        let recv_topic = Self::topic(peer, me, suffix);
+        check_pulsar_name("topic", &send_topic)?;
+        check_pulsar_name("topic", &recv_topic)?;
+        let link = Arc::new(Link {
+            id: id.clone(),
+            send_topic,
+            send_broker,
+            recv_topic,
+            recv_broker,
+            send_ready: Mutex::new(false),
+            recv_ready: Mutex::new(false),
+            producer: tokio::sync::Mutex::new(None),
+            stop: Arc::new(AtomicBool::new(false)),
+        });
+        links.insert(id, link.clone());
+        Ok(link)
+    }
+
+    /// Creates the tenant and the session's namespace on `party`'s broker (once per
+    /// session and broker) and the receiver's subscription on `topic`, so that no frame
+    /// sent before the receiver subscribes is lost.
+    fn prepare_topic(
+        &self,
+        session: &str,
+        party: &str,
+        broker: &Broker,
+        topic: &str,
+    ) -> Result<(), PulsarError> {
+        let tenant = &self.inner.config.tenant;
+        let admin = Admin::new(party, broker);
+        let fresh = !self
+            .inner
+            .namespaces
+            .lock()
+            .get(session)
+            .is_some_and(|s| s.contains(party));
+        if fresh {
+            // Concurrent creations of one tenant race in the broker's metadata store (HTTP
+            // 500, BadVersionException): one at a time here; Admin retries a race with
+            // another node.
+            let _one_at_a_time = self.inner.setup.lock();
+            let clusters = admin.clusters()?;
+            if clusters.is_empty() {
+                return Err(PulsarError::Broker {
+                    party: party.to_string(),
+                    addr: admin.addr().to_string(),
+                    reason: "its admin REST lists no cluster (is the broker still starting?)"
+                        .into(),
+                });
+            }
+            admin.create_tenant(tenant, &clusters)?;
+            admin.create_namespace(tenant, session)?;
+            self.inner
+                .namespaces
+                .lock()
+                .entry(session.to_string())
+                .or_default()
+                .insert(party.to_string());
+        }
+        admin.create_subscription(tenant, session, topic, &self.inner.config.subscription)
+    }
+
+    fn full_topic(&self, session: &str, topic: &str) -> String {
+        format!(
+            "persistent://{}/{session}/{topic}",
+            self.inner.config.tenant
+        )
+    }
+
+    /// Sets up the link's receiving side: namespace and subscription on the local broker,
+    /// then a consumer moving its messages into the mailbox.
+    fn set_up_recv(&self, link: &Arc<Link>) -> Result<(), PulsarError> {
+        let mut ready = link.recv_ready.lock();
+        if *ready {
+            return Ok(());
+        }
+        let me = link.id.me.party_id.as_str();
+        self.prepare_topic(&link.id.session, me, &link.recv_broker, &link.recv_topic)?;
+        let consumer = Receiver {
+            mailbox: self.inner.mailbox.clone(),
+            inner: Arc::downgrade(&self.inner),
+            topic: self.full_topic(&link.id.session, &link.recv_topic),
+            subscription: self.inner.config.subscription.clone(),
+            broker: link.recv_broker.clone(),
+            session: link.id.session.clone(),
+            src: link.id.peer.clone(),
+            dst: link.id.me.clone(),
+            max_frame_size: self.inner.config.max_frame_size,
+            prefetch: self.inner.config.prefetch,
+            stop: link.stop.clone(),
+        };
+        // The first subscribe is awaited so that an unreachable broker is reported here;
+        // after that the consumer reconnects on its own.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.inner.runtime.spawn(consumer.run(tx));
+        match rx.recv_timeout(crate::admin::TIMEOUT * 6) {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(PulsarError::Broker {
+                    party: me.to_string(),
+                    addr: link.recv_broker.addr(),
+                    reason: format!("no consumer on `{}` within 60 s", link.recv_topic),
+                });
+            }
+        }
+        *ready = true;
+        Ok(())
+    }
+
+    fn set_up_send(&self, link: &Link) -> Result<(), PulsarError> {
+        let mut ready = link.send_ready.lock();
+        if !*ready {
+            self.prepare_topic(
+                &link.id.session,
+                link.id.peer.party_id.as_str(),
+                &link.send_broker,
+                &link.send_topic,
+            )?;
+            *ready = true;
+        }
+        Ok(())
+    }
+
+    /// Runs `fut` on the transport's runtime and waits for it, giving up at `deadline` or soon
+    /// after `cancel` is set.
+    fn block<T: Send + 'static>(
+        &self,
+        key: &MessageKey,
+        deadline: Instant,
+        cancel: &CancelToken,
+        fut: impl Future<Output = Result<T, String>> + Send + 'static,
+    ) -> Result<T, FederationError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let task = self.inner.runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        let start = Instant::now();
+        loop {
+            match rx.recv_timeout(CANCEL_POLL) {
+                Ok(result) => return result.map_err(|e| FederationError::transport(&key.dst, e)),
+                Err(RecvTimeoutError::Timeout) => {
+                    if cancel.is_canceled() {
+                        task.abort();
+                        return Err(FederationError::canceled(key));
+                    }
+                    if Instant::now() >= deadline {
+                        task.abort();
+                        return Err(FederationError::timeout(key, start.elapsed()));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(FederationError::transport(
+                        &key.dst,
+                        "the transport's runtime stopped during the call",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// The client of `broker`, connected on first use.
+    async fn client(&self, broker: &Broker) -> Result<Pulsar<TokioExecutor>, String> {
+        let url = broker.service_url();
+        let mut clients = self.clients.lock().await;
+        if let Some(c) = clients.get(&url) {
+            return Ok(c.clone());
+        }
+        let client = Pulsar::builder(url.clone(), TokioExecutor)
+            .with_connection_retry_options(ConnectionRetryOptions {
+                max_retries: 3,
+                connection_timeout: Duration::from_secs(10),
+                ..ConnectionRetryOptions::default()
+            })
+            .with_operation_retry_options(OperationRetryOptions {
+                max_retries: Some(5),
+                ..OperationRetryOptions::default()
+            })
+            .build()
+            .await
+            .map_err(|e| format!("connect to {url}: {e}"))?;
+        clients.insert(url, client.clone());
+        Ok(client)
+    }
+}
+
+/// Publishes `frame` on the link's send topic, retrying until `deadline`.
+async fn publish(
+    inner: Arc<Inner>,
+    link: Arc<Link>,
+    topic: String,
+    key: MessageKey,
+    frame: Vec<u8>,
+    deadline: Instant,
+) -> Result<(), String> {
+    let addr = link.send_broker.addr();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let mut producer = link.producer.lock().await;
+            if producer.is_none() {
+                let client = inner.client(&link.send_broker).await?;
+                let built = client
+                    .producer()
+                    .with_topic(topic.clone())
+                    .with_options(ProducerOptions {
+                        // FATE's producer: LZ4.
+                        compression: Some(Compression::Lz4(CompressionLz4::default())),
+                        ..ProducerOptions::default()
+                    })
+                    .build()
+                    .await
+                    .map_err(|e| format!("create a producer: {e}"))?;
+                *producer = Some(built);
+            }
+            let p = producer.as_mut().expect("set above");
+            let receipt = p
+                .create_message()
+                .with_content(frame.clone())
+                .with_property(NAME_PROPERTY, key.name.as_str())
+                .with_property(TAG_PROPERTY, key.tag.as_str())
+                .send_non_blocking()
+                .await
+                .map_err(|e| format!("send: {e}"));
+            drop(producer);
+            receipt?
+                .await
+                .map_err(|e| format!("send receipt: {e}"))
+                .map(drop)
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outcome = match tokio::time::timeout(left, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no receipt within {:.1?}", left)),
+        };
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(reason) => {
+                *link.producer.lock().await = None;
+                if Instant::now() + backoff >= deadline {
+                    return Err(format!(
+                        "broker {addr} of party {} (topic `{topic}`): {reason}",
+                        link.id.peer.party_id.as_str()
+                    ));
+                }
+                tracing::debug!(%key, broker = %addr, %reason, "Publish failed; retrying.");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Moves the messages of one receive topic into the mailbox.
+struct Receiver {
+    mailbox: Arc<Mailbox>,
+    inner: std::sync::Weak<Inner>,
+    topic: String,
+    subscription: String,
+    broker: Broker,
+    session: String,
+    src: Party,
+    dst: Party,
+    max_frame_size: usize,
+    prefetch: u32,
+    stop: Arc<AtomicBool>,
+}
+
+/// How long the first subscribe may keep failing before the setup reports it.
+const FIRST_SUBSCRIBE: Duration = Duration::from_secs(10);
+
+impl Receiver {
+    fn broker_error(&self, reason: String) -> PulsarError {
+        PulsarError::Broker {
+            party: self.dst.party_id.to_string(),
+            addr: self.broker.addr(),
+            reason,
+        }
+    }
+
+    async fn open(&self) -> Result<Consumer<Vec<u8>, TokioExecutor>, String> {
+        let inner = self.inner.upgrade().ok_or("the transport is gone")?;
+        let client = inner.client(&self.broker).await?;
+        client
+            .consumer()
+            .with_topic(self.topic.clone())
+            .with_subscription(self.subscription.clone())
+            .with_subscription_type(SubType::Failover)
+            .with_options(
+                ConsumerOptions::default()
+                    .with_receiver_queue_size(self.prefetch.max(1))
+                    .with_initial_position(InitialPosition::Earliest),
+            )
+            .build()
+            .await
+            .map_err(|e| format!("subscribe to `{}`: {e}", self.topic))
+    }
+
+    async fn run(self, started: std::sync::mpsc::SyncSender<Result<(), PulsarError>>) {
+        let mut started = Some(started);
+        let first = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        while !self.stop.load(Ordering::SeqCst) {
+            let mut consumer = match self.open().await {
+                Ok(c) => c,
+                Err(reason) => {
+                    if first.elapsed() > FIRST_SUBSCRIBE
+                        && let Some(tx) = started.take()
+                    {
+                        let _ = tx.send(Err(self.broker_error(reason)));
+                        return;
+                    }
+                    tracing::warn!(topic = %self.topic, broker = %self.broker.addr(), %reason,
+                        "Cannot subscribe; retrying.");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            if let Some(tx) = started.take() {
+                let _ = tx.send(Ok(()));
+            }
+            backoff = Duration::from_millis(100);
+            loop {
+                let next = tokio::time::timeout(CANCEL_POLL * 4, consumer.next()).await;
+                if self.stop.load(Ordering::SeqCst) {
+                    let _ = consumer.close().await;
+                    return;
+                }
+                match next {
+                    Err(_) => continue,
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => {
+                        tracing::warn!(topic = %self.topic, broker = %self.broker.addr(),
+                            error = %e, "Consumer failed; resubscribing.");
+                        break;
+                    }
+                    Ok(Some(Ok(message))) => {
+                        if !self.deliver(&mut consumer, message).await {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Admits one message into the mailbox and acknowledges it; returns false if the
+    /// acknowledgement failed (the consumer resubscribes and the broker redelivers).
+    async fn deliver(
+        &self,
+        consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
+        message: pulsar::consumer::Message<Vec<u8>>,
+    ) -> bool {
+        let property = |name: &str| -> Option<String> {
+            message
+                .payload
+                .metadata
+                .properties
+                .iter()
+                .find(|kv| kv.key == name)
+                .filter(|kv| kv.value.len() <= MAX_NAME)
+                .map(|kv| kv.value.clone())
+        };
+        let data = &message.payload.data;
+        let (name, tag) = match (property(NAME_PROPERTY), property(TAG_PROPERTY)) {
+            (Some(n), Some(t)) if data.len() <= self.max_frame_size => (n, t),
+            _ => {
+                tracing::warn!(
+                    topic = %self.topic, broker = %self.broker.addr(), peer = %self.src,
+                    n_bytes = data.len(), max = self.max_frame_size,
+                    "Dropped a message without fate properties or over max_frame_size."
+                );
+                // Acknowledged, so that it is not redelivered; nothing of it is kept.
+                return consumer.ack(&message).await.is_ok();
+            }
+        };
+        let key = MessageKey {
+            session_id: self.session.clone(),
+            name,
+            tag,
+            src: self.src.clone(),
+            dst: self.dst.clone(),
+        };
+        // The mailbox refuses a frame nobody waits for while it is over its bounds; the
+        // message stays unacknowledged (the receiver queue bounds how many) until it fits.
+        loop {
+            match self.mailbox.put(&key, data.clone()) {
+                Ok(stored) => {
+                    if !stored {
+                        tracing::debug!(%key, "Ignored a message delivered before.");
+                    }
+                    break;
+                }
+                Err(refusal) => {
+                    tracing::debug!(%key, %refusal, "Mailbox full; holding the message.");
+                    if self.stop.load(Ordering::SeqCst) {
+                        return false;
+                    }
+                    tokio::time::sleep(CANCEL_POLL).await;
+                }
+            }
+        }
+        consumer.ack(&message).await.is_ok()
+    }
+}
+
+impl Transport for PulsarTransport {
+    fn send(&self, key: &MessageKey, frame: Vec<u8>) -> Result<(), FederationError> {
+        self.send_cancellable(key, frame, &CancelToken::new())
+    }
+
+    fn send_cancellable(
+        &self,
+        key: &MessageKey,
+        frame: Vec<u8>,
+        cancel: &CancelToken,
+    ) -> Result<(), FederationError> {
+        if frame.len() > self.inner.config.max_frame_size {
+            return Err(FederationError::transport(
+                &key.dst,
+                format!(
+                    "frame of {} bytes for {key} exceeds max_frame_size of {} bytes",
+                    frame.len(),
+                    self.inner.config.max_frame_size
+                ),
+            ));
+        }
+        if !self.is_local(&key.src) {
+            return Err(FederationError::transport(
+                &key.dst,
+                format!(
+                    "party {} is not served by this node's pulsar transport",
+                    key.src
+                ),
+            ));
+        }
+        let fail = |e: PulsarError| FederationError::transport(&key.dst, e.to_string());
+        let link = self
+            .link(&key.session_id, &key.src, &key.dst)
+            .map_err(fail)?;
+        self.set_up_send(&link).map_err(fail)?;
+        let topic = self.full_topic(&key.session_id, &link.send_topic);
+        let deadline = Instant::now() + self.inner.config.send_timeout;
+        // A moment past the publish's own deadline, so that its error (naming the broker)
+        // arrives rather than a bare timeout.
+        self.block(
+            key,
+            deadline + Duration::from_secs(1),
+            cancel,
+            publish(
+                self.inner.clone(),
+                link,
+                topic,
+                key.clone(),
+                frame,
+                deadline,
+            ),
+        )
+    }
+
+    fn recv(
+        &self,
+        key: &MessageKey,
+        deadline: Instant,
+        cancel: &CancelToken,
+    ) -> Result<Vec<u8>, FederationError> {
+        if !self.is_local(&key.dst) {
+            return Err(FederationError::transport(
+                &key.src,
+                format!(
+                    "party {} is not served by this node's pulsar transport",
+                    key.dst
+                ),
+            ));
+        }
+        let fail = |e: PulsarError| FederationError::transport(&key.src, e.to_string());
+        let link = self
+            .link(&key.session_id, &key.dst, &key.src)
+            .map_err(fail)?;
+        self.set_up_recv(&link).map_err(fail)?;
+        self.inner.mailbox.recv(key, deadline, cancel)
+    }
+
+    fn name(&self) -> &'static str {
+        "pulsar"
+    }
+
+    fn cleanup(&self, session_id: &str) {
+        let links: Vec<Arc<Link>> = {
+            let mut links = self.inner.links.lock();
+            let mine: Vec<LinkId> = links
+                .keys()
+                .filter(|id| id.session == session_id)
+                .cloned()
+                .collect();
+            mine.iter().filter_map(|id| links.remove(id)).collect()
+        };
+        let runtime = self.inner.runtime.enter();
+        for link in &links {
+            link.stop.store(true, Ordering::SeqCst);
+            if let Some(mut producer) = link.producer.try_lock().ok().and_then(|mut p| p.take()) {
+                self.inner.runtime.spawn(async move {
+                    let _ = producer.close().await;
+                });
+            }
+        }
+        // (A producer still held by a send in flight is dropped with the link, inside the
+        // runtime: its drop spawns its closing.)
+        drop(links);
+        drop(runtime);
+        let parties = self
+            .inner
+            .namespaces
+            .lock()
+            .remove(session_id)
+            .unwrap_or_default();
+        for party in parties {
+            let broker = match self.inner.config.routes.broker(&party) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(session = session_id, error = %e, "Cannot clean up.");
+                    continue;
+                }
+            };
+            if let Err(e) =
+                Admin::new(&party, &broker).delete_namespace(&self.inner.config.tenant, session_id)
+            {
+                tracing::warn!(session = session_id, error = %e, "Cannot delete a namespace.");
+            }
+        }
+        self.inner.mailbox.cleanup(session_id);
+    }
+}
+
+impl Drop for PulsarTransport {
+    fn drop(&mut self) {
+        // The client's producers and connections spawn their closing on the runtime when
+        // dropped: drop them inside it.
+        let _runtime = self.inner.runtime.enter();
+        let links: Vec<Arc<Link>> = self.inner.links.lock().drain().map(|(_, l)| l).collect();
+        for link in &links {
+            link.stop.store(true, Ordering::SeqCst);
+        }
+        drop(links);
+        if let Ok(mut clients) = self.inner.clients.try_lock() {
+            clients.clear();
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The Pulsar backend against two real brokers (Pulsar standalone from Maven Central, parties
+//! split between them): the conformance suite, frames over 1 MiB, cleanup, hostile messages
+//! and errors for bad route-table entries.
+
+mod broker;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fate_federation::testing::conformance;
+use fate_federation::{CancelToken, Federation, FederationConfig, MessageKey, Transport, wire};
+use fate_federation_pulsar::{Admin, DEFAULT_TENANT, PulsarConfig, PulsarTransport, RouteTable};
+use fate_types::{Party, Role};
+
+/// Parties of the conformance suite: guest 9999 and hosts 10001, 10003 on broker A,
+/// host/arbiter 10000 and host 10002 on broker B, so every case crosses brokers.
+const PARTIES: [&str; 5] = ["9999", "10000", "10001", "10002", "10003"];
+
+fn routes() -> RouteTable {
+    let (a, b) = broker::brokers();
+    let entry = |port: u16, web: u16| format!("{{host: 127.0.0.1, port: {port}, mng_port: {web}}}");
+    RouteTable::parse(&format!(
+        "9999: {}\n10000: {}\n10001: {}\n10002: {}\n10003: {}\n",
+        entry(a.port, a.web_port),
+        entry(b.port, b.web_port),
+        entry(a.port, a.web_port),
+        entry(b.port, b.web_port),
+        entry(a.port, a.web_port),
+    ))
+    .unwrap()
+}
+
+fn config() -> PulsarConfig {
+    let mut config = PulsarConfig::new(routes(), PARTIES.iter().map(|p| p.to_string()).collect());
+    config.send_timeout = Duration::from_secs(60);
+    config
+}
+
+fn transport() -> Arc<PulsarTransport> {
+    PulsarTransport::start(config()).unwrap_or_else(|e| panic!("start the transport: {e}"))
+}
+
+fn guest() -> Party {
+    Party::new(Role::Guest, "9999")
+}
+
+fn host() -> Party {
+    Party::new(Role::Host, "10000")
+}
+
+fn session(case: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("pulsar_{case}_{}_{nanos}", std::process::id())
+}
+
+/// The session namespaces on both brokers.
+fn namespaces_of(sid: &str) -> Vec<String> {
+    let routes = routes();
+    ["9999", "10000"]
+        .iter()
+        .flat_map(|p| {
+            Admin::new(p, &routes.broker(p).unwrap())
+                .namespaces(DEFAULT_TENANT)
+                .unwrap()
+        })
+        .filter(|ns| ns.ends_with(&format!("/{sid}")))
+        .collect()
+}
+
+#[test]
+fn conformance_in_client_mode() {
+    let t = transport();
+    let started = Instant::now();
+    conformance(&|| t.clone() as Arc<dyn Transport>);
+    eprintln!("pulsar conformance, client mode: {:.1?}", started.elapsed());
+}
+
+#[test]
+fn frames_over_one_mib_cross_brokers() {
+    let t = transport();
+    let sid = session("large");
+    let config = FederationConfig {
+        timeout: Duration::from_secs(60),
+        ..FederationConfig::default()
+    };
+    let g = Federation::new(t.clone(), &sid, guest(), config.clone(), CancelToken::new());
+    let h = Federation::new(t.clone(), &sid, host(), config, CancelToken::new());
+    // Sliced by the federation at 1 MiB.
+    let big: Vec<u8> = (0..(3 << 20) + 123).map(|i| (i % 251) as u8).collect();
+    let started = Instant::now();
+    g.remote("big", "t", &[host()], &big).unwrap();
+    let got: Vec<u8> = h.get_one("big", "t", &guest()).unwrap();
+    eprintln!("3 MiB object in 1 MiB slices: {:.1?}", started.elapsed());
+    assert_eq!(got, big);
+    // One transport frame of a 4 MiB slice: within the broker's 5 MiB maxMessageSize.
+    let key = MessageKey {
+        session_id: sid.clone(),
+        name: "raw".into(),
+        tag: "t".into(),
+        src: host(),
+        dst: guest(),
+    };
+    let frame: Vec<u8> = (0..4 << 20).map(|i| (i % 253) as u8).collect();
+    assert!(frame.len() <= wire::max_frame_len(4 << 20));
+    let started = Instant::now();
+    t.send(&key, frame.clone()).unwrap();
+    let back = t
+        .recv(
+            &key,
+            Instant::now() + Duration::from_secs(60),
+            &CancelToken::new(),
+        )
+        .unwrap();
+    eprintln!("4 MiB frame across two brokers: {:.1?}", started.elapsed());
+    assert_eq!(back, frame);
+    // A frame over max_frame_size is refused before it reaches a broker.
+    let err = t
+        .send(&key, vec![0; wire::max_frame_len(4 << 20) + 1])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_frame_size"), "{err}");
+    t.cleanup(&sid);
+}
+
+#[test]
+fn cleanup_leaves_no_session_namespace_on_either_broker() {
+    let t = transport();
+    let sid = session("cleanup");
+    let config = FederationConfig {
+        timeout: Duration::from_secs(60),
+        ..FederationConfig::default()
+    };
+    let g = Federation::new(t.clone(), &sid, guest(), config.clone(), CancelToken::new());
+    let h = Federation::new(t.clone(), &sid, host(), config, CancelToken::new());
+    g.remote("x", "t", &[host()], &1u32).unwrap();
+    h.remote("y", "t", &[guest()], &2u32).unwrap();
+    assert_eq!(h.get_one::<u32>("x", "t", &guest()).unwrap(), 1);
+    assert_eq!(g.get_one::<u32>("y", "t", &host()).unwrap(), 2);
+    // A frame nobody reads is still on a broker: cleanup must take it too.
+    g.remote("unread", "t", &[host()], &3u32).unwrap();
+    let before = namespaces_of(&sid);
+    assert_eq!(
+        before,
+        vec![format!("{DEFAULT_TENANT}/{sid}"); 2],
+        "the session's namespace on each broker"
+    );
+    // Topics named as FATE names them, in the namespace.
+    let routes = routes();
+    let topics: Vec<String> = ureq::get(&format!(
+        "{}/admin/v2/namespaces/{DEFAULT_TENANT}/{sid}/topics",
+        routes.broker("10000").unwrap().admin_url()
+    ))
+    .call()
+    .unwrap()
+    .into_json()
+    .unwrap();
+    assert!(
+        topics.contains(&format!(
+            "persistent://{DEFAULT_TENANT}/{sid}/guest-9999-host-10000-federation"
+        )),
+        "{topics:?}"
+    );
+    g.cleanup();
+    let after = namespaces_of(&sid);
+    assert!(after.is_empty(), "namespaces left: {after:?}");
+    // The session can be used again after its cleanup (its namespace is created anew).
+    g.remote("z", "t", &[host()], &4u32).unwrap();
+    assert_eq!(h.get_one::<u32>("z", "t", &guest()).unwrap(), 4);
+    h.cleanup();
+    assert!(namespaces_of(&sid).is_empty());
+}
+
+#[test]
+fn bad_route_entries_name_the_party_and_the_field() {
+    let (a, b) = broker::brokers();
+    // An admin port where no broker listens.
+    let table = RouteTable::parse(&format!(
+        "9999: {{host: 127.0.0.1, port: {}, mng_port: 1}}",
+        a.port
+    ))
+    .unwrap();
+    let err = PulsarTransport::start(PulsarConfig::new(table, vec!["9999".into()]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("party 9999") && err.contains("`mng_port`") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+    // A party served here without an entry, and a `default` without `domain`.
+    let table = RouteTable::parse("default: {proxy: \"proxy.fate.org:443\"}").unwrap();
+    let err = PulsarTransport::start(PulsarConfig::new(table, vec!["9999".into()]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("party 9999") && err.contains("`default.domain`"),
+        "{err}"
+    );
+    // A max_frame_size the broker's maxMessageSize cannot carry.
+    let mut config = config();
+    config.max_frame_size = wire::max_frame_len(8 << 20);
+    let err = PulsarTransport::start(config).unwrap_err().to_string();
+    assert!(
+        err.contains("party 9999") && err.contains("maxMessageSize of 5242880"),
+        "{err}"
+    );
+    // A peer the route table does not list.
+    let t = transport();
+    let sid = session("unknown");
+    let g = Federation::new(
+        t.clone(),
+        &sid,
+        guest(),
+        FederationConfig::default(),
+        CancelToken::new(),
+    );
+    let stranger = Party::new(Role::Host, "20000");
+    let err = g
+        .remote("x", "t", &[stranger], &1u8)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("party 20000") && err.contains("pulsar_route_table.yaml"),
+        "{err}"
+    );
+    // A wrong binary-protocol port for the peer's broker (its admin port is right): the
+    // send names that broker and the party once it gives up.
+    let table = RouteTable::parse(&format!(
+        "9999: {{host: 127.0.0.1, port: {}, mng_port: {}}}\n\
+         10000: {{host: 127.0.0.1, port: 1, mng_port: {}}}\n",
+        a.port, a.web_port, b.web_port
+    ))
+    .unwrap();
+    let mut config = PulsarConfig::new(table, vec!["9999".into()]);
+    config.send_timeout = Duration::from_secs(3);
+    let t = PulsarTransport::start(config).unwrap();
+    let key = MessageKey {
+        session_id: session("badport"),
+        name: "x".into(),
+        tag: "t".into(),
+        src: guest(),
+        dst: host(),
+    };
+    let started = Instant::now();
+    let err = t.send(&key, vec![1, 2, 3]).unwrap_err().to_string();
+    assert!(
+        err.contains("broker 127.0.0.1:1 of party 10000") && err.contains("host:10000"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    t.cleanup(&key.session_id);
+    // A session id Pulsar cannot name a namespace after.
+    let t = transport();
+    let key = MessageKey {
+        session_id: "a/b".into(),
+        ..key
+    };
+    let err = t.send(&key, vec![1]).unwrap_err().to_string();
+    assert!(err.contains("session id") && err.contains("a/b"), "{err}");
+}
+
+#[test]
+fn hostile_messages_are_dropped_without_being_kept() {
+    use pulsar::{Pulsar, TokioExecutor};
+
+    let mut config = config();
+    config.max_frame_size = 64 << 10;
+    let t = PulsarTransport::start(config).unwrap();
+    let sid = session("hostile");
+    let key = |name: &str| MessageKey {
+        session_id: sid.clone(),
+        name: name.into(),
+        tag: "t".into(),
+        src: host(),
+        dst: guest(),
+    };
+    let soon = || Instant::now() + Duration::from_secs(30);
+    t.send(&key("first"), vec![1]).unwrap();
+    assert_eq!(
+        t.recv(&key("first"), soon(), &CancelToken::new()).unwrap(),
+        vec![1]
+    );
+    // Anyone who can reach the guest's broker can produce on its incoming topic: a message
+    // without fate properties, one with an oversized name, one over max_frame_size.
+    let (a, _) = broker::brokers();
+    let topic = format!("persistent://{DEFAULT_TENANT}/{sid}/host-10000-guest-9999-federation");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = Pulsar::builder(format!("pulsar://127.0.0.1:{}", a.port), TokioExecutor)
+            .build()
+            .await
+            .unwrap();
+        let mut producer = client.producer().with_topic(&topic).build().await.unwrap();
+        let long_name = "n".repeat(5000);
+        for (name, body) in [
+            (None, vec![0u8; 10]),
+            (Some(long_name.as_str()), vec![0u8; 10]),
+            (Some("huge"), vec![0u8; 1 << 20]),
+        ] {
+            let mut m = producer.create_message().with_content(body);
+            if let Some(name) = name {
+                m = m
+                    .with_property("fate-name", name)
+                    .with_property("fate-tag", "t");
+            }
+            m.send_non_blocking().await.unwrap().await.unwrap();
+        }
+        producer.close().await.unwrap();
+    });
+    // A well-formed message after them still arrives; nothing of the others is kept.
+    t.send(&key("after"), vec![2]).unwrap();
+    assert_eq!(
+        t.recv(&key("after"), soon(), &CancelToken::new()).unwrap(),
+        vec![2]
+    );
+    assert_eq!(t.mailbox().pending_frames(), 0);
+    let err = t
+        .recv(
+            &key("huge"),
+            Instant::now() + Duration::from_millis(500),
+            &CancelToken::new(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("huge"), "{err}");
+    // Nothing is left unacknowledged on the subscription.
+    let stats_url = format!(
+        "http://127.0.0.1:{}/admin/v2/persistent/{DEFAULT_TENANT}/{sid}/host-10000-guest-9999-federation/stats",
+        a.web_port
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats: serde_json::Value = ureq::get(&stats_url).call().unwrap().into_json().unwrap();
+        let backlog = stats["subscriptions"]["unique"]["msgBacklog"].as_u64();
+        if backlog == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "backlog left: {stats}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    t.cleanup(&sid);
+}
