@@ -1032,7 +1032,7 @@ fn bad_engine_settings_name_the_field() {
             "expected the name",
         ),
         (
-            "  conf: {federation_engine: RABBITMQ}\n",
+            "  conf: {federation_engine: PULSAR}\n",
             "dag.conf.federation_engine",
             "not supported by fate-rs",
         ),
