@@ -3,7 +3,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use fate_federation::mailbox::{CANCEL_POLL, Mailbox};
@@ -390,28 +389,7 @@ impl PulsarTransport {
         let task = self.inner.runtime.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        let start = Instant::now();
-        loop {
-            match rx.recv_timeout(CANCEL_POLL) {
-                Ok(result) => return result.map_err(|e| FederationError::transport(&key.dst, e)),
-                Err(RecvTimeoutError::Timeout) => {
-                    if cancel.is_canceled() {
-                        task.abort();
-                        return Err(FederationError::canceled(key));
-                    }
-                    if Instant::now() >= deadline {
-                        task.abort();
-                        return Err(FederationError::timeout(key, start.elapsed()));
-                    }
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(FederationError::transport(
-                        &key.dst,
-                        "the transport's runtime stopped during the call",
-                    ));
-                }
-            }
-        }
+        fate_federation::mailbox::wait_answer(&rx, key, deadline, cancel, || task.abort())
     }
 }
 

@@ -468,3 +468,40 @@ mod tests {
         assert_eq!(mb.pending_frames(), 1, "after cleanup the key is new again");
     }
 }
+
+/// Waits for the answer of work running elsewhere (a backend's async runtime) on `rx`, giving
+/// up with [`FederationError::Timeout`] at `deadline` or [`FederationError::Canceled`] soon
+/// after `cancel` is set; `abort` is called on either, to stop the work. An error the work
+/// answers is a transport error naming `key.dst`. The one blocking wait of the broker
+/// backends (RabbitMQ, Pulsar), beside the mailbox's own.
+pub fn wait_answer<T>(
+    rx: &std::sync::mpsc::Receiver<Result<T, String>>,
+    key: &MessageKey,
+    deadline: Instant,
+    cancel: &CancelToken,
+    abort: impl FnOnce(),
+) -> Result<T, FederationError> {
+    use std::sync::mpsc::RecvTimeoutError;
+    let start = Instant::now();
+    loop {
+        match rx.recv_timeout(CANCEL_POLL) {
+            Ok(result) => return result.map_err(|e| FederationError::transport(&key.dst, e)),
+            Err(RecvTimeoutError::Timeout) => {
+                if cancel.is_canceled() {
+                    abort();
+                    return Err(FederationError::canceled(key));
+                }
+                if Instant::now() >= deadline {
+                    abort();
+                    return Err(FederationError::timeout(key, start.elapsed()));
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(FederationError::transport(
+                    &key.dst,
+                    "the transport's runtime stopped during the call",
+                ));
+            }
+        }
+    }
+}
