@@ -616,12 +616,17 @@ fn metrics_of(out: &str) -> std::collections::BTreeMap<String, f64> {
         .collect()
 }
 
+/// The Spark tests share one server and count its jobs and failed tasks (Spark's REST API is
+/// per application, not per session): they run one at a time, or one counts another's work.
+static SPARK_SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// FATE's breast and default_credit PSI + CoordinatedLR and PSI + HeteroSecureBoost, and the toy, with every
 /// party computing on a real Spark (Spark Connect, `local[2]`, the kernels run by this `fate`
 /// binary on the executors): the same metrics as a node on the local engine, to 1e-6, and
 /// Spark's own REST API shows that the work ran there.
 #[test]
 fn jobs_on_spark_give_the_local_engines_numbers() {
+    let _serial = SPARK_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spark = spark_server::spark();
     let (local_dir, spark_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let local = NodeProcess::start(local_dir.path());
@@ -711,6 +716,7 @@ fn jobs_on_spark_give_the_local_engines_numbers() {
 /// `spark_run` contradicting the cluster is refused at submit naming the party and the field.
 #[test]
 fn a_job_picks_each_partys_engine_on_a_node_with_spark() {
+    let _serial = SPARK_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spark = spark_server::spark();
     let dir = tempfile::tempdir().unwrap();
     let url = spark.url();
@@ -1378,6 +1384,7 @@ fn five_minutes_to_a_model_from_any_directory() {
 /// Spark's REST API records the failed attempt.
 #[test]
 fn an_executor_killed_mid_task_is_retried_and_the_job_succeeds() {
+    let _serial = SPARK_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let spark = spark_server::spark();
     let dir = tempfile::tempdir().unwrap();
     let url = spark.url();
