@@ -41,7 +41,7 @@ mod transport;
 
 pub use admin::Admin;
 pub use route::{Broker, DefaultRoute, RouteTable};
-pub use transport::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, PulsarConfig, PulsarTransport};
+pub use transport::{DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, Mode, PulsarConfig, PulsarTransport};
 
 /// What went wrong, naming the party, the broker and the field.
 #[derive(Debug, thiserror::Error)]

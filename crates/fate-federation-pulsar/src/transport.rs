@@ -26,11 +26,37 @@ pub const DEFAULT_TENANT: &str = "fl-tenant";
 /// FATE's subscription name.
 pub const DEFAULT_SUBSCRIPTION: &str = "unique";
 
+/// How frames reach the receiving party's broker (fate-spec §2.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// One broker per party: the sender produces on its own broker, which replicates the
+    /// session's namespace to the receiver's (Pulsar geo-replication; FATE's default).
+    Replication,
+    /// No replication: the sender produces straight on the receiver's broker.
+    #[default]
+    Client,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = PulsarError;
+    fn from_str(s: &str) -> Result<Self, PulsarError> {
+        match s {
+            "replication" => Ok(Mode::Replication),
+            "client" => Ok(Mode::Client),
+            other => Err(PulsarError::Config(format!(
+                "mode `{other}` is neither `replication` nor `client`"
+            ))),
+        }
+    }
+}
+
 /// Settings of a [`PulsarTransport`].
 #[derive(Clone, Debug)]
 pub struct PulsarConfig {
     /// Where every party's broker is.
     pub routes: RouteTable,
+    /// Replication or client mode.
+    pub mode: Mode,
     /// The parties this transport sends and receives for.
     pub local_parties: Vec<String>,
     /// Tenant of every session's namespace (FATE: `fl-tenant`).
@@ -58,6 +84,7 @@ impl PulsarConfig {
     pub fn new(routes: RouteTable, local_parties: Vec<String>) -> Self {
         PulsarConfig {
             routes,
+            mode: Mode::default(),
             local_parties,
             tenant: DEFAULT_TENANT.into(),
             topic_suffix: "federation".into(),
@@ -156,6 +183,11 @@ impl PulsarTransport {
     pub fn start(config: PulsarConfig) -> Result<Arc<Self>, PulsarError> {
         if config.local_parties.is_empty() {
             return Err(PulsarError::Config("no local party to serve".into()));
+        }
+        if config.mode == Mode::Replication {
+            return Err(PulsarError::Config(
+                "mode `replication` is not supported yet: use `client`".into(),
+            ));
         }
         if config.mailbox_bytes < config.max_frame_size {
             return Err(PulsarError::Config(format!(
