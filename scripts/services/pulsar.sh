@@ -15,6 +15,15 @@
 #                        /admin/v2/clusters lists the cluster. Stops on SIGTERM/SIGINT (the JVM too); with
 #                        PULSAR_SH_EXIT_ON_EOF=1 also when stdin closes, so a test process that
 #                        dies takes its broker with it.
+#                        Optional environment:
+#                          PULSAR_SH_CLUSTER   the local cluster's name (default `standalone`;
+#                                              replication names each party's broker after it)
+#                          PULSAR_SH_CONF      a file of further standalone.conf lines, appended
+#                                              (they win): TLS ports and files, advertisedListeners
+#                          PULSAR_SH_HOSTS     a hosts file for the JVM's name lookups
+#                                              (jdk.net.hosts.file), so site names such as
+#                                              9999.fate.org resolve on loopback without
+#                                              touching /etc/hosts
 set -euo pipefail
 
 PULSAR_VERSION=4.2.4
@@ -80,7 +89,7 @@ run)
     mkdir -p "$dir/data" "$dir/logs"
     # Broker and bookie read the same file (PulsarStandalone loads both configurations from it).
     cat > "$dir/standalone.conf" <<CONF
-clusterName=standalone
+clusterName=${PULSAR_SH_CLUSTER:-standalone}
 bindAddress=127.0.0.1
 advertisedAddress=127.0.0.1
 brokerServicePort=$broker
@@ -109,6 +118,13 @@ dbStorage_writeCacheMaxSizeMb=32
 dbStorage_readAheadCacheMaxSizeMb=32
 dbStorage_rocksDB_blockCacheSize=16777216
 CONF
+    if [[ -n "${PULSAR_SH_CONF:-}" ]]; then
+        cat "$PULSAR_SH_CONF" >> "$dir/standalone.conf"
+    fi
+    hosts=()
+    if [[ -n "${PULSAR_SH_HOSTS:-}" ]]; then
+        hosts=("-Djdk.net.hosts.file=$PULSAR_SH_HOSTS")
+    fi
     cat > "$dir/log4j2.xml" <<LOG
 <Configuration status="warn">
   <Appenders>
@@ -119,7 +135,7 @@ CONF
 LOG
     cd "$dir"
     java -Xms128m -Xmx512m -XX:MaxDirectMemorySize=256m -XX:+UseG1GC \
-        -Djava.net.preferIPv4Stack=true -Dio.netty.tryReflectionSetAccessible=true \
+        -Djava.net.preferIPv4Stack=true "${hosts[@]}" -Dio.netty.tryReflectionSetAccessible=true \
         --add-opens java.base/java.io=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED \
         --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/sun.net=ALL-UNNAMED \
         --add-opens java.management/sun.management=ALL-UNNAMED \

@@ -10,7 +10,9 @@ use crate::PulsarError;
 use crate::route::Broker;
 
 /// Longest one admin call may take.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// (30 s: a standalone broker on a loaded 2-core machine was seen to take over 10 s to answer
+/// a subscription creation.)
+pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An admin REST client for one party's broker.
 #[derive(Clone)]
@@ -147,6 +149,119 @@ impl Admin {
         )
     }
 
+    /// Registers (or updates) cluster `name` with `data` (Pulsar's ClusterData: service
+    /// URLs, SNI proxy, replication client TLS), as FATE registers each remote party's broker
+    /// in replication mode (fate-spec §2.6).
+    pub fn upsert_cluster(&self, name: &str, data: &Value) -> Result<(), PulsarError> {
+        let path = format!("/clusters/{name}");
+        match self.call("PUT", &path, Some(data.clone()), &[200, 204]) {
+            // It exists: bring it up to date (a no-op when nothing changed).
+            Err(PulsarError::Broker { reason, .. }) if reason.contains("HTTP 409") => self
+                .call("POST", &path, Some(data.clone()), &[200, 204])
+                .map(drop),
+            other => other.map(drop),
+        }
+    }
+
+    /// Makes `tenant` allowed on `clusters` besides those it allows already, creating it if
+    /// needed.
+    pub fn allow_clusters(&self, tenant: &str, clusters: &[String]) -> Result<(), PulsarError> {
+        let path = format!("/tenants/{tenant}");
+        let Some(info) = self.call("GET", &path, None, &[404])? else {
+            return self.create_tenant(tenant, clusters);
+        };
+        let mut allowed: Vec<String> = info
+            .get("allowedClusters")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let before = allowed.len();
+        for c in clusters {
+            if !allowed.contains(c) {
+                allowed.push(c.clone());
+            }
+        }
+        if allowed.len() == before {
+            return Ok(());
+        }
+        let roles = info.get("adminRoles").cloned().unwrap_or(json!([]));
+        self.call(
+            "POST",
+            &path,
+            Some(json!({"adminRoles": roles, "allowedClusters": allowed})),
+            &[200, 204],
+        )
+        .map(drop)
+    }
+
+    /// Creates persistent topic `tenant/namespace/topic` (an existing one is kept).
+    pub fn create_topic(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        topic: &str,
+    ) -> Result<(), PulsarError> {
+        self.create(&format!("/persistent/{tenant}/{namespace}/{topic}"), None)
+    }
+
+    /// Sets the topic-level replication clusters of `tenant/namespace/topic`.
+    pub fn set_topic_replication(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        topic: &str,
+        clusters: &[String],
+    ) -> Result<(), PulsarError> {
+        let path = format!("/persistent/{tenant}/{namespace}/{topic}/replication");
+        self.call("POST", &path, Some(json!(clusters)), &[200, 204])
+            .map(drop)
+    }
+
+    /// The replicator of persistent topic `tenant/namespace/topic` to `cluster`, as its stats
+    /// show it: `None` without one, else whether it is connected to the remote broker.
+    pub fn replicator(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        topic: &str,
+        cluster: &str,
+    ) -> Result<Option<bool>, PulsarError> {
+        let path = format!("/persistent/{tenant}/{namespace}/{topic}/stats");
+        let stats = self.call("GET", &path, None, &[404])?.unwrap_or_default();
+        Ok(stats
+            .get("replication")
+            .and_then(|r| r.get(cluster))
+            .map(|r| {
+                r.get("connected")
+                    .and_then(|c| c.as_bool())
+                    .unwrap_or(false)
+            }))
+    }
+
+    /// Retention (kept even without a subscription, so that frames replicated before the
+    /// receiver subscribes wait for it) and message TTL of `tenant/namespace`.
+    pub fn set_retention_and_ttl(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        minutes: u64,
+        size_mb: u64,
+    ) -> Result<(), PulsarError> {
+        let base = format!("/namespaces/{tenant}/{namespace}");
+        self.call(
+            "POST",
+            &format!("{base}/retention"),
+            Some(json!({"retentionTimeInMinutes": minutes, "retentionSizeInMB": size_mb})),
+            &[200, 204],
+        )?;
+        self.call(
+            "POST",
+            &format!("{base}/messageTTL"),
+            Some(json!(minutes * 60)),
+            &[200, 204],
+        )
+        .map(drop)
+    }
+
     /// Creates `tenant/namespace` (an existing one is kept).
     pub fn create_namespace(&self, tenant: &str, namespace: &str) -> Result<(), PulsarError> {
         self.create(&format!("/namespaces/{tenant}/{namespace}"), None)
@@ -214,6 +329,15 @@ impl Admin {
     /// Deletes every topic of `tenant/namespace` (closing their producers and consumers),
     /// then the namespace. A namespace already gone is fine.
     pub fn delete_namespace(&self, tenant: &str, namespace: &str) -> Result<(), PulsarError> {
+        // A peer's broker still replicating into this namespace would create its topics anew
+        // as soon as they are deleted (and the namespace could never be): no more automatic
+        // topic creation here first.
+        self.call(
+            "POST",
+            &format!("/namespaces/{tenant}/{namespace}/autoTopicCreation"),
+            Some(json!({"allowAutoTopicCreation": false})),
+            &[200, 204, 404],
+        )?;
         let topics = match self.call(
             "GET",
             &format!("/namespaces/{tenant}/{namespace}/topics"),
@@ -238,7 +362,7 @@ impl Admin {
         // Deleting topics is asynchronous on the broker side; a namespace that still has
         // one answers 409 for a moment.
         let mut last = None;
-        for _ in 0..20 {
+        for _ in 0..40 {
             match self.call(
                 "DELETE",
                 &format!("/namespaces/{tenant}/{namespace}"),

@@ -32,11 +32,21 @@
 //! (1 MiB); `max_frame_size` (default a 4 MiB slice and its header) is checked at start
 //! against each local broker's `maxMessageSize` (Pulsar's default 5 MiB).
 //!
-//! Not yet: replication mode (clusters and namespace replication between the parties'
-//! brokers), TLS (`pulsar+ssl://`) and the SNI proxy.
+//! - **Replication mode** (FATE's default): a frame is produced on the sender's own broker,
+//!   and Pulsar's geo-replication carries it to the receiver's. The sender registers each
+//!   peer's broker as a cluster named after the peer (service URLs; behind an SNI proxy
+//!   `brokerServiceUrlTls`, `proxyServiceUrl pulsar+ssl://<proxy>`, `proxyProtocol SNI`,
+//!   replication over TLS), allows the tenant on it, and sets replication on its send topic
+//!   only (FATE replicates the whole session namespace to every party's broker, so the
+//!   arbiter's broker would hold the guest's frames to the host). The session namespace
+//!   retains frames (`topic_ttl`) that arrive before the receiver subscribes. Two parties on
+//!   one broker need no replication. [`sni::check_sni_route`] checks the proxy hop.
+//!
+//! Not yet: the node's own connection to its broker over TLS (`pulsar+ssl://`).
 
 mod admin;
 pub mod route;
+pub mod sni;
 mod transport;
 
 pub use admin::Admin;

@@ -7,6 +7,8 @@
 //!   sslPort: 6651       # pulsar+ssl://
 //!   proxy: ""           # SNI proxy in front of the broker (star network), host:port
 //!   mng_port: 8080      # admin REST (webServicePort); FATE keeps it in service_conf.yaml
+//!   mng_ssl_port: 8081  # admin REST over TLS (webServicePortTls), for replication through
+//!                       # the SNI proxy: Pulsar's replicator asks the remote admin REST
 //! default:
 //!   proxy: proxy.fate.org:443
 //!   domain: fate.org
@@ -31,6 +33,9 @@ pub const DEFAULT_PORT: u16 = 6650;
 pub const DEFAULT_SSL_PORT: u16 = 6651;
 /// Default admin REST port (the broker's `webServicePort`).
 pub const DEFAULT_MNG_PORT: u16 = 8080;
+/// Default admin REST TLS port (the broker's `webServicePortTls`, 8081 in FATE's star
+/// deployment guide, fate-spec §2.6).
+pub const DEFAULT_MNG_SSL_PORT: u16 = 8081;
 
 /// One party's broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +50,8 @@ pub struct Broker {
     pub proxy: Option<String>,
     /// Admin REST port.
     pub mng_port: u16,
+    /// Admin REST TLS port.
+    pub mng_ssl_port: u16,
 }
 
 impl Broker {
@@ -61,6 +68,11 @@ impl Broker {
     /// `http://host:mng_port`, the admin REST base.
     pub fn admin_url(&self) -> String {
         format!("http://{}:{}", self.host, self.mng_port)
+    }
+
+    /// `pulsar+ssl://host:sslPort`.
+    pub fn service_url_tls(&self) -> String {
+        format!("pulsar+ssl://{}:{}", self.host, self.ssl_port)
     }
 
     /// `host:mng_port`, for errors.
@@ -82,6 +94,8 @@ pub struct DefaultRoute {
     pub broker_ssl_port: u16,
     /// Admin REST port of such a party.
     pub mng_port: u16,
+    /// Admin REST TLS port of such a party.
+    pub mng_ssl_port: u16,
 }
 
 /// The parsed route table.
@@ -188,6 +202,7 @@ impl RouteTable {
                     broker_port: DEFAULT_PORT,
                     broker_ssl_port: DEFAULT_SSL_PORT,
                     mng_port: DEFAULT_MNG_PORT,
+                    mng_ssl_port: DEFAULT_MNG_SSL_PORT,
                     ..DefaultRoute::default()
                 };
                 for (fk, fv) in fields {
@@ -204,12 +219,13 @@ impl RouteTable {
                         "brokerPort" => d.broker_port = port(&party, field, &fv)?,
                         "brokerSslPort" => d.broker_ssl_port = port(&party, field, &fv)?,
                         "mng_port" => d.mng_port = port(&party, field, &fv)?,
+                        "mng_ssl_port" => d.mng_ssl_port = port(&party, field, &fv)?,
                         other => {
                             return Err(route_err(
                                 &party,
                                 other,
                                 "unknown field (known: proxy, domain, brokerPort, \
-                                 brokerSslPort, mng_port)",
+                                 brokerSslPort, mng_port, mng_ssl_port)",
                             ));
                         }
                     }
@@ -226,6 +242,7 @@ impl RouteTable {
                 ssl_port: DEFAULT_SSL_PORT,
                 proxy: None,
                 mng_port: DEFAULT_MNG_PORT,
+                mng_ssl_port: DEFAULT_MNG_SSL_PORT,
             };
             for (fk, fv) in fields {
                 let Some(field) = fk.as_str() else {
@@ -241,11 +258,13 @@ impl RouteTable {
                     "sslPort" => broker.ssl_port = port(&party, field, &fv)?,
                     "proxy" => broker.proxy = non_empty(field_text(&party, field, &fv, true)?),
                     "mng_port" => broker.mng_port = port(&party, field, &fv)?,
+                    "mng_ssl_port" => broker.mng_ssl_port = port(&party, field, &fv)?,
                     other => {
                         return Err(route_err(
                             &party,
                             other,
-                            "unknown field (known: host, port, sslPort, proxy, mng_port)",
+                            "unknown field (known: host, port, sslPort, proxy, mng_port, \
+                             mng_ssl_port)",
                         ));
                     }
                 }
@@ -268,12 +287,14 @@ impl RouteTable {
                 broker_port,
                 broker_ssl_port,
                 mng_port,
+                mng_ssl_port,
             }) => Ok(Broker {
                 host: format!("{party_id}.{domain}"),
                 port: *broker_port,
                 ssl_port: *broker_ssl_port,
                 proxy: proxy.clone(),
                 mng_port: *mng_port,
+                mng_ssl_port: *mng_ssl_port,
             }),
             Some(_) => Err(route_err(
                 party_id,

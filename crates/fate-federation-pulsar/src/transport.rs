@@ -1,4 +1,5 @@
-//! [`PulsarTransport`]: the federation [`Transport`] over Pulsar brokers, client mode.
+//! [`PulsarTransport`]: the federation [`Transport`] over Pulsar brokers, client and
+//! replication modes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -57,6 +58,27 @@ pub struct PulsarConfig {
     pub routes: RouteTable,
     /// Replication or client mode.
     pub mode: Mode,
+    /// Replication mode: the name of the local parties' brokers' own cluster (FATE's
+    /// `pulsar.cluster`, `standalone`); every remote party's broker is registered on it as a
+    /// cluster named after the party id.
+    pub cluster: String,
+    /// Replication mode: message TTL and retention of a session's namespace (FATE's
+    /// `topic_ttl`, 30 minutes). Retention keeps frames replicated before the receiver
+    /// subscribes.
+    pub topic_ttl_minutes: u64,
+    /// Replication mode: the most a session's namespace retains on a broker, in MiB.
+    pub retention_mb: u64,
+    /// Replication through an SNI proxy: the CA file, on the brokers' machines, the
+    /// replicating broker trusts (the cluster's `brokerClientTrustCertsFilePath`); unset,
+    /// the broker's own `brokerClientTrustCertsFilePath` applies.
+    pub broker_trust_certs: Option<String>,
+    /// Replication mode: how long after a first send to a peer its topic's replicator may
+    /// take to connect to the peer's broker before the log names the hop.
+    pub replication_timeout: Duration,
+    /// Replication: the advertised listener of the remote brokers to use
+    /// (the cluster's `listenerName`), when brokers advertise their site name on a listener
+    /// of its own.
+    pub listener_name: Option<String>,
     /// The parties this transport sends and receives for.
     pub local_parties: Vec<String>,
     /// Tenant of every session's namespace (FATE: `fl-tenant`).
@@ -85,6 +107,12 @@ impl PulsarConfig {
         PulsarConfig {
             routes,
             mode: Mode::default(),
+            cluster: "standalone".into(),
+            topic_ttl_minutes: 30,
+            retention_mb: 1024,
+            broker_trust_certs: None,
+            listener_name: None,
+            replication_timeout: Duration::from_secs(60),
             local_parties,
             tenant: DEFAULT_TENANT.into(),
             topic_suffix: "federation".into(),
@@ -139,6 +167,10 @@ struct LinkId {
 struct Link {
     id: LinkId,
     send_topic: String,
+    /// Whose broker `send_broker` is: the peer's (client mode) or mine (replication).
+    send_party: String,
+    /// Frames reach the peer's broker by replication.
+    replicate: bool,
     send_broker: Broker,
     recv_topic: String,
     recv_broker: Broker,
@@ -158,6 +190,8 @@ struct Inner {
     links: Mutex<HashMap<LinkId, Arc<Link>>>,
     /// Per session, the parties on whose broker this node created the session's namespace.
     namespaces: Mutex<HashMap<String, HashSet<String>>>,
+    /// Remote clusters registered on a local party's broker, by (local party, peer).
+    registered: Mutex<HashSet<(String, String)>>,
     /// Held while a tenant and namespace are created.
     setup: Mutex<()>,
 }
@@ -185,9 +219,7 @@ impl PulsarTransport {
             return Err(PulsarError::Config("no local party to serve".into()));
         }
         if config.mode == Mode::Replication {
-            return Err(PulsarError::Config(
-                "mode `replication` is not supported yet: use `client`".into(),
-            ));
+            check_pulsar_name("cluster", &config.cluster)?;
         }
         if config.mailbox_bytes < config.max_frame_size {
             return Err(PulsarError::Config(format!(
@@ -201,7 +233,18 @@ impl PulsarTransport {
         for party in &config.local_parties {
             let broker = config.routes.broker(party)?;
             let admin = Admin::new(party, &broker);
-            admin.clusters()?;
+            let clusters = admin.clusters()?;
+            if config.mode == Mode::Replication && !clusters.contains(&config.cluster) {
+                return Err(PulsarError::Broker {
+                    party: party.clone(),
+                    addr: admin.addr().to_string(),
+                    reason: format!(
+                        "replication: the broker's clusters are {clusters:?}, without `{}` \
+                         (set the transport's `cluster` to the broker's clusterName)",
+                        config.cluster
+                    ),
+                });
+            }
             if let Some(limit) = admin.max_message_size()
                 && config.max_frame_size + METADATA_ROOM > limit
             {
@@ -243,6 +286,7 @@ impl PulsarTransport {
                 clients: tokio::sync::Mutex::new(HashMap::new()),
                 links: Mutex::new(HashMap::new()),
                 namespaces: Mutex::new(HashMap::new()),
+                registered: Mutex::new(HashSet::new()),
                 setup: Mutex::new(()),
             }),
         }))
@@ -282,7 +326,17 @@ impl PulsarTransport {
         check_pulsar_name("session id (the namespace)", session)?;
         let routes = &self.inner.config.routes;
         let recv_broker = routes.broker(me.party_id.as_str())?;
-        let send_broker = routes.broker(peer.party_id.as_str())?;
+        let peer_broker = routes.broker(peer.party_id.as_str())?;
+        // Replication: produce on my own broker, which replicates to the peer's; two
+        // parties on one broker need none.
+        let replicate = self.inner.config.mode == Mode::Replication
+            && (peer_broker.host.as_str(), peer_broker.port)
+                != (recv_broker.host.as_str(), recv_broker.port);
+        let (send_party, send_broker) = if replicate {
+            (me.party_id.as_str().to_string(), recv_broker.clone())
+        } else {
+            (peer.party_id.as_str().to_string(), peer_broker)
+        };
         let suffix = &self.inner.config.topic_suffix;
         let send_topic = Self::topic(me, peer, suffix);
         let recv_topic = Self::topic(peer, me, suffix);
@@ -291,6 +345,8 @@ impl PulsarTransport {
         let link = Arc::new(Link {
             id: id.clone(),
             send_topic,
+            send_party,
+            replicate,
             send_broker,
             recv_topic,
             recv_broker,
@@ -303,9 +359,189 @@ impl PulsarTransport {
         Ok(link)
     }
 
-    /// Creates the tenant and the session's namespace on `party`'s broker (once per
-    /// session and broker) and the receiver's subscription on `topic`, so that no frame
-    /// sent before the receiver subscribes is lost.
+    /// Creates the tenant and the session's namespace on `party`'s broker, once per session
+    /// and broker; the caller holds `setup`. In replication mode a new namespace gets its
+    /// retention and TTL.
+    fn ensure_namespace(
+        &self,
+        session: &str,
+        party: &str,
+        admin: &Admin,
+    ) -> Result<(), PulsarError> {
+        let tenant = &self.inner.config.tenant;
+        let known = self
+            .inner
+            .namespaces
+            .lock()
+            .get(session)
+            .is_some_and(|s| s.contains(party));
+        if known {
+            return Ok(());
+        }
+        let clusters = admin.clusters()?;
+        if clusters.is_empty() {
+            return Err(PulsarError::Broker {
+                party: party.to_string(),
+                addr: admin.addr().to_string(),
+                reason: "its admin REST lists no cluster (is the broker still starting?)".into(),
+            });
+        }
+        admin.create_tenant(tenant, &clusters)?;
+        admin.create_namespace(tenant, session)?;
+        if self.inner.config.mode == Mode::Replication {
+            let c = &self.inner.config;
+            admin.set_retention_and_ttl(
+                tenant,
+                session,
+                c.topic_ttl_minutes.max(1),
+                c.retention_mb,
+            )?;
+        }
+        self.inner
+            .namespaces
+            .lock()
+            .entry(session.to_string())
+            .or_default()
+            .insert(party.to_string());
+        Ok(())
+    }
+
+    /// Pulsar's ClusterData for `peer`'s broker as FATE registers it (fate-spec §2.6): its
+    /// service URLs and, behind an SNI proxy, TLS through the proxy.
+    fn cluster_data(&self, peer: &Broker) -> serde_json::Value {
+        let c = &self.inner.config;
+        let mut data = serde_json::json!({
+            "serviceUrl": peer.admin_url(),
+            "brokerServiceUrl": peer.service_url(),
+            "brokerServiceUrlTls": peer.service_url_tls(),
+        });
+        if let Some(proxy) = &peer.proxy {
+            data["serviceUrlTls"] = format!("https://{}:{}", peer.host, peer.mng_ssl_port).into();
+            data["proxyServiceUrl"] = format!("pulsar+ssl://{proxy}").into();
+            data["proxyProtocol"] = "SNI".into();
+            data["brokerClientTlsEnabled"] = true.into();
+            data["tlsAllowInsecureConnection"] = false.into();
+            if let Some(ca) = &c.broker_trust_certs {
+                data["brokerClientTrustCertsFilePath"] = ca.clone().into();
+            }
+        }
+        if let Some(listener) = &c.listener_name {
+            data["listenerName"] = listener.clone().into();
+        }
+        data
+    }
+
+    /// Replication mode: `me`'s broker knows `peer`'s as a cluster named after the peer, the
+    /// tenant is allowed on it, and the session's namespace exists; with `topic`, that topic
+    /// (the one `me` sends to `peer` on) replicates to the peer's cluster.
+    ///
+    /// FATE replicates the whole namespace to every party of the session (fate-spec §2.6), so
+    /// every broker of a job holds every pair's frames, the arbiter's those between guest and
+    /// host too. Here replication is set per topic: a frame reaches its receiver's broker
+    /// and no other.
+    fn ensure_replication(
+        &self,
+        session: &str,
+        me: &str,
+        peer: &str,
+        topic: Option<&str>,
+    ) -> Result<(), PulsarError> {
+        let c = &self.inner.config;
+        let my_broker = c.routes.broker(me)?;
+        let peer_broker = c.routes.broker(peer)?;
+        let admin = Admin::new(me, &my_broker);
+        // One at a time: the tenant's cluster list is read, extended and written back.
+        let _one_at_a_time = self.inner.setup.lock();
+        let pair = (me.to_string(), peer.to_string());
+        if !self.inner.registered.lock().contains(&pair) {
+            admin.upsert_cluster(peer, &self.cluster_data(&peer_broker))?;
+            admin.allow_clusters(&c.tenant, &[c.cluster.clone(), peer.to_string()])?;
+            self.inner.registered.lock().insert(pair);
+        }
+        self.ensure_namespace(session, me, &admin)?;
+        if let Some(topic) = topic {
+            admin.create_topic(&c.tenant, session, topic)?;
+            admin.set_topic_replication(
+                &c.tenant,
+                session,
+                topic,
+                &[c.cluster.clone(), peer.to_string()],
+            )?;
+            // The policy applies asynchronously, and a replicator starts at the topic's end
+            // (the broker's `replicationStartAt=latest`): a frame published before it exists
+            // would never reach the peer. Wait for it.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while admin.replicator(&c.tenant, session, topic, peer)?.is_none() {
+                if Instant::now() > deadline {
+                    return Err(PulsarError::Broker {
+                        party: me.to_string(),
+                        addr: admin.addr().to_string(),
+                        reason: format!(
+                            "topic `{topic}` has no replicator to cluster `{peer}` 30 s after \
+                             its replication was set"
+                        ),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replication mode: if the replicator of the link's send topic is still not connected to
+    /// the peer's broker after `replication_timeout`, says so in the log, naming the hop (the
+    /// peer's broker, the SNI proxy). Not an error of the send: the frames wait on this
+    /// party's broker until the link comes up, and a peer that has not yet touched the
+    /// session (its namespace does not exist yet) cannot take them before.
+    fn watch_replication(&self, link: &Link) {
+        let c = &self.inner.config;
+        let me = link.id.me.party_id.as_str().to_string();
+        let peer = link.id.peer.party_id.as_str().to_string();
+        let admin = Admin::new(&me, &link.send_broker);
+        let (tenant, session, topic) = (
+            c.tenant.clone(),
+            link.id.session.clone(),
+            link.send_topic.clone(),
+        );
+        let after = c.replication_timeout;
+        let hop = match c.routes.broker(&peer) {
+            Ok(b) => match &b.proxy {
+                Some(proxy) => format!(
+                    "{} through the SNI proxy {proxy} (route for SNI `{}`?)",
+                    b.service_url_tls(),
+                    b.host
+                ),
+                None => b.service_url(),
+            },
+            Err(e) => e.to_string(),
+        };
+        let stop = link.stop.clone();
+        self.inner.runtime.spawn(async move {
+            tokio::time::sleep(after).await;
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let connected = tokio::task::spawn_blocking(move || {
+                admin
+                    .replicator(&tenant, &session, &topic, &peer)
+                    .map(|r| (r, admin, peer))
+            })
+            .await;
+            if let Ok(Ok((state, admin, peer))) = connected
+                && state != Some(true)
+            {
+                tracing::warn!(
+                    broker = %admin.addr(), party = %me, peer = %peer, hop = %hop,
+                    "Replication to the peer's broker is not connected {after:.0?} after the \
+                     first send; frames wait on this broker until it is."
+                );
+            }
+        });
+    }
+
+    /// Creates the tenant and the session's namespace on `party`'s broker and the
+    /// receiver's subscription on `topic`, so that no frame sent before the receiver
+    /// subscribes is lost.
     fn prepare_topic(
         &self,
         session: &str,
@@ -313,38 +549,20 @@ impl PulsarTransport {
         broker: &Broker,
         topic: &str,
     ) -> Result<(), PulsarError> {
-        let tenant = &self.inner.config.tenant;
         let admin = Admin::new(party, broker);
-        let fresh = !self
-            .inner
-            .namespaces
-            .lock()
-            .get(session)
-            .is_some_and(|s| s.contains(party));
-        if fresh {
+        {
             // Concurrent creations of one tenant race in the broker's metadata store (HTTP
             // 500, BadVersionException): one at a time here; Admin retries a race with
             // another node.
             let _one_at_a_time = self.inner.setup.lock();
-            let clusters = admin.clusters()?;
-            if clusters.is_empty() {
-                return Err(PulsarError::Broker {
-                    party: party.to_string(),
-                    addr: admin.addr().to_string(),
-                    reason: "its admin REST lists no cluster (is the broker still starting?)"
-                        .into(),
-                });
-            }
-            admin.create_tenant(tenant, &clusters)?;
-            admin.create_namespace(tenant, session)?;
-            self.inner
-                .namespaces
-                .lock()
-                .entry(session.to_string())
-                .or_default()
-                .insert(party.to_string());
+            self.ensure_namespace(session, party, &admin)?;
         }
-        admin.create_subscription(tenant, session, topic, &self.inner.config.subscription)
+        admin.create_subscription(
+            &self.inner.config.tenant,
+            session,
+            topic,
+            &self.inner.config.subscription,
+        )
     }
 
     fn full_topic(&self, session: &str, topic: &str) -> String {
@@ -362,6 +580,9 @@ impl PulsarTransport {
             return Ok(());
         }
         let me = link.id.me.party_id.as_str();
+        if link.replicate {
+            self.ensure_replication(&link.id.session, me, link.id.peer.party_id.as_str(), None)?;
+        }
         self.prepare_topic(&link.id.session, me, &link.recv_broker, &link.recv_topic)?;
         let consumer = Receiver {
             mailbox: self.inner.mailbox.clone(),
@@ -380,7 +601,7 @@ impl PulsarTransport {
         // after that the consumer reconnects on its own.
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.inner.runtime.spawn(consumer.run(tx));
-        match rx.recv_timeout(crate::admin::TIMEOUT * 6) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(result) => result?,
             Err(_) => {
                 return Err(PulsarError::Broker {
@@ -397,12 +618,24 @@ impl PulsarTransport {
     fn set_up_send(&self, link: &Link) -> Result<(), PulsarError> {
         let mut ready = link.send_ready.lock();
         if !*ready {
-            self.prepare_topic(
-                &link.id.session,
-                link.id.peer.party_id.as_str(),
-                &link.send_broker,
-                &link.send_topic,
-            )?;
+            if link.replicate {
+                // The receiver's subscription is on its own broker, out of reach; the
+                // namespace's retention there keeps what arrives before it subscribes.
+                self.ensure_replication(
+                    &link.id.session,
+                    link.id.me.party_id.as_str(),
+                    link.id.peer.party_id.as_str(),
+                    Some(&link.send_topic),
+                )?;
+                self.watch_replication(link);
+            } else {
+                self.prepare_topic(
+                    &link.id.session,
+                    &link.send_party,
+                    &link.send_broker,
+                    &link.send_topic,
+                )?;
+            }
             *ready = true;
         }
         Ok(())
@@ -507,7 +740,7 @@ async fn publish(
                 if Instant::now() + backoff >= deadline {
                     return Err(format!(
                         "broker {addr} of party {} (topic `{topic}`): {reason}",
-                        link.id.peer.party_id.as_str()
+                        link.send_party
                     ));
                 }
                 tracing::debug!(%key, broker = %addr, %reason, "Publish failed; retrying.");
@@ -782,6 +1015,7 @@ impl Transport for PulsarTransport {
             .lock()
             .remove(session_id)
             .unwrap_or_default();
+
         for party in parties {
             let broker = match self.inner.config.routes.broker(&party) {
                 Ok(b) => b,
@@ -790,9 +1024,9 @@ impl Transport for PulsarTransport {
                     continue;
                 }
             };
-            if let Err(e) =
-                Admin::new(&party, &broker).delete_namespace(&self.inner.config.tenant, session_id)
-            {
+            let admin = Admin::new(&party, &broker);
+            let tenant = &self.inner.config.tenant;
+            if let Err(e) = admin.delete_namespace(tenant, session_id) {
                 tracing::warn!(session = session_id, error = %e, "Cannot delete a namespace.");
             }
         }

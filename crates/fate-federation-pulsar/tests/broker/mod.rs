@@ -77,7 +77,12 @@ fn remove_dirs_of_dead_runs() {
 }
 
 fn start(name: &str) -> Broker {
-    let (port, web_port) = (free_port(), free_port());
+    start_with(name, (free_port(), free_port()), &[])
+}
+
+/// A broker on `port` (binary) and `web_port` (admin REST), with `scripts/services/pulsar.sh`'s
+/// optional environment (`PULSAR_SH_CLUSTER`, `PULSAR_SH_CONF`, `PULSAR_SH_HOSTS`).
+fn start_with(name: &str, (port, web_port): (u16, u16), env: &[(&str, String)]) -> Broker {
     let dir = std::env::temp_dir().join(format!(
         "fate-pulsar-test-{}-{name}-{port}",
         std::process::id()
@@ -94,6 +99,7 @@ fn start(name: &str) -> Broker {
             &web_port.to_string(),
         ])
         .env("PULSAR_SH_EXIT_ON_EOF", "1")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::piped())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
@@ -146,4 +152,158 @@ fn start(name: &str) -> Broker {
         _stdin: Mutex::new(stdin),
         _child: Mutex::new(child),
     }
+}
+
+/// One party's broker of the [`star`].
+#[allow(dead_code)] // not every test binary reads every field
+pub struct StarBroker {
+    pub party: &'static str,
+    pub broker: Broker,
+    pub ssl_port: u16,
+    pub web_ssl_port: u16,
+}
+
+/// FATE's Pulsar star network (fate-spec §2.6) on loopback: parties 9999 and 10000, each with
+/// its own broker (cluster named after the party, TLS with a certificate `<party>.fate.org`
+/// from fate-rs's CA, the code `fate cert` runs), and Apache Traffic Server in front of both
+/// tunnelling TLS by SNI (`<party>.fate.org` to that broker's TLS port).
+///
+/// Each broker advertises its loopback address to local clients (listener `internal`) and its
+/// site name to replicating brokers (listener `sni`); the brokers' JVMs resolve the site names
+/// to loopback through a hosts file of their own, as DNS would resolve them to the proxy.
+#[allow(dead_code)] // not every test binary reads every field
+pub struct Star {
+    pub a: StarBroker,
+    pub b: StarBroker,
+    pub proxy_port: u16,
+    /// `ca.pem`, `<party>.crt`, `<party>.key`.
+    pub certs: PathBuf,
+    /// The proxy's directory (`log/`).
+    pub proxy_dir: PathBuf,
+    _proxy_stdin: Mutex<ChildStdin>,
+    _proxy: Mutex<Child>,
+}
+
+#[allow(dead_code)] // not every test binary uses the star
+pub fn star() -> &'static Star {
+    static STAR: OnceLock<Star> = OnceLock::new();
+    STAR.get_or_init(|| {
+        remove_dirs_of_dead_runs();
+        let status = Command::new(script())
+            .arg("install")
+            .status()
+            .expect("run scripts/services/pulsar.sh install");
+        assert!(
+            status.success(),
+            "scripts/services/pulsar.sh install failed"
+        );
+        let base = std::env::temp_dir().join(format!(
+            "fate-pulsar-test-{}-star-{}",
+            std::process::id(),
+            free_port()
+        ));
+        let certs = base.join("certs");
+        fate_federation_grpc::certs::generate(&certs, "fate.org", &[&["9999"], &["10000"]])
+            .expect("issue the brokers' certificates");
+        let hosts = base.join("hosts");
+        std::fs::write(
+            &hosts,
+            "127.0.0.1 localhost 9999.fate.org 10000.fate.org 10001.fate.org\n",
+        )
+        .unwrap();
+        let ports = |_: ()| (free_port(), free_port(), free_port(), free_port());
+        let (pa, wa, sa, wsa) = ports(());
+        let (pb, wb, sb, wsb) = ports(());
+        let conf = |party: &str, port: u16, ssl: u16, web_ssl: u16| {
+            let file = base.join(format!("{party}.conf"));
+            let c = certs.display();
+            std::fs::write(
+                &file,
+                format!(
+                    "brokerServicePortTls={ssl}\nwebServicePortTls={web_ssl}\n\
+                     tlsCertificateFilePath={c}/{party}.crt\ntlsKeyFilePath={c}/{party}.key\n\
+                     tlsTrustCertsFilePath={c}/ca.pem\ntlsAllowInsecureConnection=false\n\
+                     advertisedListeners=internal:pulsar://127.0.0.1:{port},\
+                     internal:pulsar+ssl://127.0.0.1:{ssl},sni:pulsar://{party}.fate.org:{port},\
+                     sni:pulsar+ssl://{party}.fate.org:{ssl}\ninternalListenerName=internal\n"
+                ),
+            )
+            .unwrap();
+            vec![
+                ("PULSAR_SH_CLUSTER", party.to_string()),
+                ("PULSAR_SH_CONF", file.display().to_string()),
+                ("PULSAR_SH_HOSTS", hosts.display().to_string()),
+            ]
+        };
+        let env_a = conf("9999", pa, sa, wsa);
+        let env_b = conf("10000", pb, sb, wsb);
+        let a = std::thread::spawn(move || start_with("star-9999", (pa, wa), &env_a));
+        let b = std::thread::spawn(move || start_with("star-10000", (pb, wb), &env_b));
+        let proxy_port = free_port();
+        let proxy_dir = base.join("proxy");
+        let (proxy, proxy_stdin) = start_proxy(
+            &proxy_dir,
+            proxy_port,
+            &[
+                format!("9999.fate.org=127.0.0.1:{sa}"),
+                format!("10000.fate.org=127.0.0.1:{sb}"),
+            ],
+        );
+        Star {
+            a: StarBroker {
+                party: "9999",
+                broker: a.join().unwrap(),
+                ssl_port: sa,
+                web_ssl_port: wsa,
+            },
+            b: StarBroker {
+                party: "10000",
+                broker: b.join().unwrap(),
+                ssl_port: sb,
+                web_ssl_port: wsb,
+            },
+            proxy_port,
+            certs,
+            proxy_dir,
+            _proxy_stdin: Mutex::new(proxy_stdin),
+            _proxy: Mutex::new(proxy),
+        }
+    })
+}
+
+/// `scripts/services/trafficserver.sh run`, ready.
+fn start_proxy(dir: &std::path::Path, port: u16, routes: &[String]) -> (Child, ChildStdin) {
+    std::fs::create_dir_all(dir).unwrap();
+    let log = dir.join("run.log");
+    let log_file = std::fs::File::create(&log).unwrap();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/services/trafficserver.sh");
+    let mut child = Command::new(script)
+        .arg("run")
+        .arg(dir)
+        .arg(port.to_string())
+        .args(routes)
+        .env("TS_SH_EXIT_ON_EOF", "1")
+        .stdin(Stdio::piped())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .expect("run scripts/services/trafficserver.sh");
+    let stdin = child.stdin.take().unwrap();
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("trafficserver ready") {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("Traffic Server exited ({status}) before it was ready:\n{text}");
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!("Traffic Server was not ready within 90 s:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (child, stdin)
 }
