@@ -1,7 +1,8 @@
 //! Checks a hop of FATE's Pulsar star network (fate-spec §2.6): that the SNI proxy in front of
 //! a party's broker routes the party's site name to a broker whose certificate the site's CA
-//! issued for that name. A proxy without a route answers with a certificate of its own (or
-//! closes the connection), so the handshake fails and the error names the proxy and the name.
+//! issued for that name. A proxy without a route for the name fails the handshake (Traffic
+//! Server configured by `fate_federation_grpc::sni` holds no certificate) or answers with a
+//! certificate of its own, so the error names the proxy and the name.
 //! Used by `fate doctor` and the tests; the brokers' replication takes the same hop.
 
 use std::io::{Read, Write};

@@ -684,6 +684,44 @@ impl Inner {
     }
 }
 
+/// Whether a set-up error may pass: a broker that does not answer (stopped, restarting,
+/// overloaded) rather than a configuration the retries cannot mend.
+fn transient(e: &PulsarError) -> bool {
+    match e {
+        PulsarError::Route { field, reason, .. } => {
+            field == "mng_port" && reason.contains("unreachable")
+        }
+        PulsarError::Broker { reason, .. } => {
+            reason.contains("HTTP 5")
+                || reason.contains("no consumer")
+                || reason.contains("connect")
+        }
+        PulsarError::Config(_) => false,
+    }
+}
+
+/// Runs a link's set-up, again after a transient error (a broker restarting) until
+/// `deadline`, so that an outage of a broker delays a send or a receive instead of failing it.
+fn retry_setup(
+    deadline: Instant,
+    cancel: &CancelToken,
+    mut setup: impl FnMut() -> Result<(), PulsarError>,
+) -> Result<(), PulsarError> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match setup() {
+            Err(e)
+                if transient(&e) && Instant::now() + pause < deadline && !cancel.is_canceled() =>
+            {
+                tracing::debug!(error = %e, "Set-up failed; retrying.");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Publishes `frame` on the link's send topic, retrying until `deadline`.
 async fn publish(
     inner: Arc<Inner>,
@@ -939,9 +977,9 @@ impl Transport for PulsarTransport {
         let link = self
             .link(&key.session_id, &key.src, &key.dst)
             .map_err(fail)?;
-        self.set_up_send(&link).map_err(fail)?;
-        let topic = self.full_topic(&key.session_id, &link.send_topic);
         let deadline = Instant::now() + self.inner.config.send_timeout;
+        retry_setup(deadline, cancel, || self.set_up_send(&link)).map_err(fail)?;
+        let topic = self.full_topic(&key.session_id, &link.send_topic);
         // A moment past the publish's own deadline, so that its error (naming the broker)
         // arrives rather than a bare timeout.
         self.block(
@@ -978,7 +1016,7 @@ impl Transport for PulsarTransport {
         let link = self
             .link(&key.session_id, &key.dst, &key.src)
             .map_err(fail)?;
-        self.set_up_recv(&link).map_err(fail)?;
+        retry_setup(deadline, cancel, || self.set_up_recv(&link)).map_err(fail)?;
         self.inner.mailbox.recv(key, deadline, cancel)
     }
 

@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(240);
 
 pub struct Broker {
+    name: String,
     pub port: u16,
     pub web_port: u16,
     /// Its data, config and logs (`logs/pulsar.log`).
     #[allow(dead_code)] // read by the tests of the `fate` binary
     pub dir: PathBuf,
-    _stdin: Mutex<ChildStdin>,
-    _child: Mutex<Child>,
+    env: Vec<(String, String)>,
+    /// The script running it and the pipe it watches (closed when this process exits).
+    process: Mutex<Option<(Child, ChildStdin)>>,
 }
 
 /// A free loopback port.
@@ -88,69 +90,108 @@ fn start_with(name: &str, (port, web_port): (u16, u16), env: &[(&str, String)]) 
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join("run.log");
-    let log_file = std::fs::File::create(&log).unwrap();
-    let started = Instant::now();
-    let mut child = Command::new(script())
-        .args([
-            "run",
-            &dir.display().to_string(),
-            &port.to_string(),
-            &web_port.to_string(),
-        ])
-        .env("PULSAR_SH_EXIT_ON_EOF", "1")
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
-        .spawn()
-        .expect("run scripts/services/pulsar.sh run");
-    let stdin = child.stdin.take().unwrap();
-    let read_log = || {
-        let mut text = String::new();
-        std::fs::File::open(&log)
-            .unwrap()
-            .read_to_string(&mut text)
-            .unwrap();
-        let broker_log = dir.join("logs/pulsar.log");
-        if let Ok(more) = std::fs::read_to_string(&broker_log) {
-            let tail: Vec<&str> = more.lines().rev().take(40).collect();
-            text.push_str("\n--- broker output (last lines) ---\n");
-            for line in tail.into_iter().rev() {
-                text.push_str(line);
-                text.push('\n');
-            }
-        }
-        text
-    };
-    loop {
-        let text = read_log();
-        if text.contains("pulsar ready") {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "Pulsar broker `{name}` (port {port}, web {web_port}) exited \
-                 ({status}) before it was ready:\n{text}"
-            );
-        }
-        if started.elapsed() > START_TIMEOUT {
-            let _ = child.kill();
-            panic!(
-                "Pulsar broker `{name}` was not ready within {START_TIMEOUT:?}:\n{}",
-                read_log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let started_in = started.elapsed();
-    eprintln!("pulsar broker {name}: ready in {started_in:.1?} (port {port}, web {web_port})");
-    Broker {
+    let broker = Broker {
+        name: name.to_string(),
         port,
         web_port,
         dir,
-        _stdin: Mutex::new(stdin),
-        _child: Mutex::new(child),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        process: Mutex::new(None),
+    };
+    broker.start_again();
+    broker
+}
+
+impl Broker {
+    /// Starts the broker (again, on its directory and ports) and waits until it is ready.
+    pub fn start_again(&self) {
+        let mut process = self.process.lock().unwrap();
+        assert!(process.is_none(), "broker {} is running", self.name);
+        let (name, port, web_port, dir) = (&self.name, self.port, self.web_port, &self.dir);
+        let log = dir.join("run.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let started = Instant::now();
+        let mut child = Command::new(script())
+            .args([
+                "run",
+                &dir.display().to_string(),
+                &port.to_string(),
+                &web_port.to_string(),
+            ])
+            .env("PULSAR_SH_EXIT_ON_EOF", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .spawn()
+            .expect("run scripts/services/pulsar.sh run");
+        let stdin = child.stdin.take().unwrap();
+        let read_log = || {
+            let mut text = String::new();
+            std::fs::File::open(&log)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            let broker_log = dir.join("logs/pulsar.log");
+            if let Ok(more) = std::fs::read_to_string(&broker_log) {
+                let tail: Vec<&str> = more.lines().rev().take(40).collect();
+                text.push_str("\n--- broker output (last lines) ---\n");
+                for line in tail.into_iter().rev() {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+            text
+        };
+        loop {
+            let text = read_log();
+            if text.contains("pulsar ready") {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "Pulsar broker `{name}` (port {port}, web {web_port}) exited \
+                     ({status}) before it was ready:\n{text}"
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                let _ = child.kill();
+                panic!(
+                    "Pulsar broker `{name}` was not ready within {START_TIMEOUT:?}:\n{}",
+                    read_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "pulsar broker {name}: ready in {:.1?} (port {port}, web {web_port})",
+            started.elapsed()
+        );
+        *process = Some((child, stdin));
+    }
+
+    /// Stops the broker as an operator does (SIGTERM: the script stops the JVM) and waits
+    /// until its ports are closed.
+    #[allow(dead_code)] // not every test binary restarts a broker
+    pub fn stop(&self) {
+        let Some((mut child, stdin)) = self.process.lock().unwrap().take() else {
+            return;
+        };
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let _ = child.wait();
+        drop(stdin);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "broker {} did not stop",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -244,10 +285,7 @@ pub fn star() -> &'static Star {
         let (proxy, proxy_stdin) = start_proxy(
             &proxy_dir,
             proxy_port,
-            &[
-                format!("9999.fate.org=127.0.0.1:{sa}"),
-                format!("10000.fate.org=127.0.0.1:{sb}"),
-            ],
+            &[("9999.fate.org".into(), sa), ("10000.fate.org".into(), sb)],
         );
         Star {
             a: StarBroker {
@@ -271,39 +309,49 @@ pub fn star() -> &'static Star {
     })
 }
 
-/// `scripts/services/trafficserver.sh run`, ready.
-fn start_proxy(dir: &std::path::Path, port: u16, routes: &[String]) -> (Child, ChildStdin) {
+/// Traffic Server with the SNI tunnels `routes` (`fqdn`, broker TLS address), configured by
+/// fate-rs's own writer (`fate_federation_grpc::sni`, the one `fate deploy local --sni` uses)
+/// and run under a shell that stops it when this test process exits (the shell watches its
+/// stdin, which this process holds open).
+fn start_proxy(dir: &std::path::Path, port: u16, routes: &[(String, u16)]) -> (Child, ChildStdin) {
+    use fate_federation_grpc::sni::{AtsConfig, Tunnel, binary, write_config};
     std::fs::create_dir_all(dir).unwrap();
-    let log = dir.join("run.log");
-    let log_file = std::fs::File::create(&log).unwrap();
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/services/trafficserver.sh");
-    let mut child = Command::new(script)
-        .arg("run")
-        .arg(dir)
-        .arg(port.to_string())
-        .args(routes)
-        .env("TS_SH_EXIT_ON_EOF", "1")
+    let binary = binary().expect("Traffic Server (scripts/setup.sh installs it)");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let tunnels = routes
+        .iter()
+        .map(|(fqdn, to)| {
+            Tunnel::new(
+                fqdn.clone(),
+                std::net::SocketAddr::from(([127, 0, 0, 1], *to)),
+            )
+        })
+        .collect();
+    write_config(dir, &binary, addr, &AtsConfig::new(tunnels)).expect("write ATS's configuration");
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "TS_RUNROOT={dir}/runroot.yaml {bin} > {dir}/stdout.log 2>&1 & pid=$!; \
+             trap 'kill $pid 2>/dev/null' EXIT; cat > /dev/null",
+            dir = dir.display(),
+            bin = binary.display()
+        ))
+        .current_dir(dir)
         .stdin(Stdio::piped())
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
         .spawn()
-        .expect("run scripts/services/trafficserver.sh");
+        .expect("run traffic_server");
     let stdin = child.stdin.take().unwrap();
     let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("trafficserver ready") {
-            break;
-        }
+    while std::net::TcpStream::connect(addr).is_err() {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("Traffic Server exited ({status}) before it was ready:\n{text}");
+            panic!("Traffic Server's shell exited ({status}) before it was ready");
         }
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            panic!("Traffic Server was not ready within 90 s:\n{text}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Traffic Server was not ready within 60 s: {}",
+            std::fs::read_to_string(dir.join("log/diags.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
     (child, stdin)
 }
