@@ -36,6 +36,7 @@
 //! brokers), TLS (`pulsar+ssl://`) and the SNI proxy.
 
 mod admin;
+pub mod probe;
 pub mod route;
 mod transport;
 
