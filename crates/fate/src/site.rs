@@ -874,13 +874,13 @@ pub fn doctor(args: DoctorArgs) -> Result<()> {
             .collect();
         println!("{}", json!({"checks": rows, "failed": failed}));
     } else {
-        println!("{:<28} {:<24} {:<16} DETAIL", "HOP", "TARGET", "RESULT");
+        println!("{:<32} {:<24} {:<16} DETAIL", "HOP", "TARGET", "RESULT");
         for (hop, target, r) in &checks {
             let (result, detail) = match r {
                 Ok(d) => ("ok".to_string(), d.clone()),
                 Err(e) => (format!("FAIL {}", classify(e)), e.clone()),
             };
-            println!("{hop:<28} {target:<24} {result:<16} {detail}");
+            println!("{hop:<32} {target:<24} {result:<16} {detail}");
         }
     }
     if failed > 0 {
