@@ -62,6 +62,8 @@ pub enum FederationEngine {
     Osx,
     /// FATE's `RABBITMQ` (fate-spec §2.7): data through the parties' brokers.
     Rabbitmq,
+    /// FATE's `PULSAR` (fate-spec §2.6): data through the parties' Pulsar brokers.
+    Pulsar,
 }
 
 /// One setting and the dotted field of the job definition it came from.
@@ -272,7 +274,7 @@ pub fn storage_engine(v: &Value, field: &str) -> Result<StorageEngine, PlanError
 }
 
 /// FATE's federation engine names, case-insensitive: `STANDALONE`, `EGGROLL`/`ROLLSITE`,
-/// `OSX`, `RABBITMQ`; `PULSAR` is refused (not yet built).
+/// `OSX`, `RABBITMQ`, `PULSAR`.
 pub fn federation_engine(v: &Value, field: &str) -> Result<FederationEngine, PlanError> {
     let s = name(v, field, "federation")?;
     match s.trim().to_ascii_uppercase().as_str() {
@@ -280,20 +282,13 @@ pub fn federation_engine(v: &Value, field: &str) -> Result<FederationEngine, Pla
         "EGGROLL" | "ROLLSITE" => Ok(FederationEngine::Rollsite),
         "OSX" => Ok(FederationEngine::Osx),
         "RABBITMQ" => Ok(FederationEngine::Rabbitmq),
-        "PULSAR" => Err(PlanError::job(
-            K::BadValue,
-            field,
-            format!(
-                "{} is not supported by fate-rs yet, use STANDALONE, EGGROLL (rollsite), OSX \
-                 or RABBITMQ",
-                s.trim().to_ascii_uppercase()
-            ),
-        )),
+        "PULSAR" => Ok(FederationEngine::Pulsar),
         _ => Err(PlanError::job(
             K::BadValue,
             field,
             format!(
-                "`{}` is not a federation engine (expected STANDALONE, EGGROLL, OSX or RABBITMQ)",
+                "`{}` is not a federation engine (expected STANDALONE, EGGROLL, OSX, RABBITMQ or \
+                 PULSAR)",
                 shown(s)
             ),
         )),
@@ -606,9 +601,16 @@ mod tests {
         assert!(e.message.contains("expected the name"), "{e}");
         let e = err(storage_engine(&json!("MYSQL"), "s"));
         assert!(e.message.contains("MYSQL is not supported"), "{e}");
-        let e = err(federation_engine(&json!("pulsar"), "fe"));
+        let e = err(federation_engine(&json!("kafka"), "fe"));
         assert_eq!(e.field, "fe");
-        assert!(e.message.contains("PULSAR is not supported"), "{e}");
+        assert!(
+            e.message.contains("`kafka` is not a federation engine"),
+            "{e}"
+        );
+        assert_eq!(
+            federation_engine(&json!("pulsar"), "fe").unwrap(),
+            FederationEngine::Pulsar
+        );
         assert_eq!(
             federation_engine(&json!("RabbitMQ"), "fe").unwrap(),
             FederationEngine::Rabbitmq

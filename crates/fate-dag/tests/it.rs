@@ -1032,9 +1032,9 @@ fn bad_engine_settings_name_the_field() {
             "expected the name",
         ),
         (
-            "  conf: {federation_engine: PULSAR}\n",
+            "  conf: {federation_engine: KAFKA}\n",
             "dag.conf.federation_engine",
-            "not supported by fate-rs",
+            "`KAFKA` is not a federation engine",
         ),
         (
             "  conf: {task: {engine_run: [1]}}\n",

@@ -45,6 +45,7 @@
 //! Not yet: the node's own connection to its broker over TLS (`pulsar+ssl://`).
 
 mod admin;
+pub mod probe;
 pub mod route;
 pub mod sni;
 mod transport;

@@ -129,29 +129,35 @@ impl Scheduler {
         }
         if let Some(f) = &settings.federation_engine {
             let site = self.inner.config.site.is_some();
-            // The node's data plane: its site router (gRPC) or its RabbitMQ broker.
-            let rabbitmq = self.inner.transport.name() == "rabbitmq";
+            // The node's data plane (node.yaml `federation`): its site router (gRPC), or its
+            // RabbitMQ or Pulsar brokers.
+            let transport = self.inner.transport.name();
+            let broker = match transport {
+                "rabbitmq" => Some(("RabbitMQ", "RABBITMQ")),
+                "pulsar" => Some(("Pulsar", "PULSAR")),
+                _ => None,
+            };
             let ok = match f.value {
                 FederationEngine::Standalone => !site,
-                FederationEngine::Rollsite | FederationEngine::Osx => site && !rabbitmq,
-                FederationEngine::Rabbitmq => site && rabbitmq,
+                FederationEngine::Rollsite | FederationEngine::Osx => site && broker.is_none(),
+                FederationEngine::Rabbitmq => site && transport == "rabbitmq",
+                FederationEngine::Pulsar => site && transport == "pulsar",
             };
             if !ok {
                 return Err(EngineRefusal {
                     field: f.field.clone(),
-                    message: if !site {
-                        "this node runs standalone (every party in one process): use \
-                         STANDALONE"
-                            .into()
-                    } else if rabbitmq {
-                        "this node federates its data through RabbitMQ (node.yaml \
-                         `federation: rabbitmq`): use RABBITMQ"
-                            .into()
-                    } else {
-                        "this node federates with other nodes through its site router \
-                         (EGGROLL/rollsite or OSX); RABBITMQ needs node.yaml \
-                         `federation: rabbitmq`"
-                            .into()
+                    message: match broker {
+                        _ if !site => "this node runs standalone (every party in one process): \
+                                       use STANDALONE"
+                            .into(),
+                        Some((product, engine)) => format!(
+                            "this node federates its data through {product} (node.yaml \
+                             `federation: {transport}`): use {engine}"
+                        ),
+                        None => "this node federates with other nodes through its site router \
+                                 (EGGROLL/rollsite or OSX); RABBITMQ and PULSAR need node.yaml \
+                                 `federation: rabbitmq` or `federation: pulsar`"
+                            .into(),
                     },
                 });
             }

@@ -652,6 +652,11 @@ async fn an_engine_setting_a_partner_refuses_fails_the_submit_and_leaves_no_job(
             "dag.party_tasks.the_host.conf.federation_engine",
             "federates with other nodes",
         ),
+        (
+            json!({"federation_engine": "PULSAR"}),
+            "dag.party_tasks.the_host.conf.federation_engine",
+            "PULSAR need node.yaml `federation: rabbitmq` or `federation: pulsar`",
+        ),
     ];
     for (host_conf, field, words) in cases {
         let err = guest

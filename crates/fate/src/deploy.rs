@@ -63,8 +63,9 @@ pub struct LocalArgs {
     /// own binary to its Spark session).
     #[arg(long, value_name = "PATH", requires = "spark_connect")]
     pub spark_executor: Option<PathBuf>,
-    /// Where the nodes' data frames travel: `grpc` (through the routers) or `rabbitmq`
-    /// (through the brokers of `--rabbitmq-route-table`; job commands still use the routers).
+    /// Where the nodes' data frames travel: `grpc` (through the routers), `rabbitmq` (through
+    /// the brokers of `--rabbitmq-route-table`) or `pulsar` (through the brokers of
+    /// `--pulsar-route-table`); job commands always use the routers.
     #[arg(long, value_enum, default_value = "grpc")]
     pub federation: crate::site::FederationEngine,
     /// FATE's `rabbitmq_route_table.yaml` for `--federation rabbitmq`: every party's broker,
@@ -74,6 +75,14 @@ pub struct LocalArgs {
     /// `replication` (one broker per party, federated queues) or `client`.
     #[arg(long, value_name = "MODE", requires = "rabbitmq_route_table")]
     pub rabbitmq_mode: Option<String>,
+    /// FATE's `pulsar_route_table.yaml` for `--federation pulsar`: every party's broker (its
+    /// binary `port` and admin REST `mng_port`).
+    #[arg(long, value_name = "FILE", required_if_eq("federation", "pulsar"))]
+    pub pulsar_route_table: Option<PathBuf>,
+    /// `client` (the default: a party produces on its peer's broker) or `replication` (not
+    /// supported yet).
+    #[arg(long, value_name = "MODE", requires = "pulsar_route_table")]
+    pub pulsar_mode: Option<String>,
     /// Stop the deployment in --dir instead of starting one.
     #[arg(long)]
     pub stop: bool,
@@ -274,6 +283,14 @@ fn start(args: LocalArgs) -> Result<()> {
                 .with_context(|| format!("--rabbitmq-route-table {}: no such file", f.display()))
         })
         .transpose()?;
+    let pulsar_route_table = args
+        .pulsar_route_table
+        .as_ref()
+        .map(|f| {
+            f.canonicalize()
+                .with_context(|| format!("--pulsar-route-table {}: no such file", f.display()))
+        })
+        .transpose()?;
     let dir = &args.dir;
     let state_file = dir.join("deploy.json");
     if let Ok(text) = std::fs::read_to_string(&state_file)
@@ -438,6 +455,8 @@ fn start(args: LocalArgs) -> Result<()> {
                 federation: args.federation,
                 rabbitmq_route_table: rabbitmq_route_table.clone(),
                 rabbitmq_mode: args.rabbitmq_mode.clone(),
+                pulsar_route_table: pulsar_route_table.clone(),
+                pulsar_mode: args.pulsar_mode.clone(),
             },
         )?;
     }

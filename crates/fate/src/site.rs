@@ -129,7 +129,8 @@ pub struct NodeConfig {
     #[serde(default, skip_serializing_if = "fate_storage::S3Settings::is_unset")]
     pub s3: fate_storage::S3Settings,
     /// Where data frames travel (FATE's `federation_engine`): `grpc` (default, through the
-    /// site router) or `rabbitmq` (through the parties' brokers, fate-spec §2.7). Job commands
+    /// site router), `rabbitmq` (through the parties' brokers, fate-spec §2.7) or `pulsar`
+    /// (through the parties' Pulsar brokers, fate-spec §2.6). Job commands
     /// between nodes always go through the routers, as FATE on Spark sends them over its
     /// proxy while data goes through the broker.
     #[serde(default, skip_serializing_if = "FederationEngine::is_grpc")]
@@ -140,6 +141,13 @@ pub struct NodeConfig {
     /// `replication` (default: one broker per party, queues federated) or `client`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rabbitmq_mode: Option<String>,
+    /// FATE's `pulsar_route_table.yaml` (`federation: pulsar`), relative to this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulsar_route_table: Option<PathBuf>,
+    /// `client` (default for now: a party produces on its peer's broker) or `replication`
+    /// (FATE's default, not supported yet: refused at start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulsar_mode: Option<String>,
 }
 
 /// The data plane of a node's federation.
@@ -151,6 +159,8 @@ pub enum FederationEngine {
     Grpc,
     /// Frames through RabbitMQ brokers (FATE's `rabbitmq` federation).
     Rabbitmq,
+    /// Frames through Pulsar brokers (FATE's `pulsar` federation).
+    Pulsar,
 }
 
 impl FederationEngine {
@@ -217,6 +227,17 @@ impl NodeConfig {
         if let Some(mode) = &config.rabbitmq_mode {
             mode.parse::<fate_federation_rabbitmq::Mode>()
                 .map_err(|e| anyhow!("{}: rabbitmq_mode: {e}", path.display()))?;
+        }
+        if config.federation == FederationEngine::Pulsar && config.pulsar_route_table.is_none() {
+            bail!(
+                "{}: pulsar_route_table: required with `federation: pulsar` (FATE's \
+                 pulsar_route_table.yaml)",
+                path.display()
+            );
+        }
+        if let Some(mode) = &config.pulsar_mode {
+            mode.parse::<fate_federation_pulsar::Mode>()
+                .map_err(|e| anyhow!("{}: pulsar_mode: {e}", path.display()))?;
         }
         Ok((config, base))
     }
@@ -368,6 +389,35 @@ fn start_rabbitmq(config: &NodeConfig, base: &Path) -> Result<Arc<dyn fate_feder
     Ok(transport)
 }
 
+/// Starts the node's Pulsar transport for its parties (`federation: pulsar`, fate-spec §2.6).
+fn start_pulsar(config: &NodeConfig, base: &Path) -> Result<Arc<dyn fate_federation::Transport>> {
+    use fate_federation_pulsar::{Mode, PulsarConfig, PulsarTransport, RouteTable};
+    let file = base.join(
+        config
+            .pulsar_route_table
+            .as_ref()
+            .expect("checked when the configuration was loaded"),
+    );
+    let routes = RouteTable::load(&file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let mode: Mode = match &config.pulsar_mode {
+        Some(mode) => mode.parse().map_err(|e| anyhow!("pulsar_mode: {e}"))?,
+        None => Mode::Client,
+    };
+    let settings = PulsarConfig {
+        mode,
+        ..PulsarConfig::new(routes, config.party_ids.clone())
+    };
+    let transport = PulsarTransport::start(settings).map_err(|e| match e {
+        // The mode is the node's setting, not the route table's.
+        fate_federation_pulsar::PulsarError::Config(reason) if reason.contains("mode") => {
+            anyhow!("pulsar_mode: {reason}")
+        }
+        e => anyhow!("{}: {e}", file.display()),
+    })?;
+    tracing::info!(route_table = %file.display(), ?mode, "Data frames go through Pulsar.");
+    Ok(transport)
+}
+
 pub fn node(args: NodeArgs) -> Result<()> {
     let (config, base) = NodeConfig::load(&args.config)?;
     let data_dir = base.join(&config.data_dir);
@@ -392,10 +442,11 @@ fn serve_node(
     let relay = Arc::new(ApiRelay::default());
     let transport = start_transport(&config, base, Some(Commands(relay.clone())))?;
     // The routers always carry the job commands; the data frames go through them too unless
-    // the node federates through RabbitMQ.
+    // the node federates through RabbitMQ or Pulsar.
     let data: Arc<dyn fate_federation::Transport> = match config.federation {
         FederationEngine::Grpc => transport.clone(),
         FederationEngine::Rabbitmq => start_rabbitmq(&config, base)?,
+        FederationEngine::Pulsar => start_pulsar(&config, base)?,
     };
     let mut site = Site::new(
         config.party_ids.clone(),
@@ -640,6 +691,69 @@ fn rabbitmq_checks(
     }
 }
 
+/// `federation: pulsar`: every broker of the route table (and of the node's own parties and
+/// `peers`, which may resolve through its `default` entry): its binary-protocol port and its
+/// admin REST (clusters, FATE's tenant), one row each naming the party and `host:port`.
+fn pulsar_checks(
+    config: &NodeConfig,
+    base: &Path,
+    checks: &mut Vec<(String, String, Result<String, String>)>,
+) {
+    use fate_federation_pulsar::{DEFAULT_TENANT, RouteTable, probe};
+    let file = base.join(
+        config
+            .pulsar_route_table
+            .as_ref()
+            .expect("checked when the configuration was loaded"),
+    );
+    let routes = match RouteTable::load(&file) {
+        Ok(routes) => routes,
+        Err(e) => {
+            checks.push((
+                "pulsar route table".into(),
+                file.display().to_string(),
+                Err(e.to_string()),
+            ));
+            return;
+        }
+    };
+    let mine = |p: &str| config.party_ids.iter().any(|m| m == p);
+    // The node's own parties first: without their brokers nothing federates.
+    let mut parties: Vec<&str> = config.party_ids.iter().map(String::as_str).collect();
+    for party in routes
+        .parties()
+        .chain(config.peers.iter().map(String::as_str))
+    {
+        if !parties.contains(&party) {
+            parties.push(party);
+        }
+    }
+    for party in parties {
+        let whose = if mine(party) { "own " } else { "" };
+        let broker = match routes.broker(party) {
+            Ok(broker) => broker,
+            Err(e) => {
+                checks.push((
+                    format!("pulsar broker of {whose}party {party}"),
+                    "-".into(),
+                    Err(e.to_string()),
+                ));
+                continue;
+            }
+        };
+        checks.push((
+            format!("pulsar binary of {whose}party {party}"),
+            broker.addr(),
+            probe::binary(party, &broker).map_err(|e| e.to_string()),
+        ));
+        checks.push((
+            format!("pulsar admin of {whose}party {party}"),
+            broker.mng_addr(),
+            probe::admin(party, &broker, DEFAULT_TENANT).map_err(|e| e.to_string()),
+        ));
+    }
+}
+
 /// The kind of failure an error text shows.
 pub fn classify(error: &str) -> &'static str {
     let e = error.to_ascii_lowercase();
@@ -745,6 +859,9 @@ pub fn doctor(args: DoctorArgs) -> Result<()> {
     if config.federation == FederationEngine::Rabbitmq {
         rabbitmq_checks(&config, &base, &mut checks);
     }
+    if config.federation == FederationEngine::Pulsar {
+        pulsar_checks(&config, &base, &mut checks);
+    }
     let failed = checks.iter().filter(|c| c.2.is_err()).count();
     if args.json {
         let rows: Vec<Value> = checks
@@ -757,13 +874,13 @@ pub fn doctor(args: DoctorArgs) -> Result<()> {
             .collect();
         println!("{}", json!({"checks": rows, "failed": failed}));
     } else {
-        println!("{:<28} {:<24} {:<16} DETAIL", "HOP", "TARGET", "RESULT");
+        println!("{:<32} {:<24} {:<16} DETAIL", "HOP", "TARGET", "RESULT");
         for (hop, target, r) in &checks {
             let (result, detail) = match r {
                 Ok(d) => ("ok".to_string(), d.clone()),
                 Err(e) => (format!("FAIL {}", classify(e)), e.clone()),
             };
-            println!("{hop:<28} {target:<24} {result:<16} {detail}");
+            println!("{hop:<32} {target:<24} {result:<16} {detail}");
         }
     }
     if failed > 0 {

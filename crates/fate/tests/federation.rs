@@ -7,6 +7,9 @@ mod common;
 // Real RabbitMQ brokers, shared with the RabbitMQ transport's own tests.
 #[path = "../../fate-federation-rabbitmq/tests/broker/mod.rs"]
 mod rabbitmq_broker;
+// Real Pulsar standalone brokers, shared with the Pulsar transport's own tests.
+#[path = "../../fate-federation-pulsar/tests/broker/mod.rs"]
+mod pulsar_broker;
 
 use common::{Deployment, SERIAL, fate, job_of, latest_job_id, text, upload, wait_end};
 use serde_json::Value;
@@ -68,6 +71,33 @@ fn toy_runs_across_processes_in_direct_mode() {
         "has none configured",
     ] {
         assert!(msg.contains(words), "{words:?} not in {msg}");
+    }
+    // FATE 1.x `federation_engine` PULSAR (or RABBITMQ) on nodes whose data goes through
+    // their routers: refused at submit naming the party and the field, and nothing created.
+    for engine in ["PULSAR", "RABBITMQ"] {
+        let refused: Value = ureq::post(&format!("{}/v1/job/submit", d.api("9999")))
+            .send_json(serde_json::json!({
+                "dsl": {"components": {"secure_add_0": {"module": "SecureAddExample"}}},
+                "runtime_conf": {
+                    "dsl_version": 2,
+                    "initiator": {"role": "guest", "party_id": 9999},
+                    "role": {"guest": [9999], "host": [10000]},
+                    "job_parameters": {"common": {"federation_engine": engine}},
+                }
+            }))
+            .unwrap()
+            .into_json()
+            .unwrap();
+        assert_ne!(refused["retcode"], 0, "{refused}");
+        let msg = refused["retmsg"].as_str().unwrap_or_default();
+        for words in [
+            "federation_engine",
+            "(party guest 9999)",
+            "through its site router",
+            "`federation: pulsar`",
+        ] {
+            assert!(msg.contains(words), "{engine}: {words:?} not in {msg}");
+        }
     }
     for party in ["9999", "10000"] {
         assert_eq!(
@@ -499,6 +529,71 @@ fn bad_node_and_router_configurations_are_refused_naming_the_field() {
         let msg = text(&out);
         assert!(msg.contains("node.yaml") && msg.contains(field), "{msg}");
     }
+    // So does `federation: pulsar`, with FATE's Pulsar route table and a known mode.
+    let base = "party_ids: ['9999']\napi: 127.0.0.1:0\ngrpc: 127.0.0.1:0\nroute_table: r.json\n\
+                data_dir: d\nfederation: pulsar\n";
+    for (extra, field, words) in [
+        (
+            "",
+            "pulsar_route_table",
+            "required with `federation: pulsar`",
+        ),
+        (
+            "pulsar_route_table: p.yaml\npulsar_mode: mirror\n",
+            "pulsar_mode",
+            "neither `replication` nor `client`",
+        ),
+    ] {
+        std::fs::write(&node, format!("{base}{extra}")).unwrap();
+        let out = fate().args(["node", "-c"]).arg(&node).output().unwrap();
+        assert!(!out.status.success());
+        let msg = text(&out);
+        assert!(
+            msg.contains("node.yaml") && msg.contains(field) && msg.contains(words),
+            "{msg}"
+        );
+    }
+    // `replication` parses but the transport does not do it yet: the node refuses to start
+    // naming the setting (before it contacts any broker: none listens on these ports).
+    std::fs::write(
+        dir.path().join("r.json"),
+        r#"{"route_table": {"default": {"default": [{"ip": "127.0.0.1", "port": 9}]}}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "9999: {host: 127.0.0.1, port: 9, mng_port: 9}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &node,
+        format!("{base}pulsar_route_table: p.yaml\npulsar_mode: replication\n"),
+    )
+    .unwrap();
+    let out = fate().args(["node", "-c"]).arg(&node).output().unwrap();
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(
+        msg.contains("pulsar_mode") && msg.contains("`replication` is not supported yet"),
+        "{msg}"
+    );
+    // `fate deploy local --federation pulsar` needs the route table too.
+    let out = fate()
+        .args([
+            "deploy",
+            "local",
+            "--parties",
+            "9999,10000",
+            "--federation",
+            "pulsar",
+        ])
+        .arg("--dir")
+        .arg(dir.path().join("deployment"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let msg = text(&out);
+    assert!(msg.contains("--pulsar-route-table"), "{msg}");
 
     let router = dir.path().join("router.yaml");
     std::fs::write(&router, "listen: nowhere\nroute_table: r.json\n").unwrap();
@@ -954,4 +1049,213 @@ fn a_rabbitmq_broker_down_for_20_s_mid_job_heals_without_failing_the_job() {
         let job = wait_end(&d, party, &job_id);
         assert_eq!(job["status"], "success", "at {party}: {job}");
     }
+}
+
+/// The session namespaces of FATE's tenant on a Pulsar broker (none when it has no tenant).
+fn pulsar_namespaces(web_port: u16) -> Vec<String> {
+    match ureq::get(&format!(
+        "http://127.0.0.1:{web_port}/admin/v2/namespaces/fl-tenant"
+    ))
+    .call()
+    {
+        Ok(r) => r.into_json().unwrap(),
+        Err(ureq::Error::Status(404, _)) => Vec::new(),
+        Err(e) => panic!("admin REST of the broker on web port {web_port}: {e}"),
+    }
+}
+
+/// Whether a Pulsar broker's log names a namespace or topic of job `job_id`.
+fn pulsar_served_job(broker: &pulsar_broker::Broker, job_id: &str) -> bool {
+    std::fs::read_to_string(broker.dir.join("logs/pulsar.log"))
+        .unwrap_or_default()
+        .contains(&format!("fl-tenant/{job_id}"))
+}
+
+/// Nodes of 9999 and 10000 whose data frames go through the shared Pulsar brokers a and b
+/// (client mode; the route table's directory lives as long as the deployment).
+fn pulsar_deployment() -> (tempfile::TempDir, Deployment) {
+    let (a, b) = pulsar_broker::brokers();
+    let tables = tempfile::tempdir().unwrap();
+    let table = tables.path().join("pulsar_route_table.yaml");
+    std::fs::write(
+        &table,
+        format!(
+            "9999: {{host: 127.0.0.1, port: {}, mng_port: {}}}\n\
+             10000: {{host: 127.0.0.1, port: {}, mng_port: {}}}\n",
+            a.port, a.web_port, b.port, b.web_port
+        ),
+    )
+    .unwrap();
+    let d = Deployment::start(
+        "9999,10000",
+        &[
+            "--federation",
+            "pulsar",
+            "--pulsar-route-table",
+            table.to_str().unwrap(),
+            "--pulsar-mode",
+            "client",
+        ],
+    );
+    (tables, d)
+}
+
+/// A free loopback port nothing listens on (for a broker that is not running).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn toy_and_breast_psi_lr_run_across_processes_with_their_data_through_two_pulsar_brokers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = pulsar_broker::brokers();
+    let (tables, d) = pulsar_deployment();
+    let node_yaml = std::fs::read_to_string(d.node_config("9999")).unwrap();
+    assert!(
+        node_yaml.contains("federation: pulsar") && node_yaml.contains("pulsar_mode: client"),
+        "{node_yaml}"
+    );
+    let job_id = d.toy_ok("9999", "10000");
+    // Both parties' brokers carried the job's sessions (client mode: each party's frames are
+    // produced on its peer's broker).
+    for (name, broker) in [("a (9999)", a), ("b (10000)", b)] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pulsar_served_job(broker, &job_id) {
+            assert!(
+                Instant::now() < deadline,
+                "broker {name} logged no session of job {job_id}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    // The job's end cleans its sessions up on both brokers.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = [a.web_port, b.web_port]
+            .into_iter()
+            .flat_map(pulsar_namespaces)
+            .filter(|ns| ns.starts_with(&format!("fl-tenant/{job_id}")))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "namespaces of job {job_id} left after it ended: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // FATE 1.x `federation_engine`: PULSAR is what these nodes do and runs; EGGROLL and
+    // RABBITMQ are refused at submit naming the party and the field.
+    let submit_with = |engine: &str| -> Value {
+        ureq::post(&format!("{}/v1/job/submit", d.api("9999")))
+            .send_json(serde_json::json!({
+                "dsl": {"components": {"secure_add_0": {"module": "SecureAddExample"}}},
+                "runtime_conf": {
+                    "dsl_version": 2,
+                    "initiator": {"role": "guest", "party_id": 9999},
+                    "role": {"guest": [9999], "host": [10000]},
+                    "job_parameters": {"common": {"federation_engine": engine}},
+                }
+            }))
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    for engine in ["EGGROLL", "RABBITMQ"] {
+        let refused = submit_with(engine);
+        assert_ne!(refused["retcode"], 0, "{refused}");
+        let msg = refused["retmsg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("federation_engine")
+                && msg.contains("(party guest 9999)")
+                && msg.contains("`federation: pulsar`): use PULSAR"),
+            "{engine}: {refused}"
+        );
+    }
+    let accepted = submit_with("PULSAR");
+    assert_eq!(accepted["retcode"], 0, "{accepted}");
+    let secure_add = accepted["jobId"]
+        .as_str()
+        .or_else(|| accepted["job_id"].as_str())
+        .unwrap_or_else(|| panic!("no job id: {accepted}"))
+        .to_string();
+    let ended = wait_end(&d, "9999", &secure_add);
+    assert_eq!(ended["status"], "success", "{ended}");
+    // `fate doctor` checks both brokers (the binary protocol and the admin REST), a row each
+    // naming the party.
+    let (ok, report) = d.doctor("9999", &[]);
+    assert!(ok, "{report}");
+    let rows = report["checks"].as_array().unwrap();
+    let row = |hop: &str| {
+        rows.iter()
+            .find(|c| c["hop"] == hop)
+            .unwrap_or_else(|| panic!("no row {hop}: {report}"))
+            .clone()
+    };
+    for (hop, target) in [
+        ("pulsar binary of own party 9999", a.port),
+        ("pulsar admin of own party 9999", a.web_port),
+        ("pulsar binary of party 10000", b.port),
+        ("pulsar admin of party 10000", b.web_port),
+    ] {
+        assert_eq!(row(hop)["ok"], true, "{hop}: {report}");
+        assert_eq!(
+            row(hop)["target"],
+            format!("127.0.0.1:{target}"),
+            "{report}"
+        );
+    }
+    let binary = row("pulsar binary of party 10000")["detail"].clone();
+    assert!(binary.as_str().unwrap().contains("Pulsar"), "{report}");
+    let admin = row("pulsar admin of party 10000")["detail"].clone();
+    assert!(
+        admin.as_str().unwrap().contains("standalone")
+            && admin.as_str().unwrap().contains("fl-tenant"),
+        "{report}"
+    );
+    // The broker of 10000 not running (the route table points at ports nothing listens on):
+    // its two rows fail, naming the party and `host:port`; the own broker's rows pass.
+    let table = tables.path().join("pulsar_route_table.yaml");
+    let original = std::fs::read_to_string(&table).unwrap();
+    let (port, web) = (closed_port(), closed_port());
+    let stopped = original
+        .replacen(&format!("port: {},", b.port), &format!("port: {port},"), 1)
+        .replacen(
+            &format!("mng_port: {}}}", b.web_port),
+            &format!("mng_port: {web}}}"),
+            1,
+        );
+    assert_ne!(stopped, original);
+    std::fs::write(&table, &stopped).unwrap();
+    let (ok, report) = d.doctor("9999", &[]);
+    std::fs::write(&table, &original).unwrap();
+    assert!(!ok, "{report}");
+    assert_eq!(report["failed"], 2, "{report}");
+    let rows = report["checks"].as_array().unwrap();
+    for (hop, target, field) in [
+        ("pulsar binary of party 10000", port, "`port`"),
+        ("pulsar admin of party 10000", web, "`mng_port`"),
+    ] {
+        let r = rows.iter().find(|c| c["hop"] == hop).unwrap();
+        assert_eq!(r["ok"], false, "{hop}: {report}");
+        assert_eq!(r["kind"], "refused", "{hop}: {report}");
+        let detail = r["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("party 10000")
+                && detail.contains(field)
+                && detail.contains(&format!("127.0.0.1:{target}")),
+            "{hop}: {detail}"
+        );
+    }
+
+    // FATE's breast PSI + CoordinatedLR through the brokers: the gRPC run's AUC and KS (as
+    // `jobs_with_only_the_guest_on_spark` and cli.rs have them).
+    upload(&d, "9999", "breast_hetero_guest.json");
+    upload(&d, "10000", "breast_hetero_host.json");
+    assert_pipeline_metrics(&d, "breast_psi_lr", 0.994411, 0.936909);
 }
