@@ -772,16 +772,25 @@ impl Transport for PulsarTransport {
                 });
             }
         }
+        // The session's namespace goes from the brokers of this node's parties, where they
+        // receive (as FATE's destroy does on its own broker), whoever created it there. One
+        // this node created on a peer's broker is the peer's to delete when it is done: a
+        // sender that ends first must not take the frames its peer has yet to read.
+        let mut parties: HashSet<String> =
+            links.iter().map(|l| l.id.me.party_id.0.clone()).collect();
         // (A producer still held by a send in flight is dropped with the link, inside the
         // runtime: its drop spawns its closing.)
         drop(links);
         drop(runtime);
-        let parties = self
-            .inner
-            .namespaces
-            .lock()
-            .remove(session_id)
-            .unwrap_or_default();
+        parties.extend(
+            self.inner
+                .namespaces
+                .lock()
+                .remove(session_id)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| self.inner.local.contains(p)),
+        );
         for party in parties {
             let broker = match self.inner.config.routes.broker(&party) {
                 Ok(b) => b,
