@@ -237,6 +237,27 @@ impl Admin {
             }))
     }
 
+    /// What the replicator of `tenant/namespace/topic` to `cluster` has yet to deliver
+    /// (`replicationBacklog`), `None` without a replicator.
+    pub fn replication_backlog(
+        &self,
+        tenant: &str,
+        namespace: &str,
+        topic: &str,
+        cluster: &str,
+    ) -> Result<Option<u64>, PulsarError> {
+        let path = format!("/persistent/{tenant}/{namespace}/{topic}/stats");
+        let stats = self.call("GET", &path, None, &[404])?.unwrap_or_default();
+        Ok(stats
+            .get("replication")
+            .and_then(|r| r.get(cluster))
+            .map(|r| {
+                r.get("replicationBacklog")
+                    .and_then(|c| c.as_u64())
+                    .unwrap_or(0)
+            }))
+    }
+
     /// Retention (kept even without a subscription, so that frames replicated before the
     /// receiver subscribes wait for it) and message TTL of `tenant/namespace`.
     pub fn set_retention_and_ttl(

@@ -24,7 +24,8 @@
 //!   broker's receipt arrived (persistent topics). A `send` retries until its deadline; the
 //!   mailbox drops a redelivered or republished key, so retries are idempotent.
 //! - `cleanup(session)` deletes the session's topics (force, closing producers and
-//!   consumers) and its namespace on every broker this node created it on.
+//!   consumers) and its namespace on the brokers of this node's parties (where they receive,
+//!   as FATE's `destroy`), never on a peer's broker: the peer may still be reading there.
 //! - Errors name the broker (`host:port`), the party and, for configuration, the
 //!   route-table field.
 //!

@@ -1043,17 +1043,57 @@ impl Transport for PulsarTransport {
                 });
             }
         }
+        // The session's namespace goes from the brokers of this node's parties, where they
+        // receive (as FATE's destroy does on its own broker), whoever created it there. One
+        // this node created on a peer's broker is the peer's to delete when it is done: a
+        // sender that ends first must not take the frames its peer has yet to read.
+        let mut parties: HashSet<String> =
+            links.iter().map(|l| l.id.me.party_id.0.clone()).collect();
+        // Replication: what this node sent is on its own broker until replicated; let the
+        // replicators deliver it (bounded) before the namespace goes.
+        let replicated: Vec<(String, String, Broker, String)> = links
+            .iter()
+            .filter(|l| l.replicate && *l.send_ready.lock())
+            .map(|l| {
+                (
+                    l.id.me.party_id.0.clone(),
+                    l.id.peer.party_id.0.clone(),
+                    l.send_broker.clone(),
+                    l.send_topic.clone(),
+                )
+            })
+            .collect();
         // (A producer still held by a send in flight is dropped with the link, inside the
         // runtime: its drop spawns its closing.)
         drop(links);
         drop(runtime);
-        let parties = self
-            .inner
-            .namespaces
-            .lock()
-            .remove(session_id)
-            .unwrap_or_default();
-
+        let tenant = &self.inner.config.tenant;
+        let drained_by = Instant::now() + Duration::from_secs(30);
+        for (me, peer, broker, topic) in replicated {
+            let admin = Admin::new(&me, &broker);
+            loop {
+                match admin.replication_backlog(tenant, session_id, &topic, &peer) {
+                    Ok(Some(backlog)) if backlog > 0 && Instant::now() < drained_by => {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Ok(Some(backlog)) if backlog > 0 => {
+                        tracing::warn!(session = session_id, %topic, %peer, backlog,
+                            "Cleaning up with frames not yet replicated to the peer's broker.");
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        parties.extend(
+            self.inner
+                .namespaces
+                .lock()
+                .remove(session_id)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| self.inner.local.contains(p)),
+        );
         for party in parties {
             let broker = match self.inner.config.routes.broker(&party) {
                 Ok(b) => b,
@@ -1063,7 +1103,6 @@ impl Transport for PulsarTransport {
                 }
             };
             let admin = Admin::new(&party, &broker);
-            let tenant = &self.inner.config.tenant;
             if let Err(e) = admin.delete_namespace(tenant, session_id) {
                 tracing::warn!(session = session_id, error = %e, "Cannot delete a namespace.");
             }
