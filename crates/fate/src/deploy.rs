@@ -79,8 +79,8 @@ pub struct LocalArgs {
     /// binary `port` and admin REST `mng_port`).
     #[arg(long, value_name = "FILE", required_if_eq("federation", "pulsar"))]
     pub pulsar_route_table: Option<PathBuf>,
-    /// `client` (the default: a party produces on its peer's broker) or `replication` (not
-    /// supported yet).
+    /// `replication` (the default, FATE's: a party produces on its own broker, which
+    /// replicates to the peer's) or `client` (a party produces on its peer's broker).
     #[arg(long, value_name = "MODE", requires = "pulsar_route_table")]
     pub pulsar_mode: Option<String>,
     /// Stop the deployment in --dir instead of starting one.
@@ -457,6 +457,9 @@ fn start(args: LocalArgs) -> Result<()> {
                 rabbitmq_mode: args.rabbitmq_mode.clone(),
                 pulsar_route_table: pulsar_route_table.clone(),
                 pulsar_mode: args.pulsar_mode.clone(),
+                pulsar_cluster: None,
+                pulsar_broker_ca: None,
+                pulsar_listener: None,
             },
         )?;
     }

@@ -144,10 +144,23 @@ pub struct NodeConfig {
     /// FATE's `pulsar_route_table.yaml` (`federation: pulsar`), relative to this file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulsar_route_table: Option<PathBuf>,
-    /// `client` (default for now: a party produces on its peer's broker) or `replication`
-    /// (FATE's default, not supported yet: refused at start).
+    /// `replication` (FATE's default: a party produces on its own broker, which replicates to
+    /// the peer's) or `client` (a party produces on its peer's broker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulsar_mode: Option<String>,
+    /// Replication: the cluster name of this node's broker (FATE's `pulsar.cluster`, default
+    /// `standalone`); peers' brokers are registered on it as clusters named after the party.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulsar_cluster: Option<String>,
+    /// Replication through an SNI proxy: the CA file, as the brokers see it, that this
+    /// broker trusts for the peers' brokers (default: the broker's own
+    /// `brokerClientTrustCertsFilePath`); `fate doctor` checks the SNI routes against it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulsar_broker_ca: Option<PathBuf>,
+    /// Replication: the peers' brokers' advertised listener to use (Pulsar's cluster
+    /// `listenerName`), when they advertise their site name on a listener of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulsar_listener: Option<String>,
 }
 
 /// The data plane of a node's federation.
@@ -401,16 +414,33 @@ fn start_pulsar(config: &NodeConfig, base: &Path) -> Result<Arc<dyn fate_federat
     let routes = RouteTable::load(&file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let mode: Mode = match &config.pulsar_mode {
         Some(mode) => mode.parse().map_err(|e| anyhow!("pulsar_mode: {e}"))?,
-        None => Mode::Client,
+        // FATE's default (fate-spec §2.6).
+        None => Mode::Replication,
     };
-    let settings = PulsarConfig {
+    let mut settings = PulsarConfig {
         mode,
         ..PulsarConfig::new(routes, config.party_ids.clone())
     };
+    if let Some(cluster) = &config.pulsar_cluster {
+        settings.cluster = cluster.clone();
+    }
+    settings.broker_trust_certs = config
+        .pulsar_broker_ca
+        .as_ref()
+        .map(|ca| base.join(ca).display().to_string());
+    settings.listener_name = config.pulsar_listener.clone();
     let transport = PulsarTransport::start(settings).map_err(|e| match e {
-        // The mode is the node's setting, not the route table's.
+        // These are the node's settings, not the route table's.
         fate_federation_pulsar::PulsarError::Config(reason) if reason.contains("mode") => {
             anyhow!("pulsar_mode: {reason}")
+        }
+        fate_federation_pulsar::PulsarError::Config(reason) if reason.starts_with("cluster") => {
+            anyhow!("pulsar_cluster: {reason}")
+        }
+        e @ fate_federation_pulsar::PulsarError::Broker { .. }
+            if e.to_string().contains("clusterName") =>
+        {
+            anyhow!("pulsar_cluster: {e}")
         }
         e => anyhow!("{}: {e}", file.display()),
     })?;
@@ -741,6 +771,34 @@ fn pulsar_checks(
                 continue;
             }
         };
+        // A peer behind an SNI proxy is its broker's to reach (replication), through the
+        // proxy: the node checks that hop, not the peer's broker itself.
+        if let (false, Some(proxy)) = (mine(party), &broker.proxy) {
+            let ca = config
+                .tls
+                .as_ref()
+                .map(|t| base.join(&t.ca))
+                .or_else(|| config.pulsar_broker_ca.as_ref().map(|c| base.join(c)));
+            checks.push((
+                format!("pulsar SNI route of party {party}"),
+                proxy.clone(),
+                match ca {
+                    Some(ca) => fate_federation_pulsar::sni::check_sni_route(
+                        proxy,
+                        &broker.host,
+                        &ca,
+                        Duration::from_secs(10),
+                    )
+                    .map(|()| format!("{} certified by {}", broker.host, ca.display())),
+                    None => Err(
+                        "no CA to check the broker's certificate against: set `tls` \
+                                 or `pulsar_broker_ca`"
+                            .into(),
+                    ),
+                },
+            ));
+            continue;
+        }
         checks.push((
             format!("pulsar binary of {whose}party {party}"),
             broker.addr(),

@@ -553,8 +553,8 @@ fn bad_node_and_router_configurations_are_refused_naming_the_field() {
             "{msg}"
         );
     }
-    // `replication` parses but the transport does not do it yet: the node refuses to start
-    // naming the setting (before it contacts any broker: none listens on these ports).
+    // A replication cluster name Pulsar cannot take: refused at start naming the setting
+    // (before any broker is contacted: none listens on these ports).
     std::fs::write(
         dir.path().join("r.json"),
         r#"{"route_table": {"default": {"default": [{"ip": "127.0.0.1", "port": 9}]}}}"#,
@@ -567,14 +567,14 @@ fn bad_node_and_router_configurations_are_refused_naming_the_field() {
     .unwrap();
     std::fs::write(
         &node,
-        format!("{base}pulsar_route_table: p.yaml\npulsar_mode: replication\n"),
+        format!("{base}pulsar_route_table: p.yaml\npulsar_cluster: a/b\n"),
     )
     .unwrap();
     let out = fate().args(["node", "-c"]).arg(&node).output().unwrap();
     assert!(!out.status.success());
     let msg = text(&out);
     assert!(
-        msg.contains("pulsar_mode") && msg.contains("`replication` is not supported yet"),
+        msg.contains("pulsar_cluster") && msg.contains("`a/b`"),
         "{msg}"
     );
     // `fate deploy local --federation pulsar` needs the route table too.
@@ -1074,6 +1074,11 @@ fn pulsar_served_job(broker: &pulsar_broker::Broker, job_id: &str) -> bool {
 /// Nodes of 9999 and 10000 whose data frames go through the shared Pulsar brokers a and b
 /// (client mode; the route table's directory lives as long as the deployment).
 fn pulsar_deployment() -> (tempfile::TempDir, Deployment) {
+    pulsar_deployment_in(&["--pulsar-mode", "client"])
+}
+
+/// Two nodes on the shared brokers, `extra` given to `fate deploy local`.
+fn pulsar_deployment_in(extra: &[&str]) -> (tempfile::TempDir, Deployment) {
     let (a, b) = pulsar_broker::brokers();
     let tables = tempfile::tempdir().unwrap();
     let table = tables.path().join("pulsar_route_table.yaml");
@@ -1086,18 +1091,42 @@ fn pulsar_deployment() -> (tempfile::TempDir, Deployment) {
         ),
     )
     .unwrap();
-    let d = Deployment::start(
-        "9999,10000",
-        &[
-            "--federation",
-            "pulsar",
-            "--pulsar-route-table",
-            table.to_str().unwrap(),
-            "--pulsar-mode",
-            "client",
-        ],
-    );
+    let mut args = vec![
+        "--federation",
+        "pulsar",
+        "--pulsar-route-table",
+        table.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let d = Deployment::start("9999,10000", &args);
     (tables, d)
+}
+
+/// Pulsar's replication mode, FATE's default and the node's (no `pulsar_mode`): each party
+/// produces on its own broker, which replicates the topic to the receiver's broker (both
+/// named `standalone`, as FATE's brokers are). The toy and FATE's breast PSI+CoordinatedLR
+/// across two processes give the gRPC run's AUC and KS.
+#[test]
+fn toy_and_breast_psi_lr_run_across_processes_with_pulsar_replicating_between_brokers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (a, b) = pulsar_broker::brokers();
+    let (_tables, d) = pulsar_deployment_in(&[]);
+    let node_yaml = std::fs::read_to_string(d.node_config("9999")).unwrap();
+    assert!(!node_yaml.contains("pulsar_mode"), "{node_yaml}");
+    let job_id = d.toy_ok("9999", "10000");
+    for (name, broker) in [("a (9999)", a), ("b (10000)", b)] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pulsar_served_job(broker, &job_id) {
+            assert!(
+                Instant::now() < deadline,
+                "broker {name} logged no session of job {job_id}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    upload(&d, "9999", "breast_hetero_guest.json");
+    upload(&d, "10000", "breast_hetero_host.json");
+    assert_pipeline_metrics(&d, "breast_psi_lr", 0.994411, 0.936909);
 }
 
 /// A free loopback port nothing listens on (for a broker that is not running).
