@@ -128,6 +128,10 @@ pub struct NodeConfig {
     /// the environment (`AWS_*`).
     #[serde(default, skip_serializing_if = "fate_storage::S3Settings::is_unset")]
     pub s3: fate_storage::S3Settings,
+    /// Where the metadata lives (`url: mysql://...`, `postgres://...` or `sqlite:///...`);
+    /// default SQLite under `data_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseConfig>,
     /// Where data frames travel (FATE's `federation_engine`): `grpc` (default, through the
     /// site router) or `rabbitmq` (through the parties' brokers, fate-spec §2.7). Job commands
     /// between nodes always go through the routers, as FATE on Spark sends them over its
@@ -140,6 +144,24 @@ pub struct NodeConfig {
     /// `replication` (default: one broker per party, queues federated) or `client`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rabbitmq_mode: Option<String>,
+}
+
+/// node.yaml `database`: the metadata store's database.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `mysql://user:password@host:port/database`, `postgres://...` or `sqlite:///abs/path`.
+    pub url: String,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    /// Never the password: the URL as the store shows it (or that it does not parse).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match fate_store::DatabaseUrl::parse(&self.url) {
+            Ok(url) => write!(f, "DatabaseConfig {{ url: {url} }}"),
+            Err(_) => f.write_str("DatabaseConfig { url: <invalid> }"),
+        }
+    }
 }
 
 /// The data plane of a node's federation.
@@ -421,6 +443,7 @@ fn serve_node(
         spark_executor: config.spark_executor.clone(),
         storage: config.storage.clone(),
         s3: config.s3.clone(),
+        database: config.database.as_ref().map(|d| d.url.clone()),
     };
     runtime()?.block_on(async move {
         let scheduler = build_scheduler_with(&data_dir, &engine, data, Some(site)).await?;
