@@ -83,7 +83,7 @@ fn store_key_of(e: &StoreError) -> (&'static str, String) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Db {
     Sqlite,
-    MariaDb,
+    Mariadb,
     Postgres,
 }
 
@@ -104,7 +104,7 @@ fn fresh(db: Db) -> Fresh {
                 _dir: Some(dir),
             }
         }
-        Db::MariaDb => Fresh {
+        Db::Mariadb => Fresh {
             url: DatabaseUrl::parse(&servers::mariadb().fresh_database("it")).unwrap(),
             _dir: None,
         },
@@ -1315,7 +1315,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::Db::MariaDb).await
+                    super::$name(super::Db::Mariadb).await
                 }
             )*
         }
