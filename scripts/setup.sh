@@ -22,6 +22,10 @@ if [ "${FATE_SETUP:-}" = tests ]; then
   # Pulsar standalone from Maven Central (scripts/services/pulsar.sh): Maven fetches the
   # broker's jars, Java 17 runs it (also what Spark and the HDFS minicluster need).
   command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+  # MariaDB and PostgreSQL: the metadata store's conformance suite and the node's jobs on them
+  # (scripts/services/mariadb.sh, scripts/services/postgres.sh run private servers).
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
   command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
 fi
 

@@ -18,6 +18,10 @@ pub enum StoreError {
     /// record field or the `table.column` it came from.
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// The database server named by `url` (redacted) could not be reached or refused the
+    /// connection.
+    #[error("cannot connect to the database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
     /// The database reported an error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

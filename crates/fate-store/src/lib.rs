@@ -2,23 +2,38 @@
 //! §3.4) and nothing else. It holds jobs and tasks (one row per party, as FATE stores them),
 //! table metadata, and the outputs of tasks (metrics, models, references to output tables).
 //!
-//! [`MetaStore`] is the whole API. It runs on SQLite today, through sqlx *runtime* queries (no
-//! compile-time checked `query!` macros, so no database is needed to build), with the versioned
-//! migrations in `migrations/` embedded by `sqlx::migrate!()`.
+//! [`MetaStore`] is the whole API, the store contract every backend keeps: SQLite (the default,
+//! a file under the node's data dir), MariaDB/MySQL and PostgreSQL, chosen by the URL given to
+//! [`MetaStore::open`] (node.yaml `database: {url}`). The conformance suite (`tests/it.rs`) runs
+//! every test of that contract against all three, on real servers.
+//!
+//! The store keeps one enum over the three sqlx pools, not sqlx's `AnyPool`: `Any` passes SQL
+//! through unchanged (PostgreSQL still needs `$1` where the others take `?`, and
+//! `QueryBuilder<Any>` writes `?`), decodes only a few value types, and builds connections from
+//! a URL, which loses the SQLite options set here (WAL, busy timeout). With the enum each driver
+//! keeps its own options and types; [`with_pool!`] writes a query body once and compiles it for
+//! each driver, `QueryBuilder` numbers PostgreSQL's placeholders itself, and [`Dialect::sql`]
+//! turns the `?` of a fixed statement into `$n` for PostgreSQL. Each backend has its own
+//! migration set (`migrations/<dialect>/`), the same versions with the same tables, columns and
+//! keys.
 //!
 //! Invariants:
-//! * The schema is portable SQL (VARCHAR/TEXT/INTEGER/BIGINT, epoch-millisecond timestamps, JSON
-//!   as TEXT, no SQLite-only syntax), so MariaDB and PostgreSQL backends can follow by swapping
-//!   the pool inside [`MetaStore`]; callers never see the pool.
+//! * The SQL of every operation is the same on every backend (portable SQL, no upserts, no
+//!   `RETURNING`); only the placeholders and the migrations differ per dialect.
+//! * Keys compare and sort byte for byte on every backend (SQLite's default; PostgreSQL columns
+//!   `COLLATE "C"`; MariaDB tables `utf8mb4_nopad_bin`), so the same data gives the same answers.
 //! * Every key value is checked against its column's length before it is written, so all
 //!   backends accept the same data; violations are [`StoreError::Invalid`] naming the field.
 //! * Nothing read back is trusted: an unknown role or status string, or JSON that does not
 //!   parse, becomes [`StoreError::Invalid`] naming the `table.column`, never a panic.
 //! * Status changes through `set_*_status_checked` follow FATE's transition rules
 //!   ([`fate_types::JobStatus::can_transition_to`]) and are compare-and-set on the stored status,
-//!   so concurrent writers cannot apply a transition from a status that is no longer current.
+//!   so concurrent writers (also two nodes sharing one database server) cannot apply a
+//!   transition from a status that is no longer current.
 //! * SQLite files run in WAL mode with a busy timeout, so readers do not block the writer and
 //!   short write contention waits instead of failing with "database is locked" (fate-spec §10.3).
+//! * A database URL's password is never shown: [`DatabaseUrl`]'s `Display` and `Debug` redact it,
+//!   and errors name the redacted URL.
 
 mod apps;
 mod error;
@@ -29,6 +44,7 @@ mod records;
 mod rows;
 mod tables;
 mod tasks;
+mod url;
 
 pub use apps::{AppRecord, SitePermission};
 pub use error::{Result, StoreError};
@@ -36,8 +52,12 @@ pub use records::{
     JobFilter, JobRecord, JobUpdate, MetricRecord, ModelRecord, OutputDataRecord, TableRecord,
     TaskFilter, TaskRecord,
 };
+pub use url::{Backend, DatabaseUrl};
 
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -47,21 +67,164 @@ pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections of a file-backed SQLite pool (WAL allows many readers and one writer).
 const SQLITE_MAX_CONNECTIONS: u32 = 4;
 
-/// The migrations in this crate's `migrations/` directory, embedded at build time.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+/// Connections of a MariaDB or PostgreSQL pool: the scheduler's party threads and the API
+/// share it; a server's default limit (151 and 100) leaves room for many nodes.
+const SERVER_MAX_CONNECTIONS: u32 = 8;
+
+/// How long opening a store on a server waits for its first connection (an unreachable server
+/// fails the node's start after this, naming the URL).
+pub const SERVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The migrations of each dialect, embedded at build time.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static MYSQL_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/mysql");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// The current time in epoch milliseconds, the unit of every time the store keeps.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The pool of one backend.
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    MySql(MySqlPool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` once with `$pool` bound to the store's pool and `$db` naming its sqlx
+/// database type: the body is written once and compiled for each backend.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident, $db:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                $body
+            }
+            $crate::Pool::MySql($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::MySql;
+                $body
+            }
+            $crate::Pool::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// How a backend writes the placeholders of a fixed statement.
+pub(crate) trait Dialect {
+    /// `text` with its `?` placeholders as this backend wants them.
+    fn sql(text: &str) -> Cow<'_, str>;
+}
+
+impl Dialect for sqlx::Sqlite {
+    fn sql(text: &str) -> Cow<'_, str> {
+        Cow::Borrowed(text)
+    }
+}
+
+impl Dialect for sqlx::MySql {
+    fn sql(text: &str) -> Cow<'_, str> {
+        Cow::Borrowed(text)
+    }
+}
+
+impl Dialect for sqlx::Postgres {
+    /// `?` becomes `$1`, `$2`, ... in order; quoted literals and identifiers are copied as they
+    /// are (the store's statements quote no `?`, but a rewrite must not depend on that).
+    fn sql(text: &str) -> Cow<'_, str> {
+        let mut out = String::with_capacity(text.len() + 16);
+        let mut n = 0;
+        let mut quote: Option<char> = None;
+        for c in text.chars() {
+            match (quote, c) {
+                (None, '?') => {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                    continue;
+                }
+                (None, '\'' | '"') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                _ => {}
+            }
+            out.push(c);
+        }
+        Cow::Owned(out)
+    }
+}
+
 /// The node's metadata database. Cheap to clone (clones share the pool).
 #[derive(Debug, Clone)]
 pub struct MetaStore {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl MetaStore {
+    /// Opens the database `url` names and applies pending migrations: a SQLite file (created
+    /// with its parent directories if missing), or a database on a MariaDB/MySQL or PostgreSQL
+    /// server (the database must exist; the tables are created). Errors name the redacted URL.
+    pub async fn open(url: &DatabaseUrl) -> Result<Self> {
+        let connect = |e: sqlx::Error| StoreError::Connect {
+            url: url.to_string(),
+            source: e,
+        };
+        match url.backend() {
+            Backend::Sqlite => match url.sqlite_path() {
+                None => Self::open_memory().await,
+                Some(path) => Self::open_sqlite(&path).await,
+            },
+            Backend::MySql => {
+                let options: MySqlConnectOptions = url.expose().parse().map_err(connect)?;
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(SERVER_MAX_CONNECTIONS)
+                    .acquire_timeout(SERVER_CONNECT_TIMEOUT)
+                    // READ COMMITTED (InnoDB's default is REPEATABLE READ): a replace (delete
+                    // then insert in one transaction) takes no gap locks, so two nodes replacing
+                    // different rows do not deadlock; every read the store makes is one statement.
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::Executor::execute(
+                                conn,
+                                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                            )
+                            .await
+                            .map(|_| ())
+                        })
+                    })
+                    .connect_with(options.charset("utf8mb4"))
+                    .await
+                    .map_err(connect)?;
+                tracing::debug!(url = %url, "opened mysql metadata store");
+                MYSQL_MIGRATOR.run(&pool).await?;
+                Ok(MetaStore {
+                    pool: Pool::MySql(pool),
+                })
+            }
+            Backend::Postgres => {
+                let options: PgConnectOptions = url.expose().parse().map_err(connect)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(SERVER_MAX_CONNECTIONS)
+                    .acquire_timeout(SERVER_CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(connect)?;
+                tracing::debug!(url = %url, "opened postgres metadata store");
+                POSTGRES_MIGRATOR.run(&pool).await?;
+                Ok(MetaStore {
+                    pool: Pool::Postgres(pool),
+                })
+            }
+        }
+    }
+
     /// Opens (creating it and its parent directories if needed) the SQLite database at `path`
     /// in WAL mode with [`SQLITE_BUSY_TIMEOUT`], and applies pending migrations. Opening an
     /// up-to-date database again applies nothing.
@@ -84,7 +247,7 @@ impl MetaStore {
             .connect_with(options)
             .await?;
         tracing::debug!(path = %path.display(), "opened sqlite metadata store");
-        Self::migrated(pool).await
+        Self::migrated_sqlite(pool).await
     }
 
     /// Opens a fresh in-memory database (for tests). It lives as long as the store: the pool
@@ -99,26 +262,38 @@ impl MetaStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
+        Self::migrated_sqlite(pool).await
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self> {
-        MIGRATOR.run(&pool).await?;
-        Ok(MetaStore { pool })
+    async fn migrated_sqlite(pool: SqlitePool) -> Result<Self> {
+        SQLITE_MIGRATOR.run(&pool).await?;
+        Ok(MetaStore {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    /// Which backend the store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::MySql(_) => Backend::MySql,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// The schema version the database is at (the newest applied migration).
     pub async fn schema_version(&self) -> Result<i64> {
-        let v: Option<i64> =
+        let v: Option<i64> = with_pool!(self, pool, DB => {
             sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
-                .fetch_one(&self.pool)
-                .await?;
+                .fetch_one(pool)
+                .await?
+        });
         Ok(v.unwrap_or(0))
     }
 
     /// Closes every connection, waiting for them to finish (checkpoints the WAL of a file).
     pub async fn close(&self) {
-        self.pool.close().await;
+        with_pool!(self, pool, DB => pool.close().await)
     }
 }
 
@@ -136,13 +311,20 @@ fn conflict_on_unique(
     }
 }
 
+/// Whether `e` is a unique-key violation.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
 /// Appends `LIMIT`/`OFFSET` (validated by the caller). An offset without a limit uses the
 /// largest limit, which SQLite, PostgreSQL and MariaDB all accept.
-fn push_page(
-    qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>,
+fn push_page<'a, DB: sqlx::Database>(
+    qb: &mut sqlx::QueryBuilder<'a, DB>,
     limit: Option<i64>,
     offset: Option<i64>,
-) {
+) where
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     if limit.is_none() && offset.is_none() {
         return;
     }
@@ -187,10 +369,15 @@ mod tests {
     }
 
     async fn corrupt(store: &MetaStore, sql: &str) {
-        sqlx::query(sql)
-            .execute(&store.pool)
-            .await
+        with_pool!(store, pool, DB => sqlx::query(sql).execute(pool).await.map(|_| ()))
             .expect("corrupting update");
+    }
+
+    fn sqlite(store: &MetaStore) -> &SqlitePool {
+        match &store.pool {
+            Pool::Sqlite(pool) => pool,
+            other => panic!("not sqlite: {other:?}"),
+        }
     }
 
     fn invalid_field(e: StoreError) -> &'static str {
@@ -270,6 +457,15 @@ mod tests {
         assert_eq!(invalid_field(err), "t_task.f_status");
     }
 
+    #[test]
+    fn postgres_placeholders_are_numbered_outside_quotes() {
+        assert_eq!(
+            <sqlx::Postgres as Dialect>::sql("SELECT a FROM t WHERE b = ? AND c = '?' AND d = ?"),
+            "SELECT a FROM t WHERE b = $1 AND c = '?' AND d = $2"
+        );
+        assert_eq!(<sqlx::MySql as Dialect>::sql("b = ?"), "b = ?");
+    }
+
     #[tokio::test]
     async fn sqlite_files_use_wal_and_a_busy_timeout() {
         let dir = tempfile::tempdir().unwrap();
@@ -277,12 +473,12 @@ mod tests {
             .await
             .unwrap();
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&store.pool)
+            .fetch_one(sqlite(&store))
             .await
             .unwrap();
         assert_eq!(mode, "wal");
         let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&store.pool)
+            .fetch_one(sqlite(&store))
             .await
             .unwrap();
         assert_eq!(timeout, SQLITE_BUSY_TIMEOUT.as_millis() as i64);

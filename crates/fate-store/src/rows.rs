@@ -9,6 +9,57 @@ use crate::records::{
 use fate_types::{JobStatus, Role, TaskStatus};
 
 /// Longest job id, party id or model version (VARCHAR(64) in the schema).
+/// A text column as every backend returns it. MariaDB marks columns of a binary collation
+/// (`utf8mb4_nopad_bin`, which the store's tables use so that keys compare byte for byte) as
+/// BINARY, and sqlx decodes those only as bytes: this type takes them as bytes and checks that
+/// they are UTF-8; on SQLite and PostgreSQL it is a `String`.
+pub(crate) struct Text(pub(crate) String);
+
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        t.0
+    }
+}
+
+impl sqlx::Type<sqlx::MySql> for Text {
+    fn type_info() -> sqlx::mysql::MySqlTypeInfo {
+        <str as sqlx::Type<sqlx::MySql>>::type_info()
+    }
+    fn compatible(ty: &sqlx::mysql::MySqlTypeInfo) -> bool {
+        <[u8] as sqlx::Type<sqlx::MySql>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::MySql> for Text {
+    fn decode(value: sqlx::mysql::MySqlValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let bytes = <&[u8] as sqlx::Decode<sqlx::MySql>>::decode(value)?;
+        Ok(Text(String::from_utf8(bytes.to_vec())?))
+    }
+}
+
+/// `Text` is `String` on the backends that report text columns as text.
+macro_rules! text_as_string {
+    ($($db:ty),*) => {$(
+        impl sqlx::Type<$db> for Text {
+            fn type_info() -> <$db as sqlx::Database>::TypeInfo {
+                <String as sqlx::Type<$db>>::type_info()
+            }
+            fn compatible(ty: &<$db as sqlx::Database>::TypeInfo) -> bool {
+                <String as sqlx::Type<$db>>::compatible(ty)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, $db> for Text {
+            fn decode(
+                value: <$db as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(Text(<String as sqlx::Decode<$db>>::decode(value)?))
+            }
+        }
+    )*};
+}
+text_as_string!(sqlx::Sqlite, sqlx::Postgres);
+
 pub(crate) const MAX_ID_CHARS: usize = 64;
 /// Longest task name, output key, component, table namespace or table name (VARCHAR(128)).
 pub(crate) const MAX_NAME_CHARS: usize = 128;
@@ -83,24 +134,36 @@ pub(crate) fn task_status(column: &'static str, text: &str) -> Result<TaskStatus
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct JobRow {
+    #[sqlx(try_from = "Text")]
     f_job_id: String,
+    #[sqlx(try_from = "Text")]
     f_role: String,
+    #[sqlx(try_from = "Text")]
     f_party_id: String,
+    #[sqlx(try_from = "Text")]
     f_status: String,
     f_progress: i32,
+    #[sqlx(try_from = "Text")]
     f_dag: String,
+    #[sqlx(try_from = "Text")]
     f_model_id: String,
+    #[sqlx(try_from = "Text")]
     f_model_version: String,
+    #[sqlx(try_from = "Text")]
     f_initiator_party_id: String,
+    #[sqlx(try_from = "Text")]
     f_scheduler_party_id: String,
+    #[sqlx(try_from = "Text")]
     f_parties: String,
+    #[sqlx(try_from = "Text")]
     f_description: String,
+    #[sqlx(try_from = "Text")]
     f_user_name: String,
     f_create_time: i64,
     f_start_time: Option<i64>,
     f_end_time: Option<i64>,
     f_elapsed: Option<i64>,
-    f_error: Option<String>,
+    f_error: Option<Text>,
     f_cores: i32,
 }
 
@@ -129,7 +192,7 @@ impl TryFrom<JobRow> for JobRecord {
             start_time: r.f_start_time,
             end_time: r.f_end_time,
             elapsed: r.f_elapsed,
-            error: r.f_error,
+            error: r.f_error.map(String::from),
             cores: r.f_cores,
         })
     }
@@ -137,20 +200,28 @@ impl TryFrom<JobRow> for JobRecord {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TaskRow {
+    #[sqlx(try_from = "Text")]
     f_job_id: String,
+    #[sqlx(try_from = "Text")]
     f_task_id: String,
+    #[sqlx(try_from = "Text")]
     f_task_name: String,
     f_task_version: i64,
+    #[sqlx(try_from = "Text")]
     f_component: String,
+    #[sqlx(try_from = "Text")]
     f_role: String,
+    #[sqlx(try_from = "Text")]
     f_party_id: String,
+    #[sqlx(try_from = "Text")]
     f_status: String,
+    #[sqlx(try_from = "Text")]
     f_parameters: String,
     f_create_time: i64,
     f_start_time: Option<i64>,
     f_end_time: Option<i64>,
     f_elapsed: Option<i64>,
-    f_error: Option<String>,
+    f_error: Option<Text>,
 }
 
 pub(crate) const TASK_COLUMNS: &str = "f_job_id, f_task_id, f_task_name, f_task_version, \
@@ -174,21 +245,28 @@ impl TryFrom<TaskRow> for TaskRecord {
             start_time: r.f_start_time,
             end_time: r.f_end_time,
             elapsed: r.f_elapsed,
-            error: r.f_error,
+            error: r.f_error.map(String::from),
         })
     }
 }
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TableRow {
+    #[sqlx(try_from = "Text")]
     f_namespace: String,
+    #[sqlx(try_from = "Text")]
     f_name: String,
     f_partitions: i32,
     f_count: i64,
+    #[sqlx(try_from = "Text")]
     f_schema: String,
+    #[sqlx(try_from = "Text")]
     f_engine: String,
+    #[sqlx(try_from = "Text")]
     f_path: String,
+    #[sqlx(try_from = "Text")]
     f_address: String,
+    #[sqlx(try_from = "Text")]
     f_source: String,
     f_create_time: i64,
 }
@@ -216,14 +294,22 @@ impl TryFrom<TableRow> for TableRecord {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct MetricRow {
+    #[sqlx(try_from = "Text")]
     f_job_id: String,
+    #[sqlx(try_from = "Text")]
     f_role: String,
+    #[sqlx(try_from = "Text")]
     f_party_id: String,
+    #[sqlx(try_from = "Text")]
     f_task_name: String,
+    #[sqlx(try_from = "Text")]
     f_name: String,
+    #[sqlx(try_from = "Text")]
     f_type: String,
+    #[sqlx(try_from = "Text")]
     f_groups: String,
-    f_step_axis: Option<String>,
+    f_step_axis: Option<Text>,
+    #[sqlx(try_from = "Text")]
     f_data: String,
     f_create_time: i64,
 }
@@ -243,7 +329,7 @@ impl TryFrom<MetricRow> for MetricRecord {
             task_name: r.f_task_name,
             name: r.f_name,
             metric_type: r.f_type,
-            step_axis: r.f_step_axis,
+            step_axis: r.f_step_axis.map(String::from),
             create_time: r.f_create_time,
         })
     }
@@ -251,14 +337,23 @@ impl TryFrom<MetricRow> for MetricRecord {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ModelRow {
+    #[sqlx(try_from = "Text")]
     f_job_id: String,
+    #[sqlx(try_from = "Text")]
     f_role: String,
+    #[sqlx(try_from = "Text")]
     f_party_id: String,
+    #[sqlx(try_from = "Text")]
     f_task_name: String,
+    #[sqlx(try_from = "Text")]
     f_output_key: String,
+    #[sqlx(try_from = "Text")]
     f_model_id: String,
+    #[sqlx(try_from = "Text")]
     f_model_version: String,
+    #[sqlx(try_from = "Text")]
     f_component: String,
+    #[sqlx(try_from = "Text")]
     f_data: String,
     f_create_time: i64,
 }
@@ -286,12 +381,19 @@ impl TryFrom<ModelRow> for ModelRecord {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct OutputDataRow {
+    #[sqlx(try_from = "Text")]
     f_job_id: String,
+    #[sqlx(try_from = "Text")]
     f_role: String,
+    #[sqlx(try_from = "Text")]
     f_party_id: String,
+    #[sqlx(try_from = "Text")]
     f_task_name: String,
+    #[sqlx(try_from = "Text")]
     f_output_key: String,
+    #[sqlx(try_from = "Text")]
     f_namespace: String,
+    #[sqlx(try_from = "Text")]
     f_name: String,
     f_create_time: i64,
 }

@@ -1,8 +1,13 @@
-//! Behaviour of the metadata store through its public API, on in-memory and file databases.
+//! The store contract: behaviour of the metadata store through its public API, every test run
+//! against each backend (a SQLite file, a database on a real MariaDB server, one on a real
+//! PostgreSQL server; `servers` starts them). `conformance!` at the end lists the tests; a test
+//! is an `async fn(Db)` and runs once per backend (`sqlite::`, `mariadb::`, `postgres::`).
+
+mod servers;
 
 use fate_store::{
-    JobFilter, JobRecord, JobUpdate, MetaStore, MetricRecord, ModelRecord, OutputDataRecord,
-    StoreError, TableRecord, TaskFilter, TaskRecord,
+    AppRecord, DatabaseUrl, JobFilter, JobRecord, JobUpdate, MetaStore, MetricRecord, ModelRecord,
+    OutputDataRecord, SitePermission, StoreError, TableRecord, TaskFilter, TaskRecord,
 };
 use fate_types::{JobStatus, Role, TaskStatus};
 use serde_json::json;
@@ -74,18 +79,77 @@ fn store_key_of(e: &StoreError) -> (&'static str, String) {
     }
 }
 
-async fn memory() -> MetaStore {
-    MetaStore::open_memory()
-        .await
-        .expect("open in-memory store")
+/// The backend a conformance test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Mariadb,
+    Postgres,
+}
+
+/// A new, empty database of `db`: a SQLite file in its own temporary directory, or a database
+/// created on the shared server.
+struct Fresh {
+    url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn fresh(db: Db) -> Fresh {
+    match db {
+        Db::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = DatabaseUrl::sqlite_file(&dir.path().join("nested/deeper/fate_flow.db"));
+            Fresh {
+                url,
+                _dir: Some(dir),
+            }
+        }
+        Db::Mariadb => Fresh {
+            url: DatabaseUrl::parse(&servers::mariadb().fresh_database("it")).unwrap(),
+            _dir: None,
+        },
+        Db::Postgres => Fresh {
+            url: DatabaseUrl::parse(&servers::postgres().fresh_database("it")).unwrap(),
+            _dir: None,
+        },
+    }
+}
+
+impl Fresh {
+    /// One store handle on the database (as one node opens it).
+    async fn open(&self) -> MetaStore {
+        MetaStore::open(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.url))
+    }
+}
+
+/// A store on a fresh database of `db`, which lives as long as the store.
+struct TestStore {
+    store: MetaStore,
+    _db: Fresh,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = MetaStore;
+    fn deref(&self) -> &MetaStore {
+        &self.store
+    }
+}
+
+async fn store(db: Db) -> TestStore {
+    let fresh = fresh(db);
+    TestStore {
+        store: fresh.open().await,
+        _db: fresh,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Jobs
 
-#[tokio::test]
-async fn job_round_trips_and_duplicate_conflicts_without_change() {
-    let store = memory().await;
+async fn job_round_trips_and_duplicate_conflicts_without_change(db: Db) {
+    let store = store(db).await;
     let mut j = job("202401010000000000000", Role::Guest, "9999", 10);
     j.start_time = Some(11);
     j.error = Some("boom".into());
@@ -114,9 +178,8 @@ async fn job_round_trips_and_duplicate_conflicts_without_change() {
 }
 
 /// A job refused while being created goes with its tasks; other jobs stay.
-#[tokio::test]
-async fn delete_job_removes_every_party_and_task_of_that_job_only() {
-    let store = memory().await;
+async fn delete_job_removes_every_party_and_task_of_that_job_only(db: Db) {
+    let store = store(db).await;
     for (id, role, party) in [
         ("j1", Role::Guest, "9999"),
         ("j1", Role::Host, "10000"),
@@ -142,8 +205,9 @@ async fn delete_job_removes_every_party_and_task_of_that_job_only() {
     );
 }
 
-#[tokio::test]
-async fn job_serializes_with_fate_field_names() {
+/// No database: the record's JSON form.
+#[test]
+fn job_serializes_with_fate_field_names() {
     let v = serde_json::to_value(job("1", Role::Host, "10000", 1)).unwrap();
     for key in [
         "job_id",
@@ -167,9 +231,8 @@ async fn job_serializes_with_fate_field_names() {
     assert_eq!(v["status"], "waiting");
 }
 
-#[tokio::test]
-async fn job_filters_order_and_paging() {
-    let store = memory().await;
+async fn job_filters_order_and_paging(db: Db) {
+    let store = store(db).await;
     let mut all = Vec::new();
     for (i, (role, party)) in [
         (Role::Guest, "9999"),
@@ -266,9 +329,8 @@ async fn job_filters_order_and_paging() {
     assert_eq!(store_key_of(&err).0, "limit");
 }
 
-#[tokio::test]
-async fn update_job_changes_given_fields_and_computes_elapsed() {
-    let store = memory().await;
+async fn update_job_changes_given_fields_and_computes_elapsed(db: Db) {
+    let store = store(db).await;
     let id = "202401010000000000000";
     store
         .insert_job(&job(id, Role::Guest, "9999", 10))
@@ -353,9 +415,8 @@ async fn update_job_changes_given_fields_and_computes_elapsed() {
     }
 }
 
-#[tokio::test]
-async fn checked_job_transitions_follow_fate_rules() {
-    let store = memory().await;
+async fn checked_job_transitions_follow_fate_rules(db: Db) {
+    let store = store(db).await;
     let id = "202401010000000000000";
     store
         .insert_job(&job(id, Role::Guest, "9999", 10))
@@ -425,9 +486,8 @@ async fn checked_job_transitions_follow_fate_rules() {
     assert!(matches!(err, StoreError::NotFound { what: "job", .. }));
 }
 
-#[tokio::test]
-async fn job_that_never_started_ends_without_elapsed() {
-    let store = memory().await;
+async fn job_that_never_started_ends_without_elapsed(db: Db) {
+    let store = store(db).await;
     let mut j = job("1", Role::Guest, "9999", 1);
     j.status = JobStatus::Ready;
     store.insert_job(&j).await.unwrap();
@@ -450,9 +510,8 @@ async fn job_that_never_started_ends_without_elapsed() {
     );
 }
 
-#[tokio::test]
-async fn invalid_job_fields_are_rejected_by_name() {
-    let store = memory().await;
+async fn invalid_job_fields_are_rejected_by_name(db: Db) {
+    let store = store(db).await;
     type Mutation = Box<dyn Fn(&mut JobRecord)>;
     let cases: Vec<(&str, Mutation)> = vec![
         ("job_id", Box::new(|j| j.job_id.clear())),
@@ -479,9 +538,8 @@ async fn invalid_job_fields_are_rejected_by_name() {
 // ---------------------------------------------------------------------------------------------
 // Tasks
 
-#[tokio::test]
-async fn tasks_round_trip_filter_and_delete() {
-    let store = memory().await;
+async fn tasks_round_trip_filter_and_delete(db: Db) {
+    let store = store(db).await;
     let mut inserted = Vec::new();
     for (job_id, name, version, role, party) in [
         ("j1", "psi_0", 0, Role::Guest, "9999"),
@@ -558,9 +616,8 @@ async fn tasks_round_trip_filter_and_delete() {
     );
 }
 
-#[tokio::test]
-async fn checked_task_transitions_follow_fate_rules() {
-    let store = memory().await;
+async fn checked_task_transitions_follow_fate_rules(db: Db) {
+    let store = store(db).await;
     store
         .insert_task(&task("j", "lr_0", 0, Role::Guest, "9999"))
         .await
@@ -625,9 +682,8 @@ async fn checked_task_transitions_follow_fate_rules() {
 // ---------------------------------------------------------------------------------------------
 // Tables
 
-#[tokio::test]
-async fn tables_conflict_overwrite_list_and_delete() {
-    let store = memory().await;
+async fn tables_conflict_overwrite_list_and_delete(db: Db) {
+    let store = store(db).await;
     let first = table("experiment", "breast_hetero_guest", 569);
     store.put_table(&first, false).await.unwrap();
     assert_eq!(
@@ -711,9 +767,8 @@ fn metric(task_name: &str, name: &str, create_time: i64) -> MetricRecord {
     }
 }
 
-#[tokio::test]
-async fn metrics_append_and_filter_by_task() {
-    let store = memory().await;
+async fn metrics_append_and_filter_by_task(db: Db) {
+    let store = store(db).await;
     let a = metric("lr_0", "lr_loss", 1);
     let b = metric("lr_0", "lr_loss", 2);
     let mut c = metric("eval_0", "auc", 3);
@@ -761,9 +816,8 @@ fn model(job_id: &str, task_name: &str, output_key: &str, model_id: &str) -> Mod
     }
 }
 
-#[tokio::test]
-async fn models_upsert_and_are_found_by_model_id() {
-    let store = memory().await;
+async fn models_upsert_and_are_found_by_model_id(db: Db) {
+    let store = store(db).await;
     let m = model("j1", "lr_0", "output_model", "j1");
     store.save_model(&m).await.unwrap();
     let mut replaced = m.clone();
@@ -817,9 +871,8 @@ async fn models_upsert_and_are_found_by_model_id() {
     );
 }
 
-#[tokio::test]
-async fn output_data_references_round_trip() {
-    let store = memory().await;
+async fn output_data_references_round_trip(db: Db) {
+    let store = store(db).await;
     let d = |task: &str, key: &str, name: &str, t: i64| OutputDataRecord {
         job_id: "j".into(),
         role: Role::Guest,
@@ -867,25 +920,146 @@ async fn output_data_references_round_trip() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Files: persistence, migrations, concurrency
+// Apps and site permissions
 
-#[tokio::test]
-async fn file_store_persists_and_migrations_are_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir
-        .path()
-        .join("nested")
-        .join("deeper")
-        .join("fate_flow.db");
+async fn apps_roles_and_site_permissions(db: Db) {
+    let store = store(db).await;
+    let app = |id: &str, name: &str, t: i64| AppRecord {
+        app_id: id.into(),
+        app_name: name.into(),
+        app_token: format!("token-{id}"),
+        app_type: "client".into(),
+        create_time: t,
+    };
+    let (a, b) = (app("a1", "alice", 1), app("b1", "bob", 2));
+    store.create_app(&a).await.unwrap();
+    store.create_app(&b).await.unwrap();
+    // The name is unique too; the conflict names it and changes nothing.
+    let err = store.create_app(&app("a2", "alice", 3)).await.unwrap_err();
+    assert_eq!(store_key_of(&err), ("app", "conflict alice".into()));
+    assert_eq!(store.app("a1").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.app("zz").await.unwrap(), None);
+    assert_eq!(
+        store.apps(None, None).await.unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert_eq!(store.apps(Some("b1"), None).await.unwrap(), vec![b.clone()]);
+    assert_eq!(
+        store.apps(None, Some("alice")).await.unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(store.apps(Some("b1"), Some("alice")).await.unwrap(), vec![]);
+    // Keys compare byte for byte on every backend: case and trailing spaces matter.
+    assert_eq!(store.apps(None, Some("ALICE")).await.unwrap(), vec![]);
+    assert_eq!(store.apps(None, Some("alice ")).await.unwrap(), vec![]);
+    store.create_app(&app("A1", "Alice", 4)).await.unwrap();
+    store.create_app(&app("a1 ", "alice ", 5)).await.unwrap();
+    assert_eq!(store.apps(None, None).await.unwrap().len(), 4);
+
+    store.grant_role("a1", "super_client").await.unwrap();
+    store.grant_role("a1", "client").await.unwrap();
+    store.grant_role("a1", "client").await.unwrap();
+    assert_eq!(
+        store.roles("a1").await.unwrap(),
+        vec!["client", "super_client"]
+    );
+    let err = store.grant_role("nobody", "client").await.unwrap_err();
+    assert_eq!(store_key_of(&err).0, "app_id");
+    assert!(store.revoke_role("a1", "super_client").await.unwrap());
+    assert!(!store.revoke_role("a1", "super_client").await.unwrap());
+    assert_eq!(store.roles("a1").await.unwrap(), vec!["client"]);
+    // Deleting an app takes its roles.
+    assert!(store.delete_app("a1").await.unwrap());
+    assert!(!store.delete_app("a1").await.unwrap());
+    assert_eq!(store.app("a1").await.unwrap(), None);
+    assert!(store.roles("a1").await.unwrap().is_empty());
+    store.create_app(&app("a1", "alice", 6)).await.unwrap();
+    assert!(store.roles("a1").await.unwrap().is_empty());
+
+    let perm = |party: &str, kind: &str, value: &str| SitePermission {
+        party_id: party.into(),
+        kind: kind.into(),
+        value: value.into(),
+    };
+    for p in [
+        perm("10000", "component", "psi"),
+        perm("10000", "component", "coordinated_lr"),
+        perm("10000", "dataset", "experiment|breast_hetero_host"),
+        perm("10000", "component", "psi"),
+        perm("9999", "component", "psi"),
+    ] {
+        store.grant_site_permission(&p).await.unwrap();
+    }
+    assert_eq!(
+        store.site_permissions("10000").await.unwrap(),
+        vec![
+            perm("10000", "component", "coordinated_lr"),
+            perm("10000", "component", "psi"),
+            perm("10000", "dataset", "experiment|breast_hetero_host"),
+        ]
+    );
+    assert_eq!(
+        store
+            .delete_site_permissions("10000", "component", Some("psi"))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .delete_site_permissions("10000", "component", None)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.site_permissions("10000").await.unwrap(),
+        vec![perm("10000", "dataset", "experiment|breast_hetero_host")]
+    );
+    assert_eq!(store.site_permissions("9999").await.unwrap().len(), 1);
+    let err = store
+        .grant_site_permission(&perm("10000", "component", &"x".repeat(301)))
+        .await
+        .unwrap_err();
+    assert_eq!(store_key_of(&err).0, "value");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values every backend must keep whole
+
+/// Documents past MariaDB's 64 KiB TEXT, non-ASCII text, and the largest times and counts
+/// come back exactly as written.
+async fn large_and_unicode_values_round_trip(db: Db) {
+    let store = store(db).await;
+    let mut j = job("202401010000000000000", Role::Guest, "9999", i64::MAX);
+    let big: Vec<String> = (0..20_000).map(|i| format!("任务-{i}")).collect();
+    j.dag = json!({"tasks": big});
+    assert!(j.dag.to_string().len() > 200_000);
+    j.description = "ünïcödé 说明 🚀".into();
+    j.error = Some("x".repeat(100_000));
+    j.start_time = Some(i64::MIN + 1);
+    store.insert_job(&j).await.unwrap();
+    assert_eq!(store.jobs(&JobFilter::default()).await.unwrap(), vec![j]);
+    let mut t = table("命名空间", "表", i64::MAX);
+    t.schema = json!({"header": (0..5000).map(|i| format!("x{i}")).collect::<Vec<_>>()});
+    store.put_table(&t, false).await.unwrap();
+    assert_eq!(store.table("命名空间", "表").await.unwrap(), Some(t));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persistence, migrations, concurrency
+
+async fn reopened_store_persists_and_migrations_are_idempotent(db: Db) {
+    let fresh = fresh(db);
     let j = job("202401010000000000000", Role::Guest, "9999", 10);
     let t = table("experiment", "x", 10);
     {
-        let store = MetaStore::open_sqlite(&path).await.unwrap();
+        let store = fresh.open().await;
         assert_eq!(store.schema_version().await.unwrap(), 3);
         store.insert_job(&j).await.unwrap();
         store.put_table(&t, false).await.unwrap();
-        // A second store on the same file (migrations already applied) sees the same data.
-        let second = MetaStore::open_sqlite(&path).await.unwrap();
+        // A second store on the same database (migrations already applied) sees the same data.
+        let second = fresh.open().await;
         assert_eq!(
             second.table("experiment", "x").await.unwrap(),
             Some(t.clone())
@@ -893,8 +1067,10 @@ async fn file_store_persists_and_migrations_are_idempotent() {
         second.close().await;
         store.close().await;
     }
-    assert!(path.exists());
-    let reopened = MetaStore::open_sqlite(&path).await.unwrap();
+    if let Some(path) = fresh.url.to_string().strip_prefix("sqlite://") {
+        assert!(std::path::Path::new(path).exists());
+    }
+    let reopened = fresh.open().await;
     assert_eq!(reopened.schema_version().await.unwrap(), 3);
     assert_eq!(reopened.jobs(&JobFilter::default()).await.unwrap(), vec![j]);
     assert_eq!(reopened.tables().await.unwrap(), vec![t.clone()]);
@@ -916,47 +1092,304 @@ async fn file_store_persists_and_migrations_are_idempotent() {
     reopened.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_checked_transitions_apply_exactly_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = MetaStore::open_sqlite(&dir.path().join("meta.db"))
-        .await
-        .unwrap();
+/// Two store handles on one database, as two nodes sharing nothing but the database server,
+/// race to end the same job and the same task: exactly one transition wins each time, and what
+/// is stored is the winner's.
+async fn concurrent_checked_transitions_apply_exactly_one(db: Db) {
+    let fresh = fresh(db);
+    let (node_a, node_b) = (fresh.open().await, fresh.open().await);
     for round in 0..10 {
         let id = format!("job{round}");
         let mut j = job(&id, Role::Guest, "9999", round);
         j.status = JobStatus::Running;
         j.start_time = Some(0);
-        store.insert_job(&j).await.unwrap();
-        let (s1, s2) = (store.clone(), store.clone());
+        node_a.insert_job(&j).await.unwrap();
+        let mut t = task(&id, "lr_0", 0, Role::Guest, "9999");
+        t.status = TaskStatus::Running;
+        t.start_time = Some(0);
+        node_b.insert_task(&t).await.unwrap();
+        let (s1, s2) = (node_a.clone(), node_b.clone());
         let (id1, id2) = (id.clone(), id.clone());
         let a = tokio::spawn(async move {
-            s1.set_job_status_checked(&id1, Role::Guest, "9999", JobStatus::Success, 10)
-                .await
+            let job = s1
+                .set_job_status_checked(&id1, Role::Guest, "9999", JobStatus::Success, 10)
+                .await;
+            let task = s1
+                .set_task_status_checked(
+                    &id1,
+                    "lr_0",
+                    0,
+                    Role::Guest,
+                    "9999",
+                    TaskStatus::Success,
+                    10,
+                    None,
+                )
+                .await;
+            (job.unwrap(), task.unwrap())
         });
         let b = tokio::spawn(async move {
-            s2.set_job_status_checked(&id2, Role::Guest, "9999", JobStatus::Failed, 20)
-                .await
+            let job = s2
+                .set_job_status_checked(&id2, Role::Guest, "9999", JobStatus::Failed, 20)
+                .await;
+            let task = s2
+                .set_task_status_checked(
+                    &id2,
+                    "lr_0",
+                    0,
+                    Role::Guest,
+                    "9999",
+                    TaskStatus::Failed,
+                    20,
+                    Some("node b"),
+                )
+                .await;
+            (job.unwrap(), task.unwrap())
         });
-        let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+        let ((job_a, task_a), (job_b, task_b)) = (a.await.unwrap(), b.await.unwrap());
         assert!(
-            a ^ b,
-            "exactly one end status wins (success: {a}, failed: {b})"
+            job_a ^ job_b,
+            "exactly one end status of the job wins (success: {job_a}, failed: {job_b})"
         );
-        let got = store
+        assert!(
+            task_a ^ task_b,
+            "exactly one end status of the task wins (success: {task_a}, failed: {task_b})"
+        );
+        let got = node_b
             .jobs(&JobFilter {
+                job_id: Some(id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+        let expected = if job_a {
+            (JobStatus::Success, Some(10))
+        } else {
+            (JobStatus::Failed, Some(20))
+        };
+        assert_eq!((got.status, got.end_time), expected);
+        let got = node_a
+            .tasks(&TaskFilter {
                 job_id: Some(id),
                 ..Default::default()
             })
             .await
             .unwrap()
             .remove(0);
-        let expected = if a {
-            (JobStatus::Success, Some(10))
+        let expected = if task_a {
+            (TaskStatus::Success, Some(10), None)
         } else {
-            (JobStatus::Failed, Some(20))
+            (TaskStatus::Failed, Some(20), Some("node b".to_string()))
         };
-        assert_eq!((got.status, got.end_time), expected);
+        assert_eq!((got.status, got.end_time, got.error), expected);
     }
-    store.close().await;
+    node_a.close().await;
+    node_b.close().await;
+}
+
+/// Two nodes move many tasks of one job through waiting → running → success at once, each
+/// its own half, while both append metrics and replace models and output references: no
+/// update is lost and no writer fails (no deadlock, no "database is locked").
+async fn two_nodes_updating_at_once_lose_no_update(db: Db) {
+    let fresh = fresh(db);
+    let nodes = [fresh.open().await, fresh.open().await];
+    let id = "202401010000000000000";
+    const N_TASKS: i64 = 24;
+    for v in 0..N_TASKS {
+        nodes[0]
+            .insert_task(&task(id, "lr_0", v, Role::Guest, "9999"))
+            .await
+            .unwrap();
+    }
+    let mut handles = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let node = node.clone();
+        handles.push(tokio::spawn(async move {
+            for v in (0..N_TASKS).filter(|v| *v as usize % 2 == n) {
+                for to in [TaskStatus::Running, TaskStatus::Success] {
+                    let applied = node
+                        .set_task_status_checked(id, "lr_0", v, Role::Guest, "9999", to, 5, None)
+                        .await
+                        .unwrap();
+                    assert!(applied, "node {n}: task version {v} to {to} refused");
+                }
+                node.save_metric(&MetricRecord {
+                    job_id: id.into(),
+                    role: Role::Guest,
+                    party_id: "9999".into(),
+                    task_name: format!("task_{v}"),
+                    name: "loss".into(),
+                    metric_type: "loss".into(),
+                    groups: json!([]),
+                    step_axis: None,
+                    data: json!([v]),
+                    create_time: v,
+                })
+                .await
+                .unwrap();
+                for round in 0..2 {
+                    node.save_model(&ModelRecord {
+                        job_id: id.into(),
+                        role: Role::Guest,
+                        party_id: "9999".into(),
+                        task_name: format!("task_{v}"),
+                        output_key: "output_model".into(),
+                        model_id: "m".into(),
+                        model_version: "0".into(),
+                        component: "coordinated_lr".into(),
+                        data: json!({"round": round}),
+                        create_time: v,
+                    })
+                    .await
+                    .unwrap();
+                    node.save_output_data(&OutputDataRecord {
+                        job_id: id.into(),
+                        role: Role::Guest,
+                        party_id: "9999".into(),
+                        task_name: format!("task_{v}"),
+                        output_key: "train_output_data".into(),
+                        namespace: "output_data".into(),
+                        name: format!("t{v}"),
+                        create_time: round,
+                    })
+                    .await
+                    .unwrap();
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let tasks = nodes[1]
+        .tasks(&TaskFilter {
+            job_id: Some(id.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), N_TASKS as usize);
+    for t in &tasks {
+        assert_eq!(
+            (t.status, t.start_time, t.end_time),
+            (TaskStatus::Success, Some(5), Some(5)),
+            "task version {}",
+            t.task_version
+        );
+    }
+    let metrics = nodes[0]
+        .metrics(id, Role::Guest, "9999", None)
+        .await
+        .unwrap();
+    assert_eq!(metrics.len(), N_TASKS as usize);
+    let models = nodes[0]
+        .models(id, Role::Guest, "9999", None)
+        .await
+        .unwrap();
+    assert_eq!(models.len(), N_TASKS as usize);
+    assert!(models.iter().all(|m| m.data == json!({"round": 1})));
+    let outputs = nodes[1]
+        .output_data(id, Role::Guest, "9999", None)
+        .await
+        .unwrap();
+    assert_eq!(outputs.len(), N_TASKS as usize);
+    assert!(outputs.iter().all(|o| o.create_time == 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite, once per backend
+
+/// Runs each listed `async fn(Db)` as a test on SQLite, MariaDB and PostgreSQL.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::Sqlite).await
+                }
+            )*
+        }
+        mod mariadb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::Mariadb).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    job_round_trips_and_duplicate_conflicts_without_change,
+    delete_job_removes_every_party_and_task_of_that_job_only,
+    job_filters_order_and_paging,
+    update_job_changes_given_fields_and_computes_elapsed,
+    checked_job_transitions_follow_fate_rules,
+    job_that_never_started_ends_without_elapsed,
+    invalid_job_fields_are_rejected_by_name,
+    tasks_round_trip_filter_and_delete,
+    checked_task_transitions_follow_fate_rules,
+    tables_conflict_overwrite_list_and_delete,
+    metrics_append_and_filter_by_task,
+    models_upsert_and_are_found_by_model_id,
+    output_data_references_round_trip,
+    apps_roles_and_site_permissions,
+    large_and_unicode_values_round_trip,
+    reopened_store_persists_and_migrations_are_idempotent,
+    concurrent_checked_transitions_apply_exactly_one,
+    two_nodes_updating_at_once_lose_no_update,
+);
+
+/// An unreachable server fails at open, naming the URL without its password.
+#[tokio::test]
+async fn an_unreachable_server_is_named_without_its_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for url in [
+        format!("mysql://fate:s3cret@127.0.0.1:{port}/fate"),
+        format!("postgres://fate:s3cret@127.0.0.1:{port}/fate"),
+    ] {
+        let started = std::time::Instant::now();
+        let err = MetaStore::open(&DatabaseUrl::parse(&url).unwrap())
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("fate:***@127.0.0.1:{port}/fate")) && !text.contains("s3cret"),
+            "{text}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{url}: took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// A database that does not exist on a running server is an error naming it, and nothing is
+/// created.
+#[tokio::test]
+async fn a_missing_database_is_an_error() {
+    for server in [servers::mariadb(), servers::postgres()] {
+        let url = DatabaseUrl::parse(&server.url("no_such_db")).unwrap();
+        let err = MetaStore::open(&url).await.unwrap_err().to_string();
+        assert!(
+            err.contains("no_such_db") && !err.contains(":fate@"),
+            "{err}"
+        );
+    }
 }

@@ -125,6 +125,15 @@ pub struct AppCreateArgs {
     /// The node's data directory (its metadata store); run on the node's machine.
     #[arg(long, env = "FATE_HOME", default_value_os_t = crate::default_data_dir())]
     pub data_dir: PathBuf,
+    /// The node's metadata database when it is not the SQLite under the data dir (node.yaml
+    /// `database.url`).
+    #[arg(
+        long = "database-url",
+        value_name = "URL",
+        env = "FATE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     /// The app's name (letters, digits, `_`, `-`, `.`).
     #[arg(long)]
     pub name: String,
@@ -140,7 +149,7 @@ pub struct AppCreateArgs {
 /// node with authentication on (or use the admin app the node made on first start).
 pub fn create(args: AppCreateArgs) -> Result<()> {
     crate::node::runtime()?.block_on(async move {
-        let store = MetaStore::open_sqlite(&args.data_dir.join("fate_flow.sqlite"))
+        let store = crate::node::open_meta_store(&args.data_dir, args.database.as_deref())
             .await
             .context("cannot open the node's metadata store")?;
         let (file, app) = create_app(&store, &args.data_dir, &args.name, args.super_client).await?;

@@ -354,6 +354,7 @@ fn upload_secs(file: &std::path::Path) -> Result<f64> {
             spark_connect: None,
             spark_executor: None,
             storage: None,
+            database: None,
             s3: Default::default(),
         };
         let scheduler = crate::node::build_scheduler(dir.path(), &engine).await?;

@@ -141,6 +141,7 @@ pub fn run(
                 spark_connect: Some(spark_connect.clone()),
                 spark_executor: spark_executor.clone(),
                 storage: None,
+                database: None,
                 s3: Default::default(),
             };
             let scheduler = build_scheduler(&dir.path().join(name), &args)

@@ -232,6 +232,7 @@ pub fn run_benchmarks(source: &Datasets, datasets: &[Dataset]) -> Result<()> {
             spark_connect: None,
             spark_executor: None,
             storage: None,
+            database: None,
             s3: Default::default(),
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;

@@ -452,6 +452,7 @@ fn start(args: LocalArgs) -> Result<()> {
                 permission: false,
                 storage: None,
                 s3: Default::default(),
+                database: None,
                 federation: args.federation,
                 rabbitmq_route_table: rabbitmq_route_table.clone(),
                 rabbitmq_mode: args.rabbitmq_mode.clone(),

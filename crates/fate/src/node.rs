@@ -63,6 +63,17 @@ pub struct EngineArgs {
     /// S3 settings from node.yaml (unset fields come from the environment).
     #[arg(skip)]
     pub s3: fate_storage::S3Settings,
+    /// Where the metadata (jobs, tasks, tables, outputs) lives: `sqlite:///abs/path`,
+    /// `mysql://user:password@host:port/database` (MariaDB or MySQL) or
+    /// `postgres://user:password@host:port/database` (node.yaml `database: {url}`). The
+    /// database must exist; the node creates its tables. Default: SQLite under the data dir.
+    #[arg(
+        long = "database-url",
+        value_name = "URL",
+        env = "FATE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     /// Where tables are held and computed: `local` (typed partitions in this process),
     /// `spark` (a Spark cluster through Spark Connect, `--spark-connect`), or `encoded` (the
     /// in-process reference engine of the engine contract: every kernel runs through the
@@ -422,6 +433,21 @@ pub fn data_roots(data_dir: &Path, engine: &EngineArgs) -> Result<fate_runtime::
     fate_runtime::DataRoots::new(dirs, engine.max_upload_bytes).map_err(|e| anyhow::anyhow!(e))
 }
 
+/// The node's metadata store: the database `url` names (`database.url` / `--database-url`),
+/// else SQLite at `<data_dir>/fate_flow.sqlite`. Errors name `database.url` and show the URL
+/// without its password.
+pub async fn open_meta_store(data_dir: &Path, url: Option<&str>) -> Result<MetaStore> {
+    let url = match url {
+        Some(url) => fate_store::DatabaseUrl::parse(url).map_err(|e| anyhow::anyhow!(e))?,
+        None => fate_store::DatabaseUrl::sqlite_file(&data_dir.join("fate_flow.sqlite")),
+    };
+    let store = MetaStore::open(&url)
+        .await
+        .with_context(|| format!("cannot open the metadata store (database.url {url})"))?;
+    tracing::info!(database = %url, "Metadata store open.");
+    Ok(store)
+}
+
 /// Builds a standalone scheduler over `data_dir`: redb tables, SQLite metadata, in-process
 /// federation.
 pub async fn build_scheduler(data_dir: &Path, engine: &EngineArgs) -> Result<Scheduler> {
@@ -445,9 +471,7 @@ pub async fn build_scheduler_with(
             .unwrap_or(2)
     });
     let (computing, engines) = open_computing(data_dir, engine, cores)?;
-    let store = MetaStore::open_sqlite(&data_dir.join("fate_flow.sqlite"))
-        .await
-        .context("cannot open the metadata store")?;
+    let store = open_meta_store(data_dir, engine.database.as_deref()).await?;
     let federation = FederationConfig {
         timeout: Duration::from_secs(engine.federation_timeout),
         ..FederationConfig::default()

@@ -128,6 +128,10 @@ pub struct NodeConfig {
     /// the environment (`AWS_*`).
     #[serde(default, skip_serializing_if = "fate_storage::S3Settings::is_unset")]
     pub s3: fate_storage::S3Settings,
+    /// Where the metadata lives (`url: mysql://...`, `postgres://...` or `sqlite:///...`);
+    /// default SQLite under `data_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseConfig>,
     /// Where data frames travel (FATE's `federation_engine`): `grpc` (default, through the
     /// site router), `rabbitmq` (through the parties' brokers, fate-spec §2.7) or `pulsar`
     /// (through the parties' Pulsar brokers, fate-spec §2.6). Job commands
@@ -161,6 +165,24 @@ pub struct NodeConfig {
     /// `listenerName`), when they advertise their site name on a listener of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulsar_listener: Option<String>,
+}
+
+/// node.yaml `database`: the metadata store's database.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `mysql://user:password@host:port/database`, `postgres://...` or `sqlite:///abs/path`.
+    pub url: String,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    /// Never the password: the URL as the store shows it (or that it does not parse).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match fate_store::DatabaseUrl::parse(&self.url) {
+            Ok(url) => write!(f, "DatabaseConfig {{ url: {url} }}"),
+            Err(_) => f.write_str("DatabaseConfig { url: <invalid> }"),
+        }
+    }
 }
 
 /// The data plane of a node's federation.
@@ -502,6 +524,7 @@ fn serve_node(
         spark_executor: config.spark_executor.clone(),
         storage: config.storage.clone(),
         s3: config.s3.clone(),
+        database: config.database.as_ref().map(|d| d.url.clone()),
     };
     runtime()?.block_on(async move {
         let scheduler = build_scheduler_with(&data_dir, &engine, data, Some(site)).await?;

@@ -109,6 +109,7 @@ pub fn run_in_process(
             spark_connect: None,
             spark_executor: None,
             storage: None,
+            database: None,
             s3: Default::default(),
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
