@@ -158,7 +158,8 @@ pub struct NodeConfig {
     pub pulsar_cluster: Option<String>,
     /// Replication through an SNI proxy: the CA file, as the brokers see it, that this
     /// broker trusts for the peers' brokers (default: the broker's own
-    /// `brokerClientTrustCertsFilePath`); `fate doctor` checks the SNI routes against it too.
+    /// `brokerClientTrustCertsFilePath`); `fate doctor` checks the SNI routes against it
+    /// (else against `tls.ca`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pulsar_broker_ca: Option<PathBuf>,
     /// Replication: the peers' brokers' advertised listener to use (Pulsar's cluster
@@ -797,11 +798,12 @@ fn pulsar_checks(
         // A peer behind an SNI proxy is its broker's to reach (replication), through the
         // proxy: the node checks that hop, not the peer's broker itself.
         if let (false, Some(proxy)) = (mine(party), &broker.proxy) {
+            // The CA the brokers trust for their peers, else the site's own.
             let ca = config
-                .tls
+                .pulsar_broker_ca
                 .as_ref()
-                .map(|t| base.join(&t.ca))
-                .or_else(|| config.pulsar_broker_ca.as_ref().map(|c| base.join(c)));
+                .map(|c| base.join(c))
+                .or_else(|| config.tls.as_ref().map(|t| base.join(&t.ca)));
             checks.push((
                 format!("pulsar SNI route of party {party}"),
                 proxy.clone(),

@@ -1288,3 +1288,134 @@ fn toy_and_breast_psi_lr_run_across_processes_with_their_data_through_two_pulsar
     upload(&d, "10000", "breast_hetero_host.json");
     assert_pipeline_metrics(&d, "breast_psi_lr", 0.994411, 0.936909);
 }
+
+/// A `fate node` this test started for one party in place of the one `fate deploy local`
+/// started, killed on drop.
+struct OwnNode(std::process::Child);
+
+impl Drop for OwnNode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Stops the node `fate deploy local` started for `party` (SIGTERM) and starts it again from
+/// its node.yaml once `edit` has changed it; waits until its API answers.
+fn restart_node_with(d: &Deployment, party: &str, edit: impl FnOnce(&mut String)) -> OwnNode {
+    let pid = d.pid(&format!("node of {party}"));
+    Command::new("kill").arg(pid.to_string()).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // (Exited: gone, or a zombie its parent has yet to reap.)
+    while Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "node of {party} still runs after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let file = d.node_config(party);
+    let mut yaml = std::fs::read_to_string(&file).unwrap();
+    edit(&mut yaml);
+    std::fs::write(&file, yaml).unwrap();
+    let log = d.path().join(party).join("own-node.log");
+    let child = fate()
+        .args(["node", "-c"])
+        .arg(&file)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(d.path().join(party).join("own-node.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut node = OwnNode(child);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ureq::get(&format!("{}/v2/job/list/query", d.api(party)))
+        .call()
+        .is_err()
+    {
+        if let Some(s) = node.0.try_wait().unwrap() {
+            panic!(
+                "node of {party} exited at start ({s}): {}",
+                std::fs::read_to_string(d.path().join(party).join("own-node.err"))
+                    .unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "node of {party} did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    node
+}
+
+/// FATE's Pulsar star across processes: guest 9999 and host 10000, each node on its own broker
+/// (TLS certificates `<party>.fate.org` from `fate cert`'s CA, clusters named after the
+/// parties), replicating to each other through Traffic Server tunnelling by SNI. Each node's
+/// route table knows its own broker and the peer by site name behind the proxy. The toy and
+/// FATE's breast PSI+CoordinatedLR give the gRPC run's AUC and KS; `fate doctor` checks the
+/// peer's SNI route through the proxy against the site CA.
+#[test]
+fn toy_and_breast_psi_lr_through_pulsar_brokers_replicating_over_the_sni_proxy_with_tls() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let star = pulsar_broker::star();
+    let proxy = format!("127.0.0.1:{}", star.proxy_port);
+    let d = Deployment::start("9999,10000", &[]);
+    let ca = star.certs.join("ca.pem");
+    let table = |me: &pulsar_broker::StarBroker, peer: &pulsar_broker::StarBroker| {
+        let file = d
+            .path()
+            .join(format!("pulsar_route_table_{}.yaml", me.party));
+        std::fs::write(
+            &file,
+            format!(
+                "{}: {{host: 127.0.0.1, port: {}, mng_port: {}}}\n\
+                 {}: {{host: {}.fate.org, port: {}, sslPort: {}, mng_port: {}, \
+                 mng_ssl_port: {}, proxy: \"{proxy}\"}}\n",
+                me.party,
+                me.broker.port,
+                me.broker.web_port,
+                peer.party,
+                peer.party,
+                peer.broker.port,
+                peer.ssl_port,
+                peer.broker.web_port,
+                peer.web_ssl_port,
+            ),
+        )
+        .unwrap();
+        file
+    };
+    let mut nodes = Vec::new();
+    for (me, peer) in [(&star.a, &star.b), (&star.b, &star.a)] {
+        let file = table(me, peer);
+        nodes.push(restart_node_with(&d, me.party, |yaml| {
+            yaml.push_str(&format!(
+                "\nfederation: pulsar\npulsar_route_table: {}\npulsar_cluster: \"{}\"\n\
+                 pulsar_broker_ca: {}\npulsar_listener: sni\n",
+                file.display(),
+                me.party,
+                ca.display()
+            ));
+        }));
+    }
+    d.toy_ok("9999", "10000");
+    // The guest's broker replicated to the host's through the proxy.
+    let log = std::fs::read_to_string(star.a.broker.dir.join("logs/pulsar.log")).unwrap();
+    assert!(
+        log.contains("9999-->10000") && log.contains("Created replicator producer"),
+        "no replicator from 9999's broker to 10000's"
+    );
+    upload(&d, "9999", "breast_hetero_guest.json");
+    upload(&d, "10000", "breast_hetero_host.json");
+    assert_pipeline_metrics(&d, "breast_psi_lr", 0.994411, 0.936909);
+    let (_, report) = d.doctor("9999", &[]);
+    let rows = report["checks"].as_array().unwrap();
+    let sni = rows
+        .iter()
+        .find(|c| c["hop"] == "pulsar SNI route of party 10000")
+        .unwrap_or_else(|| panic!("no SNI row: {report}"));
+    assert_eq!(sni["ok"], true, "{report}");
+    assert_eq!(sni["target"], proxy, "{report}");
+    drop(nodes);
+}
