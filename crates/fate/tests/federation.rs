@@ -791,6 +791,24 @@ fn broker_served_job(broker: &rabbitmq_broker::Broker, job_id: &str) -> bool {
         .contains(&format!("granted access to vhost '{job_id}_"))
 }
 
+/// FATE 1.x's secure_add job for guest 9999 and host 10000 submitted to the guest's node with
+/// `federation_engine: engine`; the node's answer.
+fn submit_secure_add_with_engine(d: &Deployment, engine: &str) -> Value {
+    ureq::post(&format!("{}/v1/job/submit", d.api("9999")))
+        .send_json(serde_json::json!({
+            "dsl": {"components": {"secure_add_0": {"module": "SecureAddExample"}}},
+            "runtime_conf": {
+                "dsl_version": 2,
+                "initiator": {"role": "guest", "party_id": 9999},
+                "role": {"guest": [9999], "host": [10000]},
+                "job_parameters": {"common": {"federation_engine": engine}},
+            }
+        }))
+        .unwrap()
+        .into_json()
+        .unwrap()
+}
+
 fn vhosts(mng_port: u16) -> Vec<String> {
     let v: Value = ureq::get(&format!("http://127.0.0.1:{mng_port}/api/vhosts"))
         .set("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
@@ -901,21 +919,7 @@ fn toy_runs_across_processes_with_its_data_through_two_federated_rabbitmq_broker
     }
     // FATE 1.x `federation_engine`: RABBITMQ is what these nodes do and runs; EGGROLL (their
     // site routers carry only commands here) is refused at submit naming the field.
-    let submit_with = |engine: &str| -> Value {
-        ureq::post(&format!("{}/v1/job/submit", d.api("9999")))
-            .send_json(serde_json::json!({
-                "dsl": {"components": {"secure_add_0": {"module": "SecureAddExample"}}},
-                "runtime_conf": {
-                    "dsl_version": 2,
-                    "initiator": {"role": "guest", "party_id": 9999},
-                    "role": {"guest": [9999], "host": [10000]},
-                    "job_parameters": {"common": {"federation_engine": engine}},
-                }
-            }))
-            .unwrap()
-            .into_json()
-            .unwrap()
-    };
+    let submit_with = |engine: &str| submit_secure_add_with_engine(&d, engine);
     let refused = submit_with("EGGROLL");
     assert_ne!(refused["retcode"], 0, "{refused}");
     let msg = refused["retmsg"].as_str().unwrap_or_default();
@@ -1071,6 +1075,20 @@ fn pulsar_served_job(broker: &pulsar_broker::Broker, job_id: &str) -> bool {
         .contains(&format!("fl-tenant/{job_id}"))
 }
 
+/// Waits (10 s) until every broker's log shows a session of `job_id`.
+fn wait_pulsar_served(brokers: &[(&str, &pulsar_broker::Broker)], job_id: &str) {
+    for (name, broker) in brokers {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pulsar_served_job(broker, job_id) {
+            assert!(
+                Instant::now() < deadline,
+                "broker {name} logged no session of job {job_id}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 /// Nodes of 9999 and 10000 whose data frames go through the shared Pulsar brokers a and b
 /// (client mode; the route table's directory lives as long as the deployment).
 fn pulsar_deployment() -> (tempfile::TempDir, Deployment) {
@@ -1114,16 +1132,7 @@ fn toy_and_breast_psi_lr_run_across_processes_with_pulsar_replicating_between_br
     let node_yaml = std::fs::read_to_string(d.node_config("9999")).unwrap();
     assert!(!node_yaml.contains("pulsar_mode"), "{node_yaml}");
     let job_id = d.toy_ok("9999", "10000");
-    for (name, broker) in [("a (9999)", a), ("b (10000)", b)] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !pulsar_served_job(broker, &job_id) {
-            assert!(
-                Instant::now() < deadline,
-                "broker {name} logged no session of job {job_id}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    wait_pulsar_served(&[("a (9999)", a), ("b (10000)", b)], &job_id);
     upload(&d, "9999", "breast_hetero_guest.json");
     upload(&d, "10000", "breast_hetero_host.json");
     assert_pipeline_metrics(&d, "breast_psi_lr", 0.994411, 0.936909);
@@ -1151,16 +1160,7 @@ fn toy_and_breast_psi_lr_run_across_processes_with_their_data_through_two_pulsar
     let job_id = d.toy_ok("9999", "10000");
     // Both parties' brokers carried the job's sessions (client mode: each party's frames are
     // produced on its peer's broker).
-    for (name, broker) in [("a (9999)", a), ("b (10000)", b)] {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !pulsar_served_job(broker, &job_id) {
-            assert!(
-                Instant::now() < deadline,
-                "broker {name} logged no session of job {job_id}"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
+    wait_pulsar_served(&[("a (9999)", a), ("b (10000)", b)], &job_id);
     // The job's end cleans its sessions up on both brokers.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -1180,21 +1180,7 @@ fn toy_and_breast_psi_lr_run_across_processes_with_their_data_through_two_pulsar
     }
     // FATE 1.x `federation_engine`: PULSAR is what these nodes do and runs; EGGROLL and
     // RABBITMQ are refused at submit naming the party and the field.
-    let submit_with = |engine: &str| -> Value {
-        ureq::post(&format!("{}/v1/job/submit", d.api("9999")))
-            .send_json(serde_json::json!({
-                "dsl": {"components": {"secure_add_0": {"module": "SecureAddExample"}}},
-                "runtime_conf": {
-                    "dsl_version": 2,
-                    "initiator": {"role": "guest", "party_id": 9999},
-                    "role": {"guest": [9999], "host": [10000]},
-                    "job_parameters": {"common": {"federation_engine": engine}},
-                }
-            }))
-            .unwrap()
-            .into_json()
-            .unwrap()
-    };
+    let submit_with = |engine: &str| submit_secure_add_with_engine(&d, engine);
     for engine in ["EGGROLL", "RABBITMQ"] {
         let refused = submit_with(engine);
         assert_ne!(refused["retcode"], 0, "{refused}");
