@@ -22,6 +22,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use fate_federation::bench::checksum;
+use fate_federation::bench::pattern;
 use fate_federation::{CancelToken, DEFAULT_MAX_MESSAGE_SIZE, MessageKey, Transport, wire};
 use fate_types::{Party, Role};
 use tonic::{Request, Response, Status, Streaming};
@@ -241,66 +243,10 @@ pub fn bench(options: &BenchOptions) -> Result<BenchReport, GrpcError> {
     })
 }
 
-/// Bytes that are not all alike (so a lost or reordered slice changes the checksum), quickly:
-/// a 64-bit xorshift stream.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// An order-sensitive 64-bit checksum (FNV-1a over 8-byte words in four lanes, then the
-/// tail), fast enough to run over a GiB in a fraction of a second.
-pub fn checksum(data: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01B3;
-    let mut lanes = [
-        0xCBF2_9CE4_8422_2325u64,
-        0x8422_2325_CBF2_9CE4,
-        0x9E37_79B9_7F4A_7C15,
-        0x7F4A_7C15_9E37_79B9,
-    ];
-    let mut blocks = data.chunks_exact(32);
-    for block in &mut blocks {
-        for (lane, word) in lanes.iter_mut().zip(block.chunks_exact(8)) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            *lane = (*lane ^ u64::from_le_bytes(w)).wrapping_mul(PRIME);
-        }
-    }
-    let mut h = (data.len() as u64).wrapping_mul(PRIME);
-    for lane in lanes {
-        h = (h ^ lane).wrapping_mul(PRIME).rotate_left(29);
-    }
-    for &b in blocks.remainder() {
-        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
-    }
-    h
-}
-
-/// Joins the received frames as `Federation::get` does: the first frame is the split header
-/// (or the whole object), the others the slices in order; the reassembler checks each slice
-/// and the CRC-32 the sender computed over the object.
+/// Joins the received frames as `Federation::get` does (see
+/// [`fate_federation::bench::reassemble`]).
 fn reassemble(frames: &[Vec<u8>]) -> Result<Vec<u8>, GrpcError> {
-    let bad = |e: wire::WireError| GrpcError::Serve(format!("received object is corrupt: {e}"));
-    let Some(first) = frames.first() else {
-        return Err(GrpcError::Serve("no frame received".to_string()));
-    };
-    match wire::decode_head(first, usize::MAX).map_err(bad)? {
-        wire::Head::Inline(payload) => Ok(payload.to_vec()),
-        wire::Head::Split(mut reassembler) => {
-            for frame in &frames[1..] {
-                reassembler.push(frame).map_err(bad)?;
-            }
-            reassembler.finish().map_err(bad)
-        }
-    }
+    fate_federation::bench::reassemble(frames).map_err(GrpcError::Serve)
 }
 
 /// CPU time (user + system) of this process so far, from `/proc/self/stat` (Linux).
@@ -625,28 +571,4 @@ fn raw_run(
         }
         Ok(elapsed)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_checksum_sees_order_length_and_content() {
-        let data = pattern(1000);
-        let base = checksum(&data);
-        assert_eq!(base, checksum(&data.clone()));
-        let mut swapped = data.clone();
-        swapped.swap(0, 40);
-        assert_ne!(base, checksum(&swapped), "reordered bytes");
-        let mut flipped = data.clone();
-        flipped[999] ^= 1;
-        assert_ne!(base, checksum(&flipped), "a changed tail byte");
-        assert_ne!(base, checksum(&data[..999]), "a shorter object");
-        // Two 32-byte blocks exchanged (a reordered slice).
-        let mut blocks = data.clone();
-        let (a, b) = blocks.split_at_mut(32);
-        a[..32].swap_with_slice(&mut b[..32]);
-        assert_ne!(base, checksum(&blocks));
-    }
 }

@@ -46,6 +46,7 @@
 //! Not yet: the node's own connection to its broker over TLS (`pulsar+ssl://`).
 
 mod admin;
+pub mod bench;
 pub mod probe;
 pub mod route;
 pub mod sni;

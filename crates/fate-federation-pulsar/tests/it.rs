@@ -609,3 +609,42 @@ fn a_missing_sni_route_is_an_error_naming_the_hop() {
     );
     tr.cleanup(&key.session_id);
 }
+
+/// `fate bench federation --backend pulsar` at 8 MiB on the two brokers, in both modes: the
+/// object crosses our two nodes' transports and the pulsar crate alone unchanged, both rates
+/// are positive, and the raw run's namespace is gone after. Not a timed test.
+#[test]
+fn the_bench_moves_the_object_through_ours_and_the_raw_client_unchanged() {
+    use fate_federation_pulsar::bench;
+    for mode in [Mode::Replication, Mode::Client] {
+        let options = bench::BenchOptions {
+            mode,
+            ..bench::BenchOptions::new(routes(), 8 << 20)
+        };
+        let r = bench::bench(&options).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        eprintln!(
+            "bench {mode:?}, 8 MiB: ours {:.3} GiB/s, raw {:.3} GiB/s",
+            r.ours_gib_per_s(),
+            r.raw_gib_per_s()
+        );
+        assert!(r.checksum_ok(), "{mode:?}: {r:?}");
+        assert_eq!(r.frames, 1 + 8, "{mode:?}: split header and eight 1 MiB slices");
+        assert_eq!((r.received_bytes, r.raw_bytes), (8 << 20, 8 << 20));
+        for rate in [r.ours_gib_per_s(), r.raw_gib_per_s(), r.ratio()] {
+            assert!(rate.is_finite() && rate > 0.0, "{mode:?}: {r:?}");
+        }
+        let routes = routes();
+        let left: Vec<String> = ["9999", "10000"]
+            .iter()
+            .flat_map(|p| {
+                Admin::new(p, &routes.broker(p).unwrap())
+                    .namespaces(DEFAULT_TENANT)
+                    .unwrap()
+            })
+            .filter(|ns| ns.contains("/bench_") && ns.ends_with("_raw"))
+            .collect();
+        assert!(left.is_empty(), "{mode:?}: raw namespaces left: {left:?}");
+    }
+    let err = bench::bench(&bench::BenchOptions::new(routes(), 0)).unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+}

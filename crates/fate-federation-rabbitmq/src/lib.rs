@@ -36,6 +36,7 @@
 //! RabbitMQ 3.10 accepts messages up to 128 MiB (`max_message_size`) and lapin splits bodies
 //! into frames of the negotiated `frame_max`, so a slice always fits.
 
+pub mod bench;
 mod mgmt;
 pub mod probe;
 pub mod route;

@@ -145,7 +145,7 @@ impl std::fmt::Debug for RabbitTransport {
     }
 }
 
-fn amqp_uri(broker: &Broker, user: &str, password: &str, vhost: &str) -> String {
+pub(crate) fn amqp_uri(broker: &Broker, user: &str, password: &str, vhost: &str) -> String {
     format!(
         "amqp://{}:{}@{}:{}/{}",
         encode(user),

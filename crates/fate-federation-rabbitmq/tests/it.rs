@@ -386,3 +386,46 @@ fn hostile_messages_are_rejected_without_being_kept() {
     }
     t.cleanup(&sid);
 }
+
+/// `fate bench federation --backend rabbitmq` at 8 MiB on the two brokers, in both modes: the
+/// object crosses our two nodes' transports and lapin alone unchanged, both rates are
+/// positive, and neither run leaves a vhost or user behind. Not a timed test.
+#[test]
+fn the_bench_moves_the_object_through_ours_and_raw_lapin_unchanged() {
+    use fate_federation_rabbitmq::{Management, bench};
+    let routes = routes("guest");
+    for mode in [Mode::Replication, Mode::Client] {
+        let options = bench::BenchOptions {
+            mode,
+            ..bench::BenchOptions::new(routes.clone(), 8 << 20)
+        };
+        let r = bench::bench(&options).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        eprintln!(
+            "bench {mode:?}, 8 MiB: ours {:.3} GiB/s, raw {:.3} GiB/s",
+            r.ours_gib_per_s(),
+            r.raw_gib_per_s()
+        );
+        assert!(r.checksum_ok(), "{mode:?}: {r:?}");
+        assert_eq!(r.frames, 1 + 8, "{mode:?}: split header and eight 1 MiB slices");
+        assert_eq!((r.received_bytes, r.raw_bytes), (8 << 20, 8 << 20));
+        for rate in [r.ours_gib_per_s(), r.raw_gib_per_s(), r.ratio()] {
+            assert!(rate.is_finite() && rate > 0.0, "{mode:?}: {r:?}");
+        }
+        for party in ["9999", "10000"] {
+            let m = Management::new(party, routes.broker(party).unwrap()).unwrap();
+            let vhosts = m.vhosts().unwrap();
+            assert!(
+                !vhosts.iter().any(|v| v.starts_with("bench_")),
+                "{mode:?}, broker of {party}: vhosts left: {vhosts:?}"
+            );
+            let users = m.users().unwrap();
+            assert!(
+                !users.iter().any(|u| u.starts_with("bench_")),
+                "{mode:?}, broker of {party}: users left: {users:?}"
+            );
+        }
+    }
+    // An object of nothing is refused before any broker is touched.
+    let err = bench::bench(&bench::BenchOptions::new(routes, 0)).unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+}

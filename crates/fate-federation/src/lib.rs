@@ -25,6 +25,7 @@
 //! - This crate knows nothing about tables: the runtime sends a table as a sequence of
 //!   partition objects through this API.
 
+pub mod bench;
 pub mod bounds;
 mod error;
 pub mod faulty;

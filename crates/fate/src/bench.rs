@@ -35,16 +35,38 @@ pub enum BenchCommand {
         #[arg(long)]
         breast_only: bool,
     },
-    /// One object through two site routers over gRPC (FATE's eggroll `push`, 1 MiB slices),
-    /// with and without mutual TLS, beside a raw gRPC stream of the same bytes measured in the
-    /// same run; the receiver's object is checked against the sent one.
+    /// One object from guest 9999 to host 10000 through a federation backend (1 MiB slices),
+    /// beside that backend's raw client moving the same bytes in the same run; the receiver's
+    /// object is checked against the sent one. `grpc`: two site routers (FATE's eggroll
+    /// `push`), with and without mutual TLS, against a raw gRPC stream. `rabbitmq`, `pulsar`:
+    /// our transport between two nodes' brokers against lapin / the pulsar crate alone, on
+    /// brokers already running (scripts/services/rabbitmq.sh, pulsar.sh).
     Federation {
         /// Object size in MiB.
         #[arg(long, default_value_t = 1024)]
         size_mib: usize,
-        /// Which routed runs: `on` (mutual TLS on every hop), `off` (plaintext) or `both`.
-        #[arg(long, default_value = "both", value_parser = ["on", "off", "both"])]
-        mtls: String,
+        /// Which transport: `grpc` (routers), `rabbitmq` or `pulsar` (brokers).
+        #[arg(long, default_value = "grpc", value_parser = ["grpc", "rabbitmq", "pulsar"])]
+        backend: String,
+        /// gRPC only: which routed runs, `on` (mutual TLS on every hop), `off` (plaintext)
+        /// or `both` (the default).
+        #[arg(long, value_parser = ["on", "off", "both"])]
+        mtls: Option<String>,
+        /// RabbitMQ or Pulsar: the backend's route table in FATE's format, as the node reads
+        /// it (rabbitmq_route_table.yaml: `{host, port, mng_port, user, password}` per party;
+        /// pulsar_route_table.yaml: `{host, port, mng_port}`), with entries for 9999 (the
+        /// sender) and 10000 (the receiver). Default: one broker on loopback for both
+        /// (RabbitMQ 5672, management 15672, guest/guest; Pulsar 6650, admin 8080).
+        #[arg(long, value_name = "FILE")]
+        route_table: Option<std::path::PathBuf>,
+        /// RabbitMQ or Pulsar: `replication` (FATE's and the node's default: each party
+        /// consumes from its own broker, the brokers carry the frames between them) or
+        /// `client`.
+        #[arg(long, value_parser = ["replication", "client"])]
+        mode: Option<String>,
+        /// Pulsar replication: the brokers' own cluster name (the node's `pulsar_cluster`).
+        #[arg(long, value_name = "NAME")]
+        pulsar_cluster: Option<String>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
@@ -155,9 +177,38 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         } => standalone(rows, toy_runs.max(1), upload_file, json),
         BenchCommand::Federation {
             size_mib,
+            backend,
             mtls,
+            route_table,
+            mode,
+            pulsar_cluster,
             json,
-        } => federation(size_mib, &mtls, json),
+        } => {
+            anyhow::ensure!(size_mib > 0, "--size-mib must be at least 1");
+            if backend == "grpc" {
+                for (set, option) in [
+                    (route_table.is_some(), "--route-table"),
+                    (mode.is_some(), "--mode"),
+                    (pulsar_cluster.is_some(), "--pulsar-cluster"),
+                ] {
+                    anyhow::ensure!(!set, "{option} applies to --backend rabbitmq or pulsar");
+                }
+                return federation(size_mib, mtls.as_deref().unwrap_or("both"), json);
+            }
+            anyhow::ensure!(mtls.is_none(), "--mtls applies to --backend grpc only");
+            anyhow::ensure!(
+                backend == "pulsar" || pulsar_cluster.is_none(),
+                "--pulsar-cluster applies to --backend pulsar only"
+            );
+            let broker = BrokerBench {
+                backend: &backend,
+                size_mib,
+                route_table: route_table.as_deref(),
+                mode: mode.as_deref().unwrap_or("replication"),
+                pulsar_cluster: pulsar_cluster.as_deref().unwrap_or("standalone"),
+            };
+            federation_broker(&broker, json)
+        }
         BenchCommand::Spark {
             spark_connect,
             spark_executor,
@@ -171,7 +222,6 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
 /// row is printed): it means the federation lost or changed bytes.
 fn federation(size_mib: usize, mtls: &str, json_out: bool) -> Result<()> {
     use fate_federation_grpc::bench::{BenchOptions, bench};
-    anyhow::ensure!(size_mib > 0, "--size-mib must be at least 1");
     let runs: &[bool] = match mtls {
         "on" => &[true],
         "off" => &[false],
@@ -205,6 +255,7 @@ fn federation(size_mib: usize, mtls: &str, json_out: bool) -> Result<()> {
                 "{}",
                 json!({
                     "bench": "federation",
+                    "backend": "grpc",
                     "size_mib": size_mib,
                     "slice_kib": r.max_message_size >> 10,
                     "routers": 2,
@@ -232,11 +283,7 @@ fn federation(size_mib: usize, mtls: &str, json_out: bool) -> Result<()> {
                 r.raw_tuned_gib_per_s(),
                 r.ratio_to_tuned_raw(),
                 raw_tls.map_or("-".to_string(), |g| format!("{g:.3}")),
-                if r.checksum_ok() {
-                    "equal"
-                } else {
-                    "DIFFERENT"
-                }
+                checksum_word(r.checksum_ok())
             );
         }
         if !r.checksum_ok() {
@@ -264,6 +311,139 @@ fn federation(size_mib: usize, mtls: &str, json_out: bool) -> Result<()> {
         bad.is_empty(),
         "the object changed in transit: {}",
         bad.join("; ")
+    );
+    Ok(())
+}
+
+/// The word of a checksum column.
+fn checksum_word(ok: bool) -> &'static str {
+    if ok { "equal" } else { "DIFFERENT" }
+}
+
+/// `fate bench federation --backend rabbitmq|pulsar`.
+struct BrokerBench<'a> {
+    backend: &'a str,
+    size_mib: usize,
+    route_table: Option<&'a std::path::Path>,
+    mode: &'a str,
+    pulsar_cluster: &'a str,
+}
+
+/// The route table a broker benchmark uses when none is given: one broker on loopback at the
+/// brokers' default ports for both parties.
+fn default_route_table(backend: &str) -> String {
+    let entry = match backend {
+        "rabbitmq" => "{host: 127.0.0.1, port: 5672, mng_port: 15672, user: guest, password: guest}",
+        _ => "{host: 127.0.0.1, port: 6650, mng_port: 8080}",
+    };
+    format!("9999: {entry}\n10000: {entry}\n")
+}
+
+/// Runs a broker backend's benchmark and prints its row; a checksum mismatch is an error
+/// (after the row is printed).
+fn federation_broker(b: &BrokerBench, json_out: bool) -> Result<()> {
+    let bytes = b.size_mib << 20;
+    let text = match b.route_table {
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("--route-table {}: {e}", file.display()))?,
+        None => default_route_table(b.backend),
+    };
+    let source = b
+        .route_table
+        .map_or("the default route table".to_string(), |f| f.display().to_string());
+    let report = match b.backend {
+        "rabbitmq" => {
+            use fate_federation_rabbitmq::{RouteTable, bench};
+            let routes = RouteTable::parse(&text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+            let options = bench::BenchOptions {
+                mode: b.mode.parse()?,
+                ..bench::BenchOptions::new(routes, bytes)
+            };
+            bench::bench(&options).map_err(|e| anyhow::anyhow!("{source}: {e}"))?
+        }
+        _ => {
+            use fate_federation_pulsar::{RouteTable, bench};
+            let routes = RouteTable::parse(&text).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
+            let options = bench::BenchOptions {
+                mode: b.mode.parse()?,
+                cluster: b.pulsar_cluster.to_string(),
+                ..bench::BenchOptions::new(routes, bytes)
+            };
+            bench::bench(&options).map_err(|e| anyhow::anyhow!("{source}: {e}"))?
+        }
+    };
+    let r = &report;
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "bench": "federation",
+                "backend": r.backend,
+                "mode": r.mode,
+                "size_mib": b.size_mib,
+                "slice_kib": r.max_message_size >> 10,
+                "frames": r.frames,
+                "ours_gib_per_s": r.ours_gib_per_s(),
+                "raw_gib_per_s": r.raw_gib_per_s(),
+                "ratio": r.ratio(),
+                "ours_secs": r.ours.as_secs_f64(),
+                "raw_secs": r.raw.as_secs_f64(),
+                "checksum_ok": r.checksum_ok(),
+                "sent_checksum": format!("{:016x}", r.sent_checksum),
+                "received_checksum": format!("{:016x}", r.received_checksum),
+                "raw_checksum": format!("{:016x}", r.raw_checksum),
+            })
+        );
+    } else {
+        println!(
+            "{:>8} {:>9} {:>12} {:>11} {:>10} {:>6} {:>9}",
+            "MiB", "backend", "mode", "ours GiB/s", "raw GiB/s", "ratio", "checksum"
+        );
+        println!(
+            "{:>8} {:>9} {:>12} {:>11.3} {:>10.3} {:>6.2} {:>9}",
+            b.size_mib,
+            r.backend,
+            r.mode,
+            r.ours_gib_per_s(),
+            r.raw_gib_per_s(),
+            r.ratio(),
+            checksum_word(r.checksum_ok())
+        );
+        let raw = match r.backend {
+            "rabbitmq" => {
+                "lapin alone on the sender's broker: one durable queue, each message persistent \
+                 and confirmed before the next, consumed with the same prefetch and one ack \
+                 per message"
+            }
+            _ => {
+                "the pulsar crate alone on the receiver's broker: one persistent topic, LZ4 \
+                 as ours, each receipt awaited before the next send, consumed with the same \
+                 receiver queue and one ack per message"
+            }
+        };
+        println!(
+            "ours: guest 9999's transport -> broker{} -> host 10000's transport, {} frames of \
+             up to {} KiB, each confirmed before the next as Federation::remote sends them, taken \
+             in order as Federation::get does. raw: {raw}; same bytes, same message size.",
+            if r.mode == "replication" {
+                "s (replicated between them)"
+            } else {
+                ""
+            },
+            r.frames,
+            r.max_message_size >> 10
+        );
+    }
+    anyhow::ensure!(
+        r.checksum_ok(),
+        "the object changed in transit: sent {} bytes with checksum {:016x}; ours received {} \
+         bytes with checksum {:016x}, raw {} bytes with checksum {:016x}",
+        r.bytes,
+        r.sent_checksum,
+        r.received_bytes,
+        r.received_checksum,
+        r.raw_bytes,
+        r.raw_checksum
     );
     Ok(())
 }
