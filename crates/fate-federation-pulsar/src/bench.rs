@@ -12,9 +12,9 @@
 //! its own in FATE's tenant, deleted after): one persistent topic, a producer with the same
 //! compression sending the same bytes in messages of the same size, each receipt awaited
 //! before the next send, and a consumer with the transport's receiver queue and one
-//! acknowledgement per message; the clock runs from the first send until the consumer holds
-//! the last byte. The raw run has no second broker: in replication mode the ratio includes
-//! the replication hop.
+//! acknowledgement per message, after a few messages untimed as ours warms up; the clock
+//! runs from the first send until the consumer holds the last byte. The raw run has no
+//! second broker: in replication mode the ratio includes the replication hop.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -176,7 +176,7 @@ async fn raw_run(
         .build()
         .await
         .map_err(|e| format!("connect to {url}: {e}"))?;
-    let mut consumer: pulsar::Consumer<Vec<u8>, TokioExecutor> = client
+    let consumer: pulsar::Consumer<Vec<u8>, TokioExecutor> = client
         .consumer()
         .with_topic(topic.to_string())
         .with_subscription(DEFAULT_SUBSCRIPTION)
@@ -200,6 +200,24 @@ async fn raw_run(
         .await
         .map_err(|e| format!("create a producer: {e}"))?;
 
+    // A few messages first, untimed, as ours warms up: the topic's first ledger, the
+    // connections' buffers.
+    let warm_up = payload.len().min(4 * message_size);
+    let (c, _, _) = raw_phase(&mut producer, consumer, &payload[..warm_up], message_size).await?;
+    let start = Instant::now();
+    let (_, received, done) = raw_phase(&mut producer, c, payload, message_size).await?;
+    let _ = producer.close().await;
+    Ok((done - start, received))
+}
+
+/// Sends `payload` in messages of `message_size`, each receipt awaited before the next, while
+/// `consumer` takes them; returns the consumer, the bytes taken and when the last arrived.
+async fn raw_phase(
+    producer: &mut pulsar::Producer<TokioExecutor>,
+    mut consumer: pulsar::Consumer<Vec<u8>, TokioExecutor>,
+    payload: &[u8],
+    message_size: usize,
+) -> Result<(pulsar::Consumer<Vec<u8>, TokioExecutor>, Vec<u8>, Instant), String> {
     let total = payload.len();
     let consume = tokio::spawn(async move {
         let mut received = Vec::with_capacity(total);
@@ -216,10 +234,8 @@ async fn raw_run(
                 .map_err(|e| format!("ack: {e}"))?;
         }
         let done = Instant::now();
-        let _ = consumer.close().await;
-        Ok::<_, String>((received, done))
+        Ok::<_, String>((consumer, received, done))
     });
-    let start = Instant::now();
     for (offset, len) in common::raw_messages(total, message_size) {
         producer
             .create_message()
@@ -230,9 +246,7 @@ async fn raw_run(
             .await
             .map_err(|e| format!("send receipt: {e}"))?;
     }
-    let (received, done) = consume
+    consume
         .await
-        .map_err(|e| format!("the consumer task failed: {e}"))??;
-    let _ = producer.close().await;
-    Ok((done - start, received))
+        .map_err(|e| format!("the consumer task failed: {e}"))?
 }
