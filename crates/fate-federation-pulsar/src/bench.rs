@@ -81,9 +81,12 @@ pub fn bench(options: &BenchOptions) -> Result<BrokerReport, PulsarError> {
     let sent_checksum = common::checksum(&payload);
     let session = session_id();
     let run = common::ours(&a, &b, &session, &payload, options.max_message_size);
-    a.cleanup(&session);
+    // The receiver first, and gone (its runtime with its consumers) before the sender cleans
+    // up: a consumer that outlived its peer's cleanup would log the lost vhost or namespace.
     b.cleanup(&session);
-    drop((a, b));
+    drop(b);
+    a.cleanup(&session);
+    drop(a);
     let run = run.map_err(|e| PulsarError::Config(format!("benchmark: {e}")))?;
 
     let (raw, raw_data) = raw(options, &payload)?;
