@@ -27,8 +27,8 @@ use pulsar::consumer::InitialPosition;
 use pulsar::{ConsumerOptions, ProducerOptions, Pulsar, SubType, TokioExecutor};
 
 use crate::{
-    Admin, DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, Mode, PulsarConfig, PulsarError,
-    PulsarTransport, RouteTable,
+    Admin, DEFAULT_SUBSCRIPTION, DEFAULT_TENANT, Mode, PulsarConfig, PulsarError, PulsarTransport,
+    RouteTable,
 };
 
 /// What to measure.
@@ -62,7 +62,9 @@ impl BenchOptions {
 /// Runs ours, then raw, in this process. Call it outside any async runtime.
 pub fn bench(options: &BenchOptions) -> Result<BrokerReport, PulsarError> {
     if options.bytes == 0 {
-        return Err(PulsarError::Config("the benchmark's object is empty".into()));
+        return Err(PulsarError::Config(
+            "the benchmark's object is empty".into(),
+        ));
     }
     let (src, dst) = (common::sender(), common::receiver());
     let node = |party: &str| {

@@ -61,12 +61,17 @@ impl BenchOptions {
 /// Runs ours, then raw, in this process. Call it outside any async runtime.
 pub fn bench(options: &BenchOptions) -> Result<BrokerReport, RabbitError> {
     if options.bytes == 0 {
-        return Err(RabbitError::Config("the benchmark's object is empty".into()));
+        return Err(RabbitError::Config(
+            "the benchmark's object is empty".into(),
+        ));
     }
     let (src, dst) = (common::sender(), common::receiver());
     let node = |party: &str| {
-        let mut config =
-            RabbitConfig::new(options.routes.clone(), vec![party.to_string()], options.mode);
+        let mut config = RabbitConfig::new(
+            options.routes.clone(),
+            vec![party.to_string()],
+            options.mode,
+        );
         config.max_frame_size = config
             .max_frame_size
             .max(wire::max_frame_len(options.max_message_size));

@@ -406,7 +406,11 @@ fn the_bench_moves_the_object_through_ours_and_raw_lapin_unchanged() {
             r.raw_gib_per_s()
         );
         assert!(r.checksum_ok(), "{mode:?}: {r:?}");
-        assert_eq!(r.frames, 1 + 8, "{mode:?}: split header and eight 1 MiB slices");
+        assert_eq!(
+            r.frames,
+            1 + 8,
+            "{mode:?}: split header and eight 1 MiB slices"
+        );
         assert_eq!((r.received_bytes, r.raw_bytes), (8 << 20, 8 << 20));
         for rate in [r.ours_gib_per_s(), r.raw_gib_per_s(), r.ratio()] {
             assert!(rate.is_finite() && rate > 0.0, "{mode:?}: {r:?}");

@@ -180,7 +180,10 @@ pub fn ours(
 ) -> Result<OursRun, FederationError> {
     let frame = |payload: &[u8]| {
         wire::encode_frames(payload, max_message_size).map_err(|e| {
-            FederationError::transport(&receiver(), format!("cannot frame {} bytes: {e}", payload.len()))
+            FederationError::transport(
+                &receiver(),
+                format!("cannot frame {} bytes: {e}", payload.len()),
+            )
         })
     };
     let (src, dst) = (sender(), receiver());

@@ -333,7 +333,9 @@ struct BrokerBench<'a> {
 /// brokers' default ports for both parties.
 fn default_route_table(backend: &str) -> String {
     let entry = match backend {
-        "rabbitmq" => "{host: 127.0.0.1, port: 5672, mng_port: 15672, user: guest, password: guest}",
+        "rabbitmq" => {
+            "{host: 127.0.0.1, port: 5672, mng_port: 15672, user: guest, password: guest}"
+        }
         _ => "{host: 127.0.0.1, port: 6650, mng_port: 8080}",
     };
     format!("9999: {entry}\n10000: {entry}\n")
@@ -350,7 +352,9 @@ fn federation_broker(b: &BrokerBench, json_out: bool) -> Result<()> {
     };
     let source = b
         .route_table
-        .map_or("the default route table".to_string(), |f| f.display().to_string());
+        .map_or("the default route table".to_string(), |f| {
+            f.display().to_string()
+        });
     let report = match b.backend {
         "rabbitmq" => {
             use fate_federation_rabbitmq::{RouteTable, bench};
