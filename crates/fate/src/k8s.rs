@@ -633,6 +633,7 @@ pub fn parse(text: &str) -> Result<Cluster> {
 // Rendering.
 
 /// What a render produced.
+#[derive(Debug)]
 pub struct Rendered {
     /// (file name, manifest), in the kustomization's order.
     pub files: Vec<(String, Value)>,

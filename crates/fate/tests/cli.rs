@@ -1626,7 +1626,7 @@ mod k8s {
             })
             .collect();
         files.sort();
-        assert!(files.len() >= 5, "{dir:?} holds {files:?}");
+        assert!(files.len() >= 4, "{dir:?} holds {files:?}");
         validate(&files);
         let o = Command::new("kubectl")
             .arg("kustomize")
@@ -1795,6 +1795,29 @@ mod k8s {
     }
 
     type BTreeMapOf = std::collections::BTreeMap<&'static str, Vec<Value>>;
+
+    /// The validator is strict: a mistyped field of a manifest fails it (so the checks above
+    /// can fail).
+    #[test]
+    fn the_validator_refuses_a_mistyped_manifest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bad = tmp.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 1, nodePrt: 30001}]}\n",
+        )
+        .unwrap();
+        let o = Command::new(validator())
+            .args(["-m", "kubernetes_validate", "--strict", "--quiet"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert!(
+            !o.status.success(),
+            "kubernetes-validate --strict accepted nodePrt"
+        );
+        assert!(String::from_utf8_lossy(&o.stdout).contains("nodePrt"));
+    }
 
     #[test]
     fn a_wrong_field_in_cluster_yaml_is_an_error_naming_it_and_writes_nothing() {
