@@ -621,10 +621,23 @@ pub fn parse(text: &str) -> Result<Cluster> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
+        // serde_yaml_ng names the enclosing map itself (`osx.partyList[0]: unknown field`):
+        // keep only the full path, in front.
+        let mut message = inner.as_str();
+        for (i, _) in path.char_indices().chain([(path.len(), ' ')]) {
+            if let Some(rest) = message.strip_prefix(&format!("{}: ", &path[..i])) {
+                message = rest;
+                break;
+            }
+        }
+        let message = message
+            .replace("expected u16", "expected a number (0-65535)")
+            .replace("expected u32", "expected a number")
+            .replace("expected u64", "expected a number");
         if path == "." || path.is_empty() {
-            anyhow!("{inner}")
+            anyhow!("{message}")
         } else {
-            anyhow!("{path}: {inner}")
+            anyhow!("{path}: {message}")
         }
     })
 }
@@ -2024,7 +2037,13 @@ mod tests {
     fn a_mistyped_field_is_named_with_its_path() {
         let bad = DIRECT.replace("partyPort: 30101", "partyPort: thirty");
         let e = parse(&bad).unwrap_err().to_string();
-        assert!(e.starts_with("osx.partyList[0].partyPort: "), "{e}");
+        assert!(
+            e.starts_with(
+                "osx.partyList[0].partyPort: invalid type: string \"thirty\", expected a number"
+            ),
+            "{e}"
+        );
+        assert_eq!(e.matches("partyPort").count(), 1, "{e}");
         let bad = DIRECT.replace("partyPort: 30101", "partyPrt: 30101");
         let e = parse(&bad).unwrap_err().to_string();
         assert!(
