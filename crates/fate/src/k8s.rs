@@ -532,6 +532,8 @@ pub struct PythonHdfs {
     pub path_prefix: Option<String>,
 }
 
+/// Kubernetes' names, as cluster.yaml writes them.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, Deserialize)]
 pub enum AccessMode {
     ReadWriteOnce,
@@ -696,8 +698,11 @@ fn module_reason(module: &str) -> Option<&'static str> {
             "not rendered: FATE's notebook client; use `fate` or fate_client against the node's API"
         }
         "nginx" => "not needed: fate-rs sends job commands through the site router",
-        "spark" | "hdfs" | "rabbitmq" | "pulsar" => {
+        "spark" | "hdfs" => {
             "not rendered: run it yourself and point the node at it (python.spark.master, python.hdfs)"
+        }
+        "rabbitmq" | "pulsar" => {
+            "not rendered: run the broker yourself; the node finds it through the route table (rabbitmq/pulsar.route_table, python.rabbitmq/pulsar)"
         }
         "trafficServer" => {
             "not rendered: fate-rs writes Traffic Server's configuration for `fate deploy local --sni` only"
@@ -1192,6 +1197,104 @@ fn router_objects(
     Ok(())
 }
 
+/// A route table block (`rabbitmq.route_table`, `pulsar.route_table`: party -> broker) as JSON
+/// with string party keys.
+fn broker_entries(field: &str, v: Option<&serde_yaml_ng::Value>) -> Result<Map<String, Value>> {
+    let Some(serde_yaml_ng::Value::Mapping(m)) = v else {
+        bail!("{field}: missing; list every party's broker (`<partyId>: {{host, port}}`)");
+    };
+    let mut out = Map::new();
+    for (k, v) in m {
+        let key = match k {
+            serde_yaml_ng::Value::Number(n) => n.to_string(),
+            serde_yaml_ng::Value::String(s) => s.clone(),
+            _ => bail!("{field}: keys are party ids"),
+        };
+        out.insert(key.clone(), yaml_to_json(&format!("{field}.{key}"), v)?);
+    }
+    Ok(out)
+}
+
+fn yaml_get<'a>(
+    v: Option<&'a serde_yaml_ng::Value>,
+    key: &str,
+) -> Option<&'a serde_yaml_ng::Value> {
+    v.and_then(|v| v.get(key)).filter(|v| !v.is_null())
+}
+
+/// `federation: RabbitMQ`: fate-rs's `rabbitmq_route_table.yaml` from `rabbitmq.route_table`,
+/// the own party's entry completed from `python.rabbitmq` (host, port, mng_port, user, password;
+/// FATE keeps them in service_conf.yaml), checked by the transport's own parser.
+fn rabbitmq_route_table(cluster: &Cluster, py: &Python, party: &str) -> Result<String> {
+    let mut table = broker_entries(
+        "rabbitmq.route_table",
+        yaml_get(cluster.rabbitmq.as_ref(), "route_table"),
+    )?;
+    let own = py.rabbitmq.as_ref();
+    let module = cluster.rabbitmq.as_ref();
+    let entry = table.entry(party.to_string()).or_insert_with(|| json!({}));
+    for (key, from) in [
+        ("host", yaml_get(own, "host")),
+        ("port", yaml_get(own, "port")),
+        ("mng_port", yaml_get(own, "mng_port")),
+        (
+            "user",
+            yaml_get(own, "user").or(yaml_get(module, "default_user")),
+        ),
+        (
+            "password",
+            yaml_get(own, "password").or(yaml_get(module, "default_pass")),
+        ),
+    ] {
+        if let Some(v) = from {
+            entry[key] = yaml_to_json(&format!("python.rabbitmq.{key}"), v)?;
+        }
+    }
+    let text = to_yaml(&Value::Object(table));
+    fate_federation_rabbitmq::RouteTable::parse(&text)
+        .map_err(|e| anyhow!("rabbitmq.route_table (with python.rabbitmq): {e}"))?;
+    Ok(text)
+}
+
+/// `federation: Pulsar`: fate-rs's `pulsar_route_table.yaml` from `pulsar.route_table`, the own
+/// party's entry completed from `python.pulsar` (host, port, mng_port), and `pulsar.exchange
+/// {ip, port, domain}` as the `default` entry (FATE's star through an SNI proxy).
+fn pulsar_route_table(cluster: &Cluster, py: &Python, party: &str) -> Result<String> {
+    let module = cluster.pulsar.as_ref();
+    let mut table = broker_entries("pulsar.route_table", yaml_get(module, "route_table"))?;
+    let own = py.pulsar.as_ref();
+    let entry = table.entry(party.to_string()).or_insert_with(|| json!({}));
+    for key in ["host", "port", "mng_port"] {
+        if let Some(v) = yaml_get(own, key) {
+            entry[key] = yaml_to_json(&format!("python.pulsar.{key}"), v)?;
+        }
+    }
+    if let Some(ex) = yaml_get(module, "exchange") {
+        let get = |k: &str| {
+            yaml_get(Some(ex), k).map(|v| yaml_to_json(&format!("pulsar.exchange.{k}"), v))
+        };
+        let ip = get("ip").transpose()?;
+        let port = get("port").transpose()?;
+        let domain = get("domain").transpose()?;
+        let (Some(ip), Some(port)) = (ip, port) else {
+            bail!("pulsar.exchange: give ip and port (the SNI proxy)");
+        };
+        let ip = ip
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| ip.to_string());
+        let mut default = json!({"proxy": format!("{ip}:{port}")});
+        if let Some(d) = domain {
+            default["domain"] = d;
+        }
+        table.insert("default".into(), default);
+    }
+    let text = to_yaml(&Value::Object(table));
+    fate_federation_pulsar::RouteTable::parse(&text)
+        .map_err(|e| anyhow!("pulsar.route_table (with python.pulsar): {e}"))?;
+    Ok(text)
+}
+
 /// Renders a parsed cluster.yaml.
 pub fn render(cluster: &Cluster, certs: &CertSource, fate_image: &str) -> Result<Rendered> {
     dns_label("name", &cluster.name)?;
@@ -1387,12 +1490,14 @@ pub fn render(cluster: &Cluster, certs: &CertSource, fate_image: &str) -> Result
             }
         }
     }
-    match cluster.federation.unwrap_or(Federation::Osx) {
-        Federation::Osx | Federation::Eggroll => {}
-        f @ (Federation::Pulsar | Federation::RabbitMQ) => bail!(
-            "federation: {f:?} is not rendered yet; use OSX (frames through the site routers)"
-        ),
-    }
+    // Data frames through brokers (FATE on Spark's federations): the route tables from the
+    // rabbitmq/pulsar blocks; job commands stay on the site routers.
+    let federation = cluster.federation.unwrap_or(Federation::Osx);
+    let broker_table = match federation {
+        Federation::Osx | Federation::Eggroll => None,
+        Federation::RabbitMQ => Some(rabbitmq_route_table(cluster, py, &party)?),
+        Federation::Pulsar => Some(pulsar_route_table(cluster, py, &party)?),
+    };
     let storage = match cluster.storage.unwrap_or(Storage::Eggroll) {
         Storage::Eggroll | Storage::LocalFs => None,
         Storage::Hdfs => {
@@ -1490,7 +1595,7 @@ pub fn render(cluster: &Cluster, certs: &CertSource, fate_image: &str) -> Result
     )?;
 
     // The node.
-    let node_config = NodeConfig {
+    let mut node_config = NodeConfig {
         computing_engine,
         spark_connect,
         storage,
@@ -1504,20 +1609,50 @@ pub fn render(cluster: &Cluster, certs: &CertSource, fate_image: &str) -> Result
             None,
         )
     };
+    // The RabbitMQ table holds the broker's admin password: a Secret; Pulsar's, a ConfigMap file.
+    let mut node_files = Map::new();
+    let mut federation_secret = false;
+    match (federation, &broker_table) {
+        (Federation::RabbitMQ, Some(table)) => {
+            node_config.federation = crate::site::FederationEngine::Rabbitmq;
+            node_config.rabbitmq_route_table =
+                Some(PathBuf::from("/federation/rabbitmq_route_table.yaml"));
+            files.push((
+                "secret-federation.yaml".into(),
+                json!({"apiVersion": "v1", "kind": "Secret",
+                       "metadata": metadata(cluster, "federation", "node"),
+                       "type": "Opaque",
+                       "stringData": {"rabbitmq_route_table.yaml": table}}),
+            ));
+            federation_secret = true;
+        }
+        (Federation::Pulsar, Some(table)) => {
+            node_config.federation = crate::site::FederationEngine::Pulsar;
+            node_config.pulsar_route_table = Some(PathBuf::from("pulsar_route_table.yaml"));
+            node_config.pulsar_cluster = py
+                .pulsar
+                .as_ref()
+                .and_then(|p| p.get("cluster"))
+                .and_then(|c| c.as_str())
+                .map(String::from);
+            node_files.insert("pulsar_route_table.yaml".into(), json!(table));
+        }
+        _ => {}
+    }
     let node_yaml = deploy::node_yaml(&node_config, "fate k8s render")?;
     let node_table = pretty(&deploy::node_route_table(
         &party,
         endpoint("router", ROUTER_PORT, secure, None),
     ));
-    let hash = fnv1a(&format!("{node_yaml}{node_table}"));
+    let hash = fnv1a(&format!(
+        "{node_yaml}{node_table}{}",
+        broker_table.as_deref().unwrap_or("")
+    ));
+    node_files.insert("node.yaml".into(), json!(node_yaml));
+    node_files.insert("node_route_table.json".into(), json!(node_table));
     files.push((
         "configmap-node.yaml".into(),
-        configmap(
-            cluster,
-            "node",
-            "node",
-            json!({"node.yaml": node_yaml, "node_route_table.json": node_table}),
-        ),
+        configmap(cluster, "node", "node", Value::Object(node_files)),
     ));
     let persistence = cluster.persistence == Some(true);
     let data_volume = if persistence {
@@ -1590,6 +1725,11 @@ pub fn render(cluster: &Cluster, certs: &CertSource, fate_image: &str) -> Result
     if tls_node.is_some() {
         mounts.push(json!({"name": "tls", "mountPath": "/tls", "readOnly": true}));
         volumes.push(json!({"name": "tls", "secret": {"secretName": "tls", "defaultMode": 0o400}}));
+    }
+    if federation_secret {
+        mounts.push(json!({"name": "federation", "mountPath": "/federation", "readOnly": true}));
+        volumes.push(json!({"name": "federation",
+                            "secret": {"secretName": "federation", "defaultMode": 0o400}}));
     }
     c["volumeMounts"] = mounts.into();
     c["securityContext"] = json!({"allowPrivilegeEscalation": false});

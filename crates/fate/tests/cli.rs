@@ -1796,6 +1796,59 @@ mod k8s {
 
     type BTreeMapOf = std::collections::BTreeMap<&'static str, Vec<Value>>;
 
+    /// `federation: RabbitMQ|Pulsar`: the brokers' route tables from the rabbitmq/pulsar
+    /// blocks, RabbitMQ's (it holds the admin password) in a Secret, Pulsar's in the
+    /// ConfigMap; the manifests validate.
+    #[test]
+    fn broker_federations_get_their_route_tables() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = tmp.path().join("ca");
+        let out = tmp.path().join("rabbitmq");
+        render(
+            &examples().join("brokers/party-9999-rabbitmq.yaml"),
+            &out,
+            &ca,
+        );
+        let docs = check_dir(&out);
+        let node_cm = find(&docs, "ConfigMap", "node");
+        let node_yaml: Value =
+            serde_yaml_ng::from_str(node_cm["data"]["node.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(node_yaml["federation"], "rabbitmq");
+        assert_eq!(
+            node_yaml["rabbitmq_route_table"],
+            "/federation/rabbitmq_route_table.yaml"
+        );
+        assert!(!serde_json::to_string(node_cm).unwrap().contains("password"));
+        let secret = find(&docs, "Secret", "federation");
+        let table: Value = serde_yaml_ng::from_str(
+            secret["stringData"]["rabbitmq_route_table.yaml"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(table["9999"]["mng_port"], 15672);
+        assert_eq!(table["9999"]["password"], "fate");
+        assert_eq!(table["10000"]["port"], 30104);
+
+        let out = tmp.path().join("pulsar");
+        render(
+            &examples().join("brokers/party-9999-pulsar.yaml"),
+            &out,
+            &ca,
+        );
+        let docs = check_dir(&out);
+        let node_cm = find(&docs, "ConfigMap", "node");
+        let node_yaml: Value =
+            serde_yaml_ng::from_str(node_cm["data"]["node.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(node_yaml["federation"], "pulsar");
+        assert_eq!(node_yaml["pulsar_cluster"], "standalone");
+        let table: Value =
+            serde_yaml_ng::from_str(node_cm["data"]["pulsar_route_table.yaml"].as_str().unwrap())
+                .unwrap();
+        assert_eq!(table["9999"]["mng_port"], 8080);
+        assert_eq!(table["10000"]["sslPort"], 30109);
+    }
+
     /// The validator is strict: a mistyped field of a manifest fails it (so the checks above
     /// can fail).
     #[test]
