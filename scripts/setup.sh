@@ -27,6 +27,10 @@ if [ "${FATE_SETUP:-}" = tests ]; then
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
   command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
+  # kubectl for `kubectl kustomize` over `fate k8s render`'s output (cli::k8s; the machine
+  # image has one; Debian's kubernetes-client otherwise). kubernetes-validate (PyPI) is
+  # installed by that test into a venv under ~/.cache/fate-rs.
+  command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -7,6 +7,7 @@ mod bench_spark;
 mod client;
 mod demo;
 mod deploy;
+mod k8s;
 mod node;
 mod output;
 mod results;
@@ -93,6 +94,10 @@ enum Command {
     /// docker-compose deployment, for one machine).
     #[command(subcommand)]
     Deploy(deploy::DeployCommand),
+    /// Kubernetes, KubeFATE's way: render a KubeFATE cluster.yaml into manifests for fate-rs
+    /// (node, site router, Services, Ingress, ConfigMaps, Secrets, PVCs, kustomization.yaml).
+    #[command(subcommand)]
+    K8s(k8s::K8sCommand),
     /// Benchmarks with an in-run baseline and FATE's figure beside ours.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -226,6 +231,10 @@ fn main() -> std::process::ExitCode {
         Command::Deploy(cmd) => {
             init_tracing("warn");
             deploy::run(cmd)
+        }
+        Command::K8s(cmd) => {
+            init_tracing("warn");
+            k8s::run(cmd)
         }
         Command::Bench(cmd) => {
             init_tracing("warn");

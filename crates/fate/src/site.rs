@@ -382,6 +382,16 @@ pub struct NodeArgs {
     /// The node's configuration (YAML; see `fate deploy local` for generated examples).
     #[arg(long, short)]
     pub config: PathBuf,
+    /// The metadata database's URL (`mysql://...`, `postgres://...`), instead of node.yaml's
+    /// `database.url`: so its password can come from the environment, e.g. a Kubernetes
+    /// Secret (`fate k8s render` sets it so).
+    #[arg(
+        long = "database-url",
+        value_name = "URL",
+        env = "FATE_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     #[command(flatten)]
     pub log: crate::LogArgs,
 }
@@ -525,7 +535,10 @@ fn serve_node(
         spark_executor: config.spark_executor.clone(),
         storage: config.storage.clone(),
         s3: config.s3.clone(),
-        database: config.database.as_ref().map(|d| d.url.clone()),
+        database: args
+            .database
+            .clone()
+            .or_else(|| config.database.as_ref().map(|d| d.url.clone())),
     };
     runtime()?.block_on(async move {
         let scheduler = build_scheduler_with(&data_dir, &engine, data, Some(site)).await?;

@@ -1519,3 +1519,397 @@ schema_version: 2.2.0
         "{m}"
     );
 }
+
+/// `fate k8s render` of KubeFATE's cluster.yaml: the examples under `deploy/k8s/examples`
+/// (two parties in direct mode with mutual TLS; an exchange and two parties behind it) give
+/// manifests that `kubernetes-validate --strict` (PyPI) accepts file by file and that
+/// `kubectl kustomize` builds (and validate again); the parties' route tables point at each
+/// other's NodePorts; a wrong field is an error naming it. No cluster runs here.
+mod k8s {
+    use super::*;
+
+    /// The validator, pinned: the cache key of its venv.
+    const VALIDATE: &str = "kubernetes-validate==1.37.0";
+
+    fn examples() -> PathBuf {
+        repo().join("deploy/k8s/examples")
+    }
+
+    /// `kubernetes-validate` in a venv under `${FATE_CACHE:-$HOME/.cache/fate-rs}/venv-k8s-1.37.0`,
+    /// made once (built beside its name and renamed into place, as the fate_client venv).
+    /// The test fails, not skips, when it cannot be made.
+    fn validator() -> PathBuf {
+        let root = match std::env::var_os("FATE_CACHE") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => PathBuf::from(std::env::var_os("HOME").expect("HOME or FATE_CACHE"))
+                .join(".cache/fate-rs"),
+        };
+        let dir = root.join(format!("venv-k8s-{}", VALIDATE.rsplit('=').next().unwrap()));
+        let python = dir.join("bin/python");
+        if python.exists() {
+            return python;
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        let building = root.join(format!(".venv-k8s-building-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&building);
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&building)
+            .status()
+            .expect("python3 on PATH")
+            .success();
+        assert!(ok, "python3 -m venv failed");
+        let out = Command::new(building.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                VALIDATE,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pip install {VALIDATE} failed (the manifests cannot be validated): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if std::fs::rename(&building, &dir).is_err() {
+            assert!(python.exists(), "cannot place {dir:?}");
+            let _ = std::fs::remove_dir_all(&building);
+        }
+        python
+    }
+
+    fn render(file: &Path, out: &Path, ca: &Path) -> Value {
+        let o = fate()
+            .args(["k8s", "render", "--json", "-f"])
+            .arg(file)
+            .arg("-o")
+            .arg(out)
+            .arg("--ca-dir")
+            .arg(ca)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "render {file:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    /// `kubernetes-validate --strict` over `files`; panics with its report when one fails.
+    fn validate(files: &[PathBuf]) {
+        let o = Command::new(validator())
+            .args(["-m", "kubernetes_validate", "--strict", "--quiet"])
+            .args(files)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "kubernetes-validate --strict refused: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// Validates every manifest of `dir`, then `kubectl kustomize dir`'s output.
+    fn check_dir(dir: &Path) -> Vec<Value> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "yaml")
+                    && p.file_name().unwrap() != "kustomization.yaml"
+            })
+            .collect();
+        files.sort();
+        assert!(files.len() >= 4, "{dir:?} holds {files:?}");
+        validate(&files);
+        let o = Command::new("kubectl")
+            .arg("kustomize")
+            .arg(dir)
+            .output()
+            .expect("kubectl (for `kubectl kustomize`) on PATH");
+        assert!(
+            o.status.success(),
+            "kubectl kustomize {dir:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let built = dir.with_extension("built.yaml");
+        std::fs::write(&built, &o.stdout).unwrap();
+        validate(std::slice::from_ref(&built));
+        // Every document, as kustomize built them.
+        let text = String::from_utf8(o.stdout).unwrap();
+        let docs: Vec<Value> = text
+            .split("\n---\n")
+            .map(|d| serde_yaml_ng::from_str(d).unwrap())
+            .collect();
+        assert_eq!(docs.len(), files.len(), "kustomize dropped a resource");
+        docs
+    }
+
+    fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    }
+
+    fn route_table(docs: &[Value]) -> Value {
+        let cm = find(docs, "ConfigMap", "router");
+        serde_json::from_str(cm["data"]["route_table.json"].as_str().unwrap()).unwrap()
+    }
+
+    fn router_node_port(docs: &[Value]) -> u64 {
+        find(docs, "Service", "router")["spec"]["ports"][0]["nodePort"]
+            .as_u64()
+            .unwrap()
+    }
+
+    #[test]
+    fn kubefate_cluster_yamls_render_to_manifests_that_validate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = tmp.path().join("ca");
+        // Direct mode, mutual TLS from one CA.
+        let mut direct = BTreeMapOf::new();
+        for party in ["9999", "10000"] {
+            let out = tmp.path().join(format!("direct-{party}"));
+            let file = examples().join(format!("direct/party-{party}.yaml"));
+            let summary = render(&file, &out, &ca);
+            assert_eq!(summary["party_id"], party);
+            let not_needed: Vec<&str> = summary["not_needed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["module"].as_str().unwrap())
+                .collect();
+            assert!(not_needed.contains(&"clustermanager"), "{summary}");
+            direct.insert(party, check_dir(&out));
+        }
+        for (me, peer) in [("9999", "10000"), ("10000", "9999")] {
+            let table = route_table(&direct[me]);
+            let hop = &table["route_table"][peer]["default"][0];
+            assert_eq!(
+                hop["port"].as_u64().unwrap(),
+                router_node_port(&direct[peer]),
+                "{me}'s route to {peer} is not {peer}'s router NodePort: {table}"
+            );
+            assert_eq!(hop["is_secure"], true);
+            assert_eq!(table["route_table"][me]["fateflow"][0]["ip"], "node");
+            assert_eq!(table["permission"]["default_allow"], false);
+            // The node's own table: everything through its router's Service.
+            let node_cm = find(&direct[me], "ConfigMap", "node");
+            let node_table: Value =
+                serde_json::from_str(node_cm["data"]["node_route_table.json"].as_str().unwrap())
+                    .unwrap();
+            assert_eq!(
+                node_table["route_table"]["default"]["default"][0]["ip"],
+                "router"
+            );
+            let node_yaml: Value =
+                serde_yaml_ng::from_str(node_cm["data"]["node.yaml"].as_str().unwrap()).unwrap();
+            assert_eq!(node_yaml["party_ids"][0], me);
+            assert_eq!(node_yaml["tls"]["cert"], format!("/tls/{me}.crt"));
+            // Keys only in the Secret, and never the CA's.
+            for d in &direct[me] {
+                let text = serde_json::to_string(d).unwrap();
+                let is_tls_secret = d["kind"] == "Secret" && d["metadata"]["name"] == "tls";
+                assert_eq!(
+                    text.contains("PRIVATE KEY"),
+                    is_tls_secret,
+                    "{} {}",
+                    d["kind"],
+                    d["metadata"]["name"]
+                );
+            }
+            let ca_key = std::fs::read_to_string(ca.join("ca.key")).unwrap();
+            let secret = serde_json::to_string(find(&direct[me], "Secret", "tls")).unwrap();
+            let ca_body = ca_key.lines().nth(1).unwrap();
+            assert!(!secret.contains(ca_body), "the CA key is in {me}'s Secret");
+        }
+        // 9999 deploys KubeFATE's MySQL; 10000 uses an external one: the URL with its
+        // password percent-encoded is in a Secret, the node reads it from there.
+        let db = find(&direct["10000"], "Secret", "database");
+        assert_eq!(
+            db["stringData"]["url"],
+            "mysql://fate:s3cret%3Awith%40chars@mysql.db.example.com:3306/fate_flow"
+        );
+        find(&direct["9999"], "Deployment", "mysql");
+        find(&direct["9999"], "PersistentVolumeClaim", "node-data");
+        let node = find(&direct["9999"], "Deployment", "node");
+        let env = &node["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert!(
+            env.as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == "FATE_DATABASE_URL"
+                    && e["valueFrom"]["secretKeyRef"]["name"] == "database"),
+            "{env}"
+        );
+        let board = find(&direct["10000"], "Ingress", "fateboard");
+        assert_eq!(
+            board["spec"]["rules"][0]["host"],
+            "10000.fateboard.fate.org"
+        );
+        assert_eq!(
+            board["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+            "node"
+        );
+
+        // The exchange and two parties behind it.
+        let ex_out = tmp.path().join("exchange");
+        render(&examples().join("exchange/exchange.yaml"), &ex_out, &ca);
+        let ex = check_dir(&ex_out);
+        assert!(
+            !ex.iter().any(|d| d["metadata"]["name"] == "node"),
+            "an exchange has no node"
+        );
+        let ex_table = route_table(&ex);
+        for party in ["9999", "10000"] {
+            let out = tmp.path().join(format!("behind-{party}"));
+            render(
+                &examples().join(format!("exchange/party-{party}.yaml")),
+                &out,
+                &ca,
+            );
+            let docs = check_dir(&out);
+            let table = route_table(&docs);
+            assert_eq!(
+                table["route_table"]["default"]["default"][0]["port"]
+                    .as_u64()
+                    .unwrap(),
+                router_node_port(&ex),
+                "{party} does not route to the exchange's NodePort: {table}"
+            );
+            assert_eq!(table["permission"]["default_allow"], true);
+            assert_eq!(
+                ex_table["route_table"][party]["default"][0]["port"]
+                    .as_u64()
+                    .unwrap(),
+                router_node_port(&docs),
+                "the exchange does not route {party} to its NodePort: {ex_table}"
+            );
+        }
+    }
+
+    type BTreeMapOf = std::collections::BTreeMap<&'static str, Vec<Value>>;
+
+    /// `federation: RabbitMQ|Pulsar`: the brokers' route tables from the rabbitmq/pulsar
+    /// blocks, RabbitMQ's (it holds the admin password) in a Secret, Pulsar's in the
+    /// ConfigMap; the manifests validate.
+    #[test]
+    fn broker_federations_get_their_route_tables() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = tmp.path().join("ca");
+        let out = tmp.path().join("rabbitmq");
+        render(
+            &examples().join("brokers/party-9999-rabbitmq.yaml"),
+            &out,
+            &ca,
+        );
+        let docs = check_dir(&out);
+        let node_cm = find(&docs, "ConfigMap", "node");
+        let node_yaml: Value =
+            serde_yaml_ng::from_str(node_cm["data"]["node.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(node_yaml["federation"], "rabbitmq");
+        assert_eq!(
+            node_yaml["rabbitmq_route_table"],
+            "/federation/rabbitmq_route_table.yaml"
+        );
+        assert!(!serde_json::to_string(node_cm).unwrap().contains("password"));
+        let secret = find(&docs, "Secret", "federation");
+        let table: Value = serde_yaml_ng::from_str(
+            secret["stringData"]["rabbitmq_route_table.yaml"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(table["9999"]["mng_port"], 15672);
+        assert_eq!(table["9999"]["password"], "fate");
+        assert_eq!(table["10000"]["port"], 30104);
+
+        let out = tmp.path().join("pulsar");
+        render(
+            &examples().join("brokers/party-9999-pulsar.yaml"),
+            &out,
+            &ca,
+        );
+        let docs = check_dir(&out);
+        let node_cm = find(&docs, "ConfigMap", "node");
+        let node_yaml: Value =
+            serde_yaml_ng::from_str(node_cm["data"]["node.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!(node_yaml["federation"], "pulsar");
+        assert_eq!(node_yaml["pulsar_cluster"], "standalone");
+        let table: Value =
+            serde_yaml_ng::from_str(node_cm["data"]["pulsar_route_table.yaml"].as_str().unwrap())
+                .unwrap();
+        assert_eq!(table["9999"]["mng_port"], 8080);
+        assert_eq!(table["10000"]["sslPort"], 30109);
+    }
+
+    /// The validator is strict: a mistyped field of a manifest fails it (so the checks above
+    /// can fail).
+    #[test]
+    fn the_validator_refuses_a_mistyped_manifest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bad = tmp.path().join("bad.yaml");
+        std::fs::write(
+            &bad,
+            "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: [{port: 1, nodePrt: 30001}]}\n",
+        )
+        .unwrap();
+        let o = Command::new(validator())
+            .args(["-m", "kubernetes_validate", "--strict", "--quiet"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        assert!(
+            !o.status.success(),
+            "kubernetes-validate --strict accepted nodePrt"
+        );
+        assert!(String::from_utf8_lossy(&o.stdout).contains("nodePrt"));
+    }
+
+    #[test]
+    fn a_wrong_field_in_cluster_yaml_is_an_error_naming_it_and_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let good = std::fs::read_to_string(examples().join("direct/party-9999.yaml")).unwrap();
+        for (from, to, named) in [
+            (
+                "partyPort: 30101",
+                "partyPort: thirty",
+                "osx.partyList[0].partyPort",
+            ),
+            ("partyPort: 30101", "partyPrt: 30101", "partyPrt"),
+            ("httpNodePort: 30097", "httpNodePrt: 30097", "python"),
+            ("computing: Eggroll", "computing: Egroll", "computing"),
+            ("nodePort: 30091", "nodePort: 8080", "osx.nodePort"),
+            (
+                "partyId: 10000",
+                "partyId: 9999",
+                "osx.partyList[0].partyId",
+            ),
+        ] {
+            assert!(good.contains(from), "{from}");
+            let file = tmp.path().join("cluster.yaml");
+            std::fs::write(&file, good.replacen(from, to, 1)).unwrap();
+            let out = tmp.path().join("out");
+            let o = fate()
+                .args(["k8s", "render", "-f"])
+                .arg(&file)
+                .arg("-o")
+                .arg(&out)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{to} was accepted");
+            assert!(
+                err.contains(named),
+                "{to}: the error does not name {named}: {err}"
+            );
+            assert!(!out.exists(), "{to}: a refused cluster.yaml wrote {out:?}");
+        }
+    }
+}
