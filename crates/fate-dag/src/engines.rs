@@ -21,7 +21,7 @@
 
 use crate::error::{PlanError, PlanErrorKind as K};
 use crate::spec::DagSchema;
-use fate_types::Party;
+use fate_types::{BrokerCompression, BrokerRun, Party};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,6 +129,12 @@ pub struct EngineSettings {
     pub federation_engine: Option<Setting<FederationEngine>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spark_run: Option<SparkRun>,
+    /// FATE's `rabbitmq_run`: options for a node federating through RabbitMQ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq_run: Option<BrokerRun>,
+    /// FATE's `pulsar_run`: options for a node federating through Pulsar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulsar_run: Option<BrokerRun>,
 }
 
 impl EngineSettings {
@@ -137,6 +143,19 @@ impl EngineSettings {
             && self.storage_engine.is_none()
             && self.federation_engine.is_none()
             && self.spark_run.is_none()
+            && self.rabbitmq_run.is_none()
+            && self.pulsar_run.is_none()
+    }
+
+    /// The broker options the job gives a node federating through `transport` (a
+    /// `Transport::name`: `rabbitmq` or `pulsar`); none for other transports, which FATE
+    /// likewise ignores them on.
+    pub fn broker_run(&self, transport: &str) -> Option<&BrokerRun> {
+        match transport {
+            "rabbitmq" => self.rabbitmq_run.as_ref(),
+            "pulsar" => self.pulsar_run.as_ref(),
+            _ => None,
+        }
     }
 
     /// `other` over `self`: its engines replace these, its Spark options and conf entries
@@ -156,7 +175,168 @@ impl EngineSettings {
             mine.options.extend(run.options);
             mine.conf.extend(run.conf);
         }
+        for (mine, theirs) in [
+            (&mut self.rabbitmq_run, other.rabbitmq_run),
+            (&mut self.pulsar_run, other.pulsar_run),
+        ] {
+            if let Some(run) = theirs {
+                mine.get_or_insert_with(BrokerRun::default).overlay(&run);
+            }
+        }
     }
+}
+
+/// The keys of FATE's broker run options in a conf map.
+pub const BROKER_RUN_KEYS: [&str; 2] = ["rabbitmq_run", "pulsar_run"];
+
+/// The largest `max_message_size` a job may set: a slice and its header must fit in one
+/// broker message (Pulsar's default `maxMessageSize` is 5 MiB).
+pub const MAX_BROKER_MESSAGE_SIZE: usize = 4 << 20;
+
+/// The smallest `max_message_size` a job may set (smaller slices would multiply messages
+/// without bound).
+pub const MIN_BROKER_MESSAGE_SIZE: usize = 1 << 10;
+
+fn whole(v: &Value, field: &str, min: u64, max: u64, unit: &str) -> Result<u64, PlanError> {
+    match v.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(PlanError::job(
+            K::BadValue,
+            field,
+            format!("expected a whole number of {unit} from {min} to {max}, got {v}"),
+        )),
+    }
+}
+
+fn object_of<'a>(
+    v: &'a Value,
+    field: &str,
+    what: &str,
+) -> Result<&'a Map<String, Value>, PlanError> {
+    v.as_object().ok_or_else(|| {
+        PlanError::job(
+            K::BadValue,
+            field,
+            format!("expected an object of {what}, got {}", kind(v)),
+        )
+    })
+}
+
+fn unknown_option(field: &str, known: &str) -> PlanError {
+    PlanError::job(
+        K::BadValue,
+        field,
+        format!("fate-rs does not take this option (it takes {known})"),
+    )
+}
+
+/// FATE's `rabbitmq_run` (`key` `rabbitmq_run`) or `pulsar_run` (fate-spec §2.6, §2.7): the
+/// options fate-rs's transports honour, each bounded; any other key is refused naming it
+/// (FATE's Python clients refuse an unknown keyword too, later and less clearly).
+pub fn broker_run(v: &Value, field: &str, key: &str) -> Result<BrokerRun, PlanError> {
+    let top = object_of(v, field, "broker options")?;
+    let mut out = BrokerRun::default();
+    let pulsar = key == "pulsar_run";
+    for (k, value) in top {
+        let f = format!("{field}.{k}");
+        if value.is_null() {
+            continue;
+        }
+        match (k.as_str(), pulsar) {
+            ("max_message_size", _) => {
+                out.max_message_size = Some(whole(
+                    value,
+                    &f,
+                    MIN_BROKER_MESSAGE_SIZE as u64,
+                    MAX_BROKER_MESSAGE_SIZE as u64,
+                    "bytes",
+                )? as usize);
+            }
+            ("connection", false) => {
+                for (ck, cv) in object_of(value, &f, "connection options")? {
+                    let cf = format!("{f}.{ck}");
+                    match ck.as_str() {
+                        "heartbeat" => {
+                            out.heartbeat_secs = Some(whole(cv, &cf, 0, 3600, "seconds")? as u16)
+                        }
+                        _ => return Err(unknown_option(&cf, "`heartbeat`")),
+                    }
+                }
+            }
+            ("queue", false) => {
+                for (qk, qv) in object_of(value, &f, "queue options")? {
+                    let qf = format!("{f}.{qk}");
+                    match (qk.as_str(), qv) {
+                        // fate-rs's queues are always durable: a broker restarted mid-job keeps
+                        // the job's frames.
+                        ("durable", Value::Bool(true)) => {}
+                        ("durable", _) => {
+                            return Err(PlanError::job(
+                                K::BadValue,
+                                qf,
+                                "queues are always durable in fate-rs (a broker restarted \
+                                 mid-job keeps the job's frames); only `true` is accepted",
+                            ));
+                        }
+                        _ => return Err(unknown_option(&qf, "`durable`")),
+                    }
+                }
+            }
+            ("producer", true) => {
+                for (pk, pv) in object_of(value, &f, "producer options")? {
+                    let pf = format!("{f}.{pk}");
+                    match pk.as_str() {
+                        "compression_type" => {
+                            let name = pv.as_str().map(|s| s.trim().to_ascii_uppercase());
+                            out.compression = Some(match name.as_deref() {
+                                Some("NONE") => BrokerCompression::None,
+                                Some("LZ4") => BrokerCompression::Lz4,
+                                Some("ZLIB") => BrokerCompression::Zlib,
+                                Some("ZSTD") => BrokerCompression::Zstd,
+                                Some("SNAPPY") => BrokerCompression::Snappy,
+                                _ => {
+                                    return Err(PlanError::job(
+                                        K::BadValue,
+                                        pf,
+                                        format!(
+                                            "expected NONE, LZ4, ZLIB, ZSTD or SNAPPY, got {pv}"
+                                        ),
+                                    ));
+                                }
+                            });
+                        }
+                        "max_pending_messages" => {
+                            out.max_pending_messages =
+                                Some(whole(pv, &pf, 1, 100_000, "messages")? as u32);
+                        }
+                        _ => {
+                            return Err(unknown_option(
+                                &pf,
+                                "`compression_type` and `max_pending_messages`",
+                            ));
+                        }
+                    }
+                }
+            }
+            ("topic_ttl", true) => {
+                out.topic_ttl_minutes = Some(whole(value, &f, 1, 7 * 24 * 60, "minutes")? as u32);
+            }
+            (_, false) => {
+                return Err(unknown_option(
+                    &f,
+                    "`max_message_size`, `connection.heartbeat` and `queue.durable`",
+                ));
+            }
+            (_, true) => {
+                return Err(unknown_option(
+                    &f,
+                    "`max_message_size`, `producer.compression_type`, \
+                     `producer.max_pending_messages` and `topic_ttl`",
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The keys of a conf map this module reads, and the key of the Spark run settings there.
@@ -196,6 +376,12 @@ pub fn read_settings(
     }
     if let Some((v, f)) = run.filter(|(v, _)| !v.is_null()) {
         out.spark_run = Some(spark_run(v, f)?);
+    }
+    if let Some(v) = present(map, "rabbitmq_run") {
+        out.rabbitmq_run = Some(broker_run(v, &field("rabbitmq_run"), "rabbitmq_run")?);
+    }
+    if let Some(v) = present(map, "pulsar_run") {
+        out.pulsar_run = Some(broker_run(v, &field("pulsar_run"), "pulsar_run")?);
     }
     Ok(out)
 }

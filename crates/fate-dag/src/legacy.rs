@@ -847,7 +847,10 @@ fn engine_conf(params: &Map<String, Value>, prefix: &str) -> Result<Map<String, 
         params.get("spark_run").map(|v| (v, spark_field.as_str())),
     )?;
     let mut out = Map::new();
-    for key in crate::engines::ENGINE_KEYS {
+    for key in crate::engines::ENGINE_KEYS
+        .into_iter()
+        .chain(crate::engines::BROKER_RUN_KEYS)
+    {
         if let Some(v) = params.get(key).filter(|v| !v.is_null()) {
             out.insert(key.to_string(), v.clone());
         }

@@ -1144,3 +1144,90 @@ fn bad_v1_engine_settings_name_the_party_and_the_1x_field() {
         assert!(e.message.contains(words), "{jp}: {e}");
     }
 }
+
+/// FATE's `rabbitmq_run` / `pulsar_run` job parameters: the options fate-rs takes, per party
+/// (a role's entry over the common one), carried into the 2.x DAG's confs.
+#[test]
+fn v1_broker_run_options_are_typed_per_party() {
+    use fate_types::BrokerCompression;
+    let plan = v1_plan(json!({
+        "common": {"rabbitmq_run": {"max_message_size": 65536, "connection": {"heartbeat": 30},
+                                    "queue": {"durable": true}},
+                   "pulsar_run": {"producer": {"compression_type": "zstd"}, "topic_ttl": 10}},
+        "role": {"host": {"1": {"rabbitmq_run": {"connection": {"heartbeat": 0}},
+                                "pulsar_run": {"max_message_size": 2048}}}}
+    }))
+    .unwrap();
+    let g = plan.engines_for(&guest());
+    let r = g.broker_run("rabbitmq").unwrap();
+    assert_eq!(
+        (r.max_message_size, r.heartbeat_secs),
+        (Some(65536), Some(30))
+    );
+    let p = g.broker_run("pulsar").unwrap();
+    assert_eq!(p.compression, Some(BrokerCompression::Zstd));
+    assert_eq!(p.topic_ttl_minutes, Some(10));
+    assert!(g.broker_run("grpc").is_none());
+    let h1 = plan.engines_for(&Party::new(Role::Host, "10001"));
+    let r = h1.broker_run("rabbitmq").unwrap();
+    assert_eq!(
+        (r.max_message_size, r.heartbeat_secs),
+        (Some(65536), Some(0))
+    );
+    let p = h1.broker_run("pulsar").unwrap();
+    assert_eq!(
+        (p.max_message_size, p.topic_ttl_minutes),
+        (Some(2048), Some(10))
+    );
+    let conf = plan.dag.dag.conf.as_ref().unwrap();
+    assert_eq!(
+        conf.extra["rabbitmq_run"]["connection"]["heartbeat"],
+        json!(30)
+    );
+}
+
+#[test]
+fn bad_broker_run_options_name_the_field() {
+    let cases = [
+        (
+            json!({"common": {"rabbitmq_run": {"queue": {"durable": false}}}}),
+            "conf.job_parameters.common.rabbitmq_run.queue.durable",
+            "always durable",
+        ),
+        (
+            json!({"common": {"rabbitmq_run": {"connection": {"socket_timeout": 3}}}}),
+            "conf.job_parameters.common.rabbitmq_run.connection.socket_timeout",
+            "does not take this option",
+        ),
+        (
+            json!({"common": {"rabbitmq_run": {"producer": {}}}}),
+            "conf.job_parameters.common.rabbitmq_run.producer",
+            "does not take this option",
+        ),
+        (
+            json!({"common": {"pulsar_run": {"max_message_size": 64 << 20}}}),
+            "conf.job_parameters.common.pulsar_run.max_message_size",
+            "from 1024 to 4194304",
+        ),
+        (
+            json!({"common": {"pulsar_run": {"producer": {"compression_type": "brotli"}}}}),
+            "conf.job_parameters.common.pulsar_run.producer.compression_type",
+            "expected NONE, LZ4",
+        ),
+        (
+            json!({"role": {"host": {"0": {"pulsar_run": {"topic_ttl": 0}}}}}),
+            "conf.job_parameters.role.host.0.pulsar_run.topic_ttl",
+            "whole number of minutes",
+        ),
+        (
+            json!({"common": {"pulsar_run": "fast"}}),
+            "conf.job_parameters.common.pulsar_run",
+            "expected an object",
+        ),
+    ];
+    for (jp, field, words) in cases {
+        let e = v1_plan(jp.clone()).expect_err("should be refused");
+        assert_eq!(e.field, field, "{jp}: {e}");
+        assert!(e.message.contains(words), "{jp}: {e}");
+    }
+}

@@ -11,7 +11,9 @@ use fate_federation::{CancelToken, FederationError, MailboxLimits, MessageKey, T
 use fate_types::Party;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use pulsar::compression::{Compression, CompressionLz4};
+use pulsar::compression::{
+    Compression, CompressionLz4, CompressionSnappy, CompressionZlib, CompressionZstd,
+};
 use pulsar::consumer::InitialPosition;
 use pulsar::{
     ConnectionRetryOptions, Consumer, ConsumerOptions, OperationRetryOptions, Producer,
@@ -194,6 +196,32 @@ struct Inner {
     registered: Mutex<HashSet<(String, String)>>,
     /// Held while a tenant and namespace are created.
     setup: Mutex<()>,
+    /// The job's `pulsar_run` per (session, local party id), until the session's cleanup.
+    runs: Mutex<HashMap<(String, String), fate_types::BrokerRun>>,
+}
+
+impl Inner {
+    /// The job's `pulsar_run` for `party_id`'s links in `session`.
+    fn run(&self, session: &str, party_id: &str) -> fate_types::BrokerRun {
+        self.runs
+            .lock()
+            .get(&(session.to_string(), party_id.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The producer compression for a job's `pulsar_run.producer.compression_type` (FATE's
+/// default: LZ4).
+fn compression(c: Option<fate_types::BrokerCompression>) -> Option<Compression> {
+    use fate_types::BrokerCompression as C;
+    match c.unwrap_or(C::Lz4) {
+        C::None => None,
+        C::Lz4 => Some(Compression::Lz4(CompressionLz4::default())),
+        C::Zlib => Some(Compression::Zlib(CompressionZlib::default())),
+        C::Zstd => Some(Compression::Zstd(CompressionZstd::default())),
+        C::Snappy => Some(Compression::Snappy(CompressionSnappy::default())),
+    }
 }
 
 /// A node's federation transport over Pulsar (see the crate documentation).
@@ -288,6 +316,7 @@ impl PulsarTransport {
                 namespaces: Mutex::new(HashMap::new()),
                 registered: Mutex::new(HashSet::new()),
                 setup: Mutex::new(()),
+                runs: Mutex::new(HashMap::new()),
             }),
         }))
     }
@@ -390,12 +419,12 @@ impl PulsarTransport {
         admin.create_namespace(tenant, session)?;
         if self.inner.config.mode == Mode::Replication {
             let c = &self.inner.config;
-            admin.set_retention_and_ttl(
-                tenant,
-                session,
-                c.topic_ttl_minutes.max(1),
-                c.retention_mb,
-            )?;
+            let ttl = self
+                .inner
+                .run(session, party)
+                .topic_ttl_minutes
+                .map_or(c.topic_ttl_minutes, u64::from);
+            admin.set_retention_and_ttl(tenant, session, ttl.max(1), c.retention_mb)?;
         }
         self.inner
             .namespaces
@@ -742,8 +771,11 @@ async fn publish(
                     .producer()
                     .with_topic(topic.clone())
                     .with_options(ProducerOptions {
-                        // FATE's producer: LZ4.
-                        compression: Some(Compression::Lz4(CompressionLz4::default())),
+                        compression: compression(
+                            inner
+                                .run(&link.id.session, link.id.me.party_id.as_str())
+                                .compression,
+                        ),
                         ..ProducerOptions::default()
                     })
                     .build()
@@ -1024,7 +1056,17 @@ impl Transport for PulsarTransport {
         "pulsar"
     }
 
+    fn configure_session(&self, session_id: &str, party: &Party, run: &fate_types::BrokerRun) {
+        self.inner
+            .runs
+            .lock()
+            .entry((session_id.to_string(), party.party_id.as_str().to_string()))
+            .or_default()
+            .overlay(run);
+    }
+
     fn cleanup(&self, session_id: &str) {
+        self.inner.runs.lock().retain(|(s, _), _| s != session_id);
         let links: Vec<Arc<Link>> = {
             let mut links = self.inner.links.lock();
             let mine: Vec<LinkId> = links

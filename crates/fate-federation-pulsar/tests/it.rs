@@ -227,6 +227,8 @@ fn bad_route_entries_name_the_party_and_the_field() {
         err.contains("party 20000") && err.contains("pulsar_route_table.yaml"),
         "{err}"
     );
+    // Nothing was created for it on either broker.
+    assert_eq!(namespaces_of(&sid), Vec::<String>::new(), "half-created");
     // A wrong binary-protocol port for the peer's broker (its admin port is right): the
     // send names that broker and the party once it gives up.
     let table = RouteTable::parse(&format!(
@@ -257,6 +259,16 @@ fn bad_route_entries_name_the_party_and_the_field() {
         started.elapsed()
     );
     t.cleanup(&key.session_id);
+    // The failed session leaves nothing on the sender's own broker once its job has cleaned
+    // up. (What it created on the peer's broker, where the peer receives, is the peer node's
+    // to delete when its own job ends: a sender must not take what its peer still reads.)
+    let own: Vec<String> = Admin::new("9999", &routes().broker("9999").unwrap())
+        .namespaces(DEFAULT_TENANT)
+        .unwrap()
+        .into_iter()
+        .filter(|ns| ns.ends_with(&format!("/{}", key.session_id)))
+        .collect();
+    assert_eq!(own, Vec::<String>::new(), "left half-created on 9999's broker");
     // A session id Pulsar cannot name a namespace after.
     let t = transport();
     let key = MessageKey {
@@ -651,4 +663,54 @@ fn the_bench_moves_the_object_through_ours_and_the_raw_client_unchanged() {
     }
     let err = bench::bench(&bench::BenchOptions::new(routes(), 0)).unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
+
+/// A job's `pulsar_run` (given per party by the scheduler): `topic_ttl` becomes the TTL of the
+/// session's namespace on the party's broker, and `producer.compression_type` the compression
+/// of what the party produces (NONE: the bytes as sent; ZSTD: a few for zeros).
+#[test]
+fn a_jobs_pulsar_run_sets_the_namespace_ttl_and_the_producer_compression() {
+    let (a, b) = broker::brokers();
+    let t = PulsarTransport::start(replication_config()).unwrap();
+    let sid = session("run");
+    let run = |ttl: u32, c: fate_types::BrokerCompression| fate_types::BrokerRun {
+        topic_ttl_minutes: Some(ttl),
+        compression: Some(c),
+        ..Default::default()
+    };
+    t.configure_session(&sid, &guest(), &run(7, fate_types::BrokerCompression::None));
+    t.configure_session(&sid, &host(), &run(9, fate_types::BrokerCompression::Zstd));
+    let config = FederationConfig {
+        timeout: Duration::from_secs(120),
+        ..FederationConfig::default()
+    };
+    let g = Federation::new(t.clone(), &sid, guest(), config.clone(), CancelToken::new());
+    let h = Federation::new(t.clone(), &sid, host(), config, CancelToken::new());
+    let zeros = vec![0u8; 512 << 10];
+    g.remote("z", "t", &[host()], &zeros).unwrap();
+    h.remote("z", "t", &[guest()], &zeros).unwrap();
+    assert_eq!(h.get_one::<Vec<u8>>("z", "t", &guest()).unwrap(), zeros);
+    assert_eq!(g.get_one::<Vec<u8>>("z", "t", &host()).unwrap(), zeros);
+    for (broker, ttl_minutes) in [(a, 7), (b, 9)] {
+        let url = format!(
+            "http://127.0.0.1:{}/admin/v2/namespaces/{DEFAULT_TENANT}/{sid}/messageTTL",
+            broker.web_port
+        );
+        let ttl: u64 = ureq::get(&url).call().unwrap().into_json().unwrap();
+        assert_eq!(ttl, ttl_minutes * 60, "{url}");
+    }
+    let bytes_in = |port: u16, src: &Party, dst: &Party| {
+        let topic = PulsarTransport::topic(src, dst, "federation");
+        let stats = topic_stats(&format!("http://127.0.0.1:{port}"), &sid, &topic)
+            .unwrap_or_else(|| panic!("no topic {topic}"));
+        stats["bytesInCounter"].as_u64().unwrap()
+    };
+    let plain = bytes_in(a.web_port, &guest(), &host());
+    let packed = bytes_in(b.web_port, &host(), &guest());
+    assert!(plain >= zeros.len() as u64, "NONE stored {plain} bytes");
+    assert!(
+        packed < zeros.len() as u64 / 20,
+        "ZSTD stored {packed} bytes"
+    );
+    g.cleanup();
+    h.cleanup();
 }

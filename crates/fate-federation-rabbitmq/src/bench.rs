@@ -139,7 +139,7 @@ fn raw(options: &BenchOptions, payload: &[u8]) -> Result<(Duration, Vec<u8>), Ra
             .enable_all()
             .build()
             .map_err(|e| RabbitError::Config(format!("cannot start a runtime: {e}")))?;
-        let uri = amqp_uri(&broker, &user, &password, &vhost);
+        let uri = amqp_uri(&broker, &user, &password, &vhost, None);
         let prefetch = RabbitConfig::new(RouteTable::default(), Vec::new(), options.mode).prefetch;
         let deadline = Duration::from_secs(60 + (payload.len() >> 20) as u64 / 10);
         runtime

@@ -270,6 +270,20 @@ impl Management {
     pub fn queues(&self) -> Result<Vec<String>, RabbitError> {
         names(self.call("GET", "/queues", None)?)
     }
+
+    /// The heartbeat (seconds) of each client connection to `vhost`.
+    pub fn heartbeats(&self, vhost: &str) -> Result<Vec<u64>, RabbitError> {
+        let path = format!("/vhosts/{}/connections", encode(vhost));
+        Ok(self
+            .call("GET", &path, None)?
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.get("timeout").and_then(Value::as_u64))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
 }
 
 fn names(value: Value) -> Result<Vec<String>, RabbitError> {

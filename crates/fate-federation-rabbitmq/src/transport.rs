@@ -105,6 +105,8 @@ struct Link {
     send_broker: Broker,
     /// Where `me` consumes (on its own broker).
     recv_queue: String,
+    /// The job's `rabbitmq_run.connection.heartbeat` for this link's connections.
+    heartbeat: Option<u16>,
     ready: Mutex<bool>,
     publisher: tokio::sync::Mutex<Option<(Connection, Channel)>>,
     stop: Arc<AtomicBool>,
@@ -119,6 +121,12 @@ impl Link {
     fn send_broker_of_peer(&self, routes: &RouteTable) -> Result<Broker, RabbitError> {
         routes.broker(self.id.peer.party_id.as_str()).cloned()
     }
+
+    /// The URI of this link's vhost on `broker`, as the session's user.
+    fn uri(&self, broker: &Broker) -> String {
+        let session = &self.id.session;
+        amqp_uri(broker, session, session, &self.vhost, self.heartbeat)
+    }
 }
 
 struct Inner {
@@ -129,6 +137,8 @@ struct Inner {
     links: Mutex<HashMap<LinkId, Arc<Link>>>,
     /// Per session, the local parties on whose broker the session's user exists.
     users: Mutex<HashMap<String, HashSet<String>>>,
+    /// The job's `rabbitmq_run` per (session, local party), until the session's cleanup.
+    runs: Mutex<HashMap<(String, Party), fate_types::BrokerRun>>,
 }
 
 /// A node's federation transport over RabbitMQ (see the crate documentation).
@@ -145,15 +155,27 @@ impl std::fmt::Debug for RabbitTransport {
     }
 }
 
-pub(crate) fn amqp_uri(broker: &Broker, user: &str, password: &str, vhost: &str) -> String {
-    format!(
+/// An AMQP URI; `heartbeat` (seconds) is asked of the broker as the URI's `heartbeat` query,
+/// which lapin and RabbitMQ's federation links both read.
+pub(crate) fn amqp_uri(
+    broker: &Broker,
+    user: &str,
+    password: &str,
+    vhost: &str,
+    heartbeat: Option<u16>,
+) -> String {
+    let mut uri = format!(
         "amqp://{}:{}@{}:{}/{}",
         encode(user),
         encode(password),
         broker.host,
         broker.port,
         encode(vhost)
-    )
+    );
+    if let Some(h) = heartbeat {
+        uri.push_str(&format!("?heartbeat={h}"));
+    }
+    uri
 }
 
 const NAME_HEADER: &str = "fate-name";
@@ -205,6 +227,7 @@ impl RabbitTransport {
                 admins,
                 links: Mutex::new(HashMap::new()),
                 users: Mutex::new(HashMap::new()),
+                runs: Mutex::new(HashMap::new()),
             }),
         }))
     }
@@ -286,12 +309,19 @@ impl RabbitTransport {
                             ))));
                         }
                     }
+                    let heartbeat = self
+                        .inner
+                        .runs
+                        .lock()
+                        .get(&(session.to_string(), me.clone()))
+                        .and_then(|r| r.heartbeat_secs);
                     let link = Arc::new(Link {
                         id: id.clone(),
                         vhost: Self::vhost(session, me, peer),
                         send_queue,
                         send_broker,
                         recv_queue,
+                        heartbeat,
                         ready: Mutex::new(false),
                         publisher: tokio::sync::Mutex::new(None),
                         stop: Arc::new(AtomicBool::new(false)),
@@ -356,7 +386,7 @@ impl RabbitTransport {
                 .config
                 .routes
                 .broker(link.id.peer.party_id.as_str())?;
-            let upstream = amqp_uri(peer_broker, session, session, &link.vhost);
+            let upstream = link.uri(peer_broker);
             let peer_send = link.recv_queue.replacen("receive", "send", 1);
             admin.federate_queue(&link.vhost, &link.recv_queue, &upstream, &peer_send)?;
         }
@@ -370,7 +400,7 @@ impl RabbitTransport {
         let my_broker = consume_from;
         let consumer = Consumer {
             mailbox: self.inner.mailbox.clone(),
-            uri: amqp_uri(&my_broker, session, session, &link.vhost),
+            uri: link.uri(&my_broker),
             addr: my_broker.amqp_addr(),
             wait_for_peer: mode == Mode::Client,
             queue: link.recv_queue.clone(),
@@ -451,8 +481,7 @@ async fn publish(
     frame: Vec<u8>,
     deadline: Instant,
 ) -> Result<(), String> {
-    let session = link.id.session.clone();
-    let uri = amqp_uri(&link.send_broker, &session, &session, &link.vhost);
+    let uri = link.uri(&link.send_broker);
     let addr = link.send_broker.amqp_addr();
     let mut headers = FieldTable::default();
     headers.insert(
@@ -808,7 +837,15 @@ impl Transport for RabbitTransport {
         "rabbitmq"
     }
 
+    fn configure_session(&self, session_id: &str, party: &Party, run: &fate_types::BrokerRun) {
+        self.inner
+            .runs
+            .lock()
+            .insert((session_id.to_string(), party.clone()), run.clone());
+    }
+
     fn cleanup(&self, session_id: &str) {
+        self.inner.runs.lock().retain(|(s, _), _| s != session_id);
         let links: Vec<Arc<Link>> = {
             let mut links = self.inner.links.lock();
             let mine: Vec<LinkId> = links

@@ -237,6 +237,8 @@ fn bad_route_entries_name_the_party_and_the_field() {
         err.contains("party 20000") && err.contains("rabbitmq_route_table.yaml"),
         "{err}"
     );
+    // Nothing was created for it on either broker.
+    assert_session_gone(&t, &sid, "a peer not listed");
     // A wrong AMQP port for the sender's own broker (its management port is right): the
     // send names that broker and the party once it gives up.
     let (a, b) = broker::brokers();
@@ -262,6 +264,31 @@ fn bad_route_entries_name_the_party_and_the_field() {
         "{err}"
     );
     t.cleanup(&key.session_id);
+    // The failed session leaves nothing on its broker once its job has cleaned up.
+    assert_session_gone(&t, &key.session_id, "a wrong AMQP port");
+}
+
+/// Neither broker of `t`'s route table holds a vhost, queue or user of session `sid`.
+fn assert_session_gone(t: &RabbitTransport, sid: &str, case: &str) {
+    for party in ["9999", "10000"] {
+        let Some(m) = t.management(party) else {
+            continue;
+        };
+        let vhosts = m.vhosts().unwrap();
+        assert!(
+            !vhosts.iter().any(|v| v.starts_with(sid)),
+            "{case}: vhosts left half-created at {party}: {vhosts:?}"
+        );
+        let queues = m.queues().unwrap();
+        assert!(
+            !queues.iter().any(|q| q.contains(sid)),
+            "{case}: queues left half-created at {party}: {queues:?}"
+        );
+        assert!(
+            !m.users().unwrap().iter().any(|u| u == sid),
+            "{case}: the session's user is left at {party}"
+        );
+    }
 }
 
 #[test]
@@ -432,4 +459,46 @@ fn the_bench_moves_the_object_through_ours_and_raw_lapin_unchanged() {
     // An object of nothing is refused before any broker is touched.
     let err = bench::bench(&bench::BenchOptions::new(routes, 0)).unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
+
+/// A job's `rabbitmq_run.connection.heartbeat` (given per party by the scheduler) is the
+/// heartbeat of that party's connections in the session: guest 7 s on its broker, host 11 s on
+/// its own.
+#[test]
+fn a_jobs_rabbitmq_run_sets_the_heartbeat_of_the_sessions_connections() {
+    let t = transport(Mode::Replication);
+    let sid = session("heartbeat");
+    let run = |h: u16| fate_types::BrokerRun {
+        heartbeat_secs: Some(h),
+        ..Default::default()
+    };
+    t.configure_session(&sid, &guest(), &run(7));
+    t.configure_session(&sid, &host(), &run(11));
+    let config = FederationConfig {
+        timeout: Duration::from_secs(60),
+        ..FederationConfig::default()
+    };
+    let g = Federation::new(t.clone(), &sid, guest(), config.clone(), CancelToken::new());
+    let h = Federation::new(t.clone(), &sid, host(), config, CancelToken::new());
+    g.remote("x", "t", &[host()], &1u32).unwrap();
+    h.remote("y", "t", &[guest()], &2u32).unwrap();
+    assert_eq!(h.get_one::<u32>("x", "t", &guest()).unwrap(), 1);
+    assert_eq!(g.get_one::<u32>("y", "t", &host()).unwrap(), 2);
+    let vhost = RabbitTransport::vhost(&sid, &guest(), &host());
+    for (party, want) in [("9999", 7), ("10000", 11)] {
+        let m = t.management(party).unwrap();
+        // The management API's connection stats lag a few seconds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let beats = m.heartbeats(&vhost).unwrap();
+            if beats.contains(&want) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no connection with a {want} s heartbeat at {party}: {beats:?}"
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    g.cleanup();
 }

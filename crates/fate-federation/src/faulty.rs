@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::{CancelToken, FederationError, MessageKey, Transport};
+use fate_types::Party;
 
 /// What happens to a frame sent to a faulty party.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +142,10 @@ impl Transport for FaultyTransport {
 
     fn name(&self) -> &'static str {
         self.inner.name()
+    }
+
+    fn configure_session(&self, session_id: &str, party: &Party, run: &fate_types::BrokerRun) {
+        self.inner.configure_session(session_id, party, run);
     }
 
     fn cleanup(&self, session_id: &str) {

@@ -169,6 +169,12 @@ pub trait Transport: Send + Sync + 'static {
     /// Short backend name for logs and errors (`local`, `grpc`, `rabbitmq`).
     fn name(&self) -> &'static str;
 
+    /// Takes the options a job gives this backend for `party`'s links in session
+    /// `session_id` (FATE's `rabbitmq_run` / `pulsar_run`, checked by the DAG parser), before
+    /// the party's first send or receive in it; [`Transport::cleanup`] forgets them. Default:
+    /// a backend without such options ignores them, as FATE does.
+    fn configure_session(&self, _session_id: &str, _party: &Party, _run: &fate_types::BrokerRun) {}
+
     /// Drops every pending frame of a session (job cleanup). Default: nothing to drop.
     /// Takes a *session* id; a job's sessions are dropped with [`cleanup_job`].
     fn cleanup(&self, _session_id: &str) {}

@@ -678,6 +678,19 @@ impl Scheduler {
             if let Some(timeout) = plan.task_timeout() {
                 fed_config.timeout = timeout;
             }
+            // FATE's `rabbitmq_run` / `pulsar_run` for this party, when it federates through
+            // that broker: the slice size here, the rest for the transport.
+            let transport = &self.inner.transport;
+            if let Some(run) = plan
+                .engines
+                .get(party)
+                .and_then(|s| s.broker_run(transport.name()))
+            {
+                if let Some(n) = run.max_message_size {
+                    fed_config.max_message_size = n;
+                }
+                transport.configure_session(&session_id, party, run);
+            }
             let federation = Federation::new(
                 self.inner.transport.clone(),
                 session_id.clone(),

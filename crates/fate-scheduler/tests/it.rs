@@ -46,9 +46,50 @@ impl Component for Stubborn {
     }
 }
 
+/// A component whose guest sends the host a 64 KiB object (larger than a small slice).
+struct BigObject;
+
+impl Component for BigObject {
+    fn spec(&self) -> ComponentSpec {
+        ComponentSpec {
+            name: "big_object".into(),
+            legacy_modules: vec![],
+            description: "the guest sends the host 64 KiB".into(),
+            roles: vec![Role::Guest, Role::Host],
+            params: vec![],
+            inputs: vec![],
+            outputs: vec![],
+        }
+    }
+
+    fn run(&self, ctx: &Ctx) -> Result<(), ComponentError> {
+        let host = ctx
+            .parties
+            .iter()
+            .find(|p| p.role == Role::Host)
+            .unwrap()
+            .clone();
+        let guest = ctx
+            .parties
+            .iter()
+            .find(|p| p.role == Role::Guest)
+            .unwrap()
+            .clone();
+        let big = vec![7u8; 64 << 10];
+        if ctx.local.role == Role::Guest {
+            ctx.federation.remote("big", "t", &[host], &big)?;
+        } else {
+            let got: Vec<u8> = ctx.federation.get_one("big", "t", &guest)?;
+            assert_eq!(got, big);
+        }
+        Ok(())
+    }
+}
+
 fn registry() -> Registry {
     let mut r = fate_components::registry();
     r.register(Arc::new(Stubborn));
+    r.register(Arc::new(BigObject));
     r
 }
 
@@ -954,4 +995,124 @@ async fn a_partner_that_shuts_down_tells_the_initiator() {
         error.contains("party 10000") && error.contains(SHUTDOWN_REASON),
         "{error}"
     );
+}
+
+/// The in-process transport under a broker backend's name, recording the options the
+/// scheduler gives it and the largest frame it carries.
+struct BrokerNamed {
+    inner: Arc<LocalTransport>,
+    name: &'static str,
+    runs: Mutex<Vec<(String, fate_types::Party, fate_types::BrokerRun)>>,
+    largest: std::sync::atomic::AtomicUsize,
+}
+
+impl Transport for BrokerNamed {
+    fn send(
+        &self,
+        key: &fate_federation::MessageKey,
+        frame: Vec<u8>,
+    ) -> Result<(), fate_federation::FederationError> {
+        self.largest
+            .fetch_max(frame.len(), std::sync::atomic::Ordering::SeqCst);
+        self.inner.send(key, frame)
+    }
+
+    fn recv(
+        &self,
+        key: &fate_federation::MessageKey,
+        deadline: Instant,
+        cancel: &fate_federation::CancelToken,
+    ) -> Result<Vec<u8>, fate_federation::FederationError> {
+        self.inner.recv(key, deadline, cancel)
+    }
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn configure_session(
+        &self,
+        session_id: &str,
+        party: &fate_types::Party,
+        run: &fate_types::BrokerRun,
+    ) {
+        self.runs
+            .lock()
+            .push((session_id.into(), party.clone(), run.clone()));
+    }
+}
+
+/// Runs `big_object` with job conf `conf` on a node whose transport is named `name`; what the
+/// transport was given, and its largest frame.
+async fn toy_on_broker(
+    name: &'static str,
+    conf: Value,
+) -> (
+    Vec<(String, fate_types::Party, fate_types::BrokerRun)>,
+    usize,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let transport = Arc::new(BrokerNamed {
+        inner: LocalTransport::new(),
+        name,
+        runs: Mutex::new(Vec::new()),
+        largest: Default::default(),
+    });
+    let s = start(dir.path(), transport.clone(), None, Duration::from_secs(30)).await;
+    let mut v = json!({"dag": {
+        "parties": [{"role": "guest", "party_id": [GUEST]}, {"role": "host", "party_id": [HOST]}],
+        "conf": conf,
+        "tasks": {"big_object_0": {"component_ref": "big_object"}}
+    }, "schema_version": "2.2.0"});
+    if v["dag"]["conf"].is_null() {
+        v["dag"].as_object_mut().unwrap().remove("conf");
+    }
+    let job = s.submit(dag(v), "").await.unwrap();
+    let status = s.wait(&job.job_id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        status,
+        JobStatus::Success,
+        "{}",
+        job_error(&s, &job.job_id).await
+    );
+    let runs = transport.runs.lock().clone();
+    (
+        runs,
+        transport.largest.load(std::sync::atomic::Ordering::SeqCst),
+    )
+}
+
+/// FATE's `rabbitmq_run` reaches a RabbitMQ node's transport for every party of every task,
+/// and its `max_message_size` slices the job's objects; `pulsar_run` is not for it, and a node
+/// on another transport is given neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_broker_run_options_reach_its_transport_and_slice_its_objects() {
+    let run = json!({"max_message_size": 1024, "connection": {"heartbeat": 7},
+                     "queue": {"durable": true}});
+    let (_, whole) = toy_on_broker("rabbitmq", Value::Null).await;
+    assert!(
+        whole > fate_federation::wire::max_frame_len(1024),
+        "the task's objects must be larger than the slice for this test to mean anything: {whole}"
+    );
+    let (runs, largest) = toy_on_broker(
+        "rabbitmq",
+        json!({"rabbitmq_run": run, "pulsar_run": {"topic_ttl": 5}}),
+    )
+    .await;
+    assert!(
+        largest <= fate_federation::wire::max_frame_len(1024),
+        "a frame of {largest} bytes over the job's max_message_size"
+    );
+    let parties: std::collections::BTreeSet<String> =
+        runs.iter().map(|(_, p, _)| p.to_string()).collect();
+    assert_eq!(parties.len(), 2, "both parties configured: {runs:?}");
+    for (session, _, r) in &runs {
+        assert!(session.contains("big_object_0"), "{session}");
+        assert_eq!(r.heartbeat_secs, Some(7));
+        assert_eq!(r.max_message_size, Some(1024));
+        assert_eq!(r.topic_ttl_minutes, None, "pulsar_run given to RabbitMQ");
+    }
+    let (runs, largest) = toy_on_broker("grpc", json!({"rabbitmq_run": run})).await;
+    assert!(runs.is_empty(), "{runs:?}");
+    assert_eq!(largest, whole, "rabbitmq_run sliced a gRPC node's objects");
 }

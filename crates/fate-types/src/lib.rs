@@ -4,12 +4,14 @@
 //! Architecture invariant: this crate does no IO, has no async and depends only on serde-level
 //! crates, so every other crate can depend on it without cost.
 
+pub mod broker_run;
 pub mod component;
 pub mod error;
 pub mod ids;
 pub mod party;
 pub mod status;
 
+pub use broker_run::{BrokerCompression, BrokerRun};
 pub use error::RetCode;
 pub use ids::{
     IdError, JobIdGenerator, check_job_id, check_name, check_path_id, federation_session_id,

@@ -1008,7 +1008,24 @@ fn a_rabbitmq_broker_down_for_20_s_mid_job_heals_without_failing_the_job() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (_, b) = rabbitmq_broker::brokers();
     let (_tables, d) = rabbitmq_deployment();
-    // A toy big enough to be running when the broker of 10000 stops.
+    toy_across_a_20_s_broker_outage(&d, || b.stop(), || b.start_again());
+}
+
+/// The same outage of the host's Pulsar broker in replication mode (FATE's default): the
+/// guest's broker keeps the replication backlog, the host's broker keeps its topics on its
+/// data dir, and the job succeeds at both parties once it is back.
+#[test]
+fn a_pulsar_broker_down_for_20_s_mid_job_heals_without_failing_the_job() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, b) = pulsar_broker::brokers();
+    let (_tables, d) = pulsar_deployment_in(&[]);
+    toy_across_a_20_s_broker_outage(&d, || b.stop(), || b.start_again());
+}
+
+/// Runs a toy big enough to be running when `stop` takes the host's broker down, keeps it down
+/// for 20 s (neither party may end the job meanwhile), `start`s it again and checks that the
+/// job succeeds at both parties.
+fn toy_across_a_20_s_broker_outage(d: &Deployment, stop: impl Fn(), start: impl Fn()) {
     let mut toy = {
         let mut c = fate();
         c.args(["toy", "--json", "--timeout", "300", "--guest", "9999"])
@@ -1020,15 +1037,16 @@ fn a_rabbitmq_broker_down_for_20_s_mid_job_heals_without_failing_the_job() {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     let job_id = loop {
-        if let Some(id) = latest_job_id(&d, "10000")
-            && job_of(&d, "10000", &id)["status"] == "running"
+        if let Some(id) = latest_job_id(d, "10000")
+            && job_of(d, "10000", &id)["status"] == "running"
         {
             break id;
         }
         assert!(Instant::now() < deadline, "the job never ran at 10000");
         std::thread::sleep(Duration::from_millis(100));
     };
-    b.stop();
+    stop();
+    let stopped = Instant::now();
     std::thread::sleep(Duration::from_secs(20));
     // The outage was mid-job: neither party has ended it while the broker was down.
     if toy.try_wait().unwrap().is_some() {
@@ -1036,13 +1054,13 @@ fn a_rabbitmq_broker_down_for_20_s_mid_job_heals_without_failing_the_job() {
         panic!("the toy ended during the outage: {}", text(&out));
     }
     for party in ["9999", "10000"] {
-        let job = job_of(&d, party, &job_id);
+        let job = job_of(d, party, &job_id);
         assert_eq!(
             job["status"], "running",
             "at {party} during the outage: {job}"
         );
     }
-    b.start_again();
+    start();
     let out = toy.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -1050,9 +1068,13 @@ fn a_rabbitmq_broker_down_for_20_s_mid_job_heals_without_failing_the_job() {
         text(&out)
     );
     for party in ["9999", "10000"] {
-        let job = wait_end(&d, party, &job_id);
+        let job = wait_end(d, party, &job_id);
         assert_eq!(job["status"], "success", "at {party}: {job}");
     }
+    eprintln!(
+        "job {job_id} succeeded {:.1?} after its host's broker stopped",
+        stopped.elapsed()
+    );
 }
 
 /// The session namespaces of FATE's tenant on a Pulsar broker (none when it has no tenant).
