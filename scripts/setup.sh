@@ -27,6 +27,11 @@ if [ "${FATE_SETUP:-}" = tests ]; then
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
   command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)
+  # The board's browser test (crates/fate/tests/board): Debian's Chromium driven by
+  # playwright-core from npm (no browser download), so Node.js and npm too.
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then

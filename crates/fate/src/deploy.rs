@@ -450,6 +450,7 @@ fn start(args: LocalArgs) -> Result<()> {
                 spark_executor: args.spark_executor.clone().filter(|_| on_spark(party)),
                 auth: crate::auth::AuthSwitch::Auto,
                 permission: false,
+                board: Default::default(),
                 storage: None,
                 s3: Default::default(),
                 database: None,

@@ -119,6 +119,10 @@ pub struct NodeConfig {
     /// components and datasets granted to it (`/v2/permission/resource/grant`).
     #[serde(default)]
     pub permission: bool,
+    /// The board's login (`user`, default `admin`; `password`, default generated into
+    /// `<data_dir>/board-password`; `session_minutes`, default 480).
+    #[serde(default, skip_serializing_if = "crate::auth::BoardSettings::is_unset")]
+    pub board: crate::auth::BoardSettings,
     /// Where tables live (`file:///abs/path`, `hdfs://host:port/path`, `s3://bucket/prefix`);
     /// default the standalone store under `data_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -534,11 +538,13 @@ fn serve_node(
             .with_context(|| format!("cannot listen on {}", config.api))?;
         let local = listener.local_addr()?;
         let auth = crate::auth::client_auth(config.auth, &local, scheduler.store(), &data_dir).await?;
+        let (board, login) = crate::auth::board(&config.board, &data_dir)?;
         let state = fate_api::ApiState {
             scheduler,
             upload_dir: data_dir.join("uploads"),
             address: local.to_string(),
             auth,
+            board: Some(board),
         };
         let _ = relay.app.set(fate_api::partner_router(state.clone()));
         let shutdown_scheduler = state.scheduler.clone();
@@ -554,6 +560,7 @@ fn serve_node(
             data_dir.display(),
             crate::log_note(log_file.as_deref())
         );
+        println!("board at {}: {login}", crate::node::board_url(&local));
         started.store(true, Ordering::SeqCst);
         axum::serve(listener, app)
             .with_graceful_shutdown(crate::node::end_jobs_on_signal(shutdown_scheduler))
