@@ -567,12 +567,14 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             let shutdown_scheduler = state.scheduler.clone();
             let app = fate_api::router(state);
             tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");
+            // One write for both lines: a caller that reads up to the API line and closes the
+            // pipe must not make a later print fail.
             println!(
-                "fate standalone: API at http://{local} (data in {}{})",
+                "board at {}: {login}\nfate standalone: API at http://{local} (data in {}{})",
+                board_url(&local),
                 args.data_dir.display(),
                 crate::log_note(log_file.as_deref())
             );
-            println!("board at {}: {login}", board_url(&local));
             started.store(true, Ordering::SeqCst);
             axum::serve(listener, app)
                 .with_graceful_shutdown(end_jobs_on_signal(shutdown_scheduler))

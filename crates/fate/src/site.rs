@@ -554,13 +554,13 @@ fn serve_node(
         let app = fate_api::router(state);
         tracing::info!(parties = ?config.party_ids, api = %local, grpc = %transport.local_addr(), "Node started.");
         println!(
-            "fate node for parties {}: API at http://{local}, gRPC at {} (data in {}{})",
+            "board at {}: {login}\nfate node for parties {}: API at http://{local}, gRPC at {} (data in {}{})",
+            crate::node::board_url(&local),
             config.party_ids.join(","),
             transport.local_addr(),
             data_dir.display(),
             crate::log_note(log_file.as_deref())
         );
-        println!("board at {}: {login}", crate::node::board_url(&local));
         started.store(true, Ordering::SeqCst);
         axum::serve(listener, app)
             .with_graceful_shutdown(crate::node::end_jobs_on_signal(shutdown_scheduler))

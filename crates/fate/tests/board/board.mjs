@@ -67,6 +67,9 @@ try {
   await page.waitForSelector('#logs');
   const lines = async () => Number(await page.getAttribute('#logs', 'data-lines'));
   const jobStatus = () => page.getAttribute('#job-status .status', 'data-status');
+  // The arbiter logs every epoch's loss.
+  await page.selectOption('#log-party', 'arbiter:10000');
+  await page.waitForFunction(() => Number(document.querySelector('#logs').dataset.lines) > 0);
   const first = await lines();
   check(['running', 'waiting'].includes(await jobStatus()), `the job runs while its logs are watched (${await jobStatus()})`);
   let grew = false;
@@ -74,7 +77,7 @@ try {
     await page.waitForTimeout(500);
     grew = (await lines()) > first && (await jobStatus()) === 'running';
   }
-  check(grew, `logs stream while the job runs (${first} -> ${await lines()} lines, status ${await jobStatus()})`);
+  check(grew, `the arbiter's logs stream while the job runs (${first} -> ${await lines()} lines, status ${await jobStatus()})`);
   await shot(page, '03-dashboard-live');
   // Stop, from the dashboard (a cookie-authenticated POST with the CSRF token).
   page.once('dialog', (d) => d.dismiss());
