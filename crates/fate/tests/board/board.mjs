@@ -98,6 +98,16 @@ try {
     return rows.length > 0 && rows.every((r) => r.dataset.job === id);
   }, facts.lr_job);
   check(true, 'the job id filter shows only that job');
+  // Notes: saved from the history (a cookie-authenticated POST), then found by the notes filter.
+  await page.fill(`#history-jobs tr[data-job="${facts.lr_job}"][data-role=guest] input.notes`, 'board test notes');
+  await page.click(`#history-jobs tr[data-job="${facts.lr_job}"][data-role=guest] button:has-text("Save")`);
+  await page.waitForSelector(`#history-jobs tr[data-job="${facts.lr_job}"][data-role=guest] button:has-text("Saved")`);
+  await page.goto(`${url}/board/#/history?description=${encodeURIComponent('test notes')}`);
+  await page.waitForFunction((id) => {
+    const rows = [...document.querySelectorAll('#history-jobs tr[data-job]')];
+    return rows.length === 1 && rows[0].dataset.job === id && rows[0].dataset.role === 'guest';
+  }, facts.lr_job);
+  check(true, 'the notes filter finds the job whose notes were saved');
 
   // Each finished job's dashboard: every task of the DAG drawn with its state.
   for (const [name, job] of [['lr', facts.lr_job], ['sbt', facts.sbt_job]]) {
