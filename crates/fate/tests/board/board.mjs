@@ -2,7 +2,7 @@
 // that ran breast PSI+CoordinatedLR and PSI+SecureBoost and has a third job running.
 // Run by crates/fate/tests/cli.rs (`board` module), which passes, in the environment:
 // FATE_BOARD_URL, FATE_BOARD_PASSWORD, FATE_BOARD_SHOTS (screenshot dir), FATE_BOARD_FACTS (a
-// JSON file: {lr_job, sbt_job, running_job, lr_auc, sbt_auc}) and FATE_BOARD_NODE_MODULES.
+// JSON file: {lr_job, sbt_job, running_job, failed_job, lr_auc, sbt_auc}) and FATE_BOARD_NODE_MODULES.
 // Every check throws on failure; the process exits non-zero and prints why.
 import { createRequire } from 'node:module';
 import { readFileSync, mkdirSync } from 'node:fs';
@@ -127,6 +127,16 @@ try {
     check(drawn.length === api.names.length, `${name} DAG draws ${drawn.length} tasks, the job has ${api.names.length}`);
     await shot(page, `05-dashboard-${name}`);
   }
+
+  // A failed job: the dashboard names the party whose task failed, with its error.
+  await page.goto(`${url}/board/#/job/${facts.failed_job}/guest/9999`);
+  await page.waitForSelector('#task-table');
+  check((await page.getAttribute('#job-status .status', 'data-status')) === 'failed', 'the failed job shows as failed');
+  const failedRow = `#task-table tr[data-task=reader_0][data-role=host][data-party="10000"]`;
+  check((await page.getAttribute(`${failedRow} .status`, 'data-status')) === 'failed', 'the host\'s reader_0 shows as failed');
+  const error = await page.textContent(`${failedRow} td.error`);
+  check(error.includes('no_such_table'), `the host's error is shown: ${error}`);
+  await shot(page, '10-dashboard-failed');
 
   // Evaluation: the ROC curve has points and the AUC shown is the metric API's.
   for (const [name, job, auc] of [['lr', facts.lr_job, facts.lr_auc], ['sbt', facts.sbt_job, facts.sbt_auc]]) {

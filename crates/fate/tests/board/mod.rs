@@ -7,7 +7,7 @@
 //! FATE_SETUP=tests): the test fails, never skips, when one is missing. The npm cache and
 //! node_modules live under `~/.cache/fate-rs/npm` so reruns install nothing.
 
-use super::{NodeProcess, repo, run_ok};
+use super::{NodeProcess, fate, repo, run_ok};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -125,8 +125,26 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
     let long_conf = dir.path().join("long_lr.yaml");
     std::fs::write(&long_conf, long).unwrap();
     let running_job = submit(&long_conf, false);
+    // A job that fails at the host (its reader names a table the host does not have).
+    let broken = std::fs::read_to_string(pipeline("breast_psi_lr"))
+        .unwrap()
+        .replace("name: breast_hetero_host", "name: no_such_table");
+    assert!(broken.contains("no_such_table"));
+    let broken_conf = dir.path().join("broken_lr.yaml");
+    std::fs::write(&broken_conf, broken).unwrap();
+    let failed_job = {
+        let out = fate()
+            .args(["job", "submit", "-c", broken_conf.to_str().unwrap(), "--json", "--wait"])
+            .args(["--api", url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(v["status"], "failed", "{text}");
+        v["job_id"].as_str().unwrap().to_string()
+    };
     let facts = json!({
-        "lr_job": lr_job, "sbt_job": sbt_job, "running_job": running_job,
+        "lr_job": lr_job, "sbt_job": sbt_job, "running_job": running_job, "failed_job": failed_job,
         "lr_auc": auc(url, &lr_job), "sbt_auc": auc(url, &sbt_job),
     });
     let facts_file = dir.path().join("facts.json");
