@@ -270,7 +270,11 @@ fn admin_path(path: &str) -> bool {
 /// 401 even when client authentication is off. Without either, the request needs a
 /// signature when client authentication is on, and passes when it is off (FATE's client on a
 /// loopback node, as before the board).
-pub(crate) async fn gate(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn gate(
+    State(gate): State<Arc<Gate>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path().to_string();
     let signed = request.headers().contains_key("appId");
     if !signed

@@ -370,8 +370,8 @@ async fn require_session(State(st): State<BoardState>, request: Request, next: N
     let public = path
         .strip_prefix("/board/")
         .is_some_and(|f| PUBLIC.contains(&f));
-    let live = cookie(request.headers(), COOKIE)
-        .and_then(|id| st.board.session(id, fate_store::now_ms()));
+    let live =
+        cookie(request.headers(), COOKIE).and_then(|id| st.board.session(id, fate_store::now_ms()));
     if public || live.is_some() {
         let mut request = request;
         if let Some(s) = live {
@@ -574,9 +574,15 @@ mod tests {
         h.insert(CSRF_HEADER, HeaderValue::from_static("tok"));
         assert!(same_origin(&h, &s).is_ok());
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:9380"));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
         assert!(same_origin(&h, &s).is_err());
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:9380"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:9380"),
+        );
         assert!(same_origin(&h, &s).is_ok());
     }
 }

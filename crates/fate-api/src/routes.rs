@@ -52,9 +52,10 @@ pub fn router(state: ApiState) -> Router {
         client: state.auth.clone(),
         board: state.board.clone(),
     };
-    let board = state.board.clone().map(|b| {
-        crate::board::routes(b, state.scheduler.hosted_party_ids(), state.auth.is_some())
-    });
+    let board = state
+        .board
+        .clone()
+        .map(|b| crate::board::routes(b, state.scheduler.hosted_party_ids(), state.auth.is_some()));
     let api = Router::new()
         .route("/v2/job/submit", post(job_submit))
         .route("/v1/job/submit", post(job_submit_v1))

@@ -191,7 +191,11 @@ impl std::fmt::Debug for BoardSettings {
             f,
             "BoardSettings {{ user: {:?}, password: {}, session_minutes: {:?} }}",
             self.user,
-            if self.password.is_some() { "<set>" } else { "<none>" },
+            if self.password.is_some() {
+                "<set>"
+            } else {
+                "<none>"
+            },
             self.session_minutes
         )
     }
@@ -214,10 +218,7 @@ pub fn board_password_file(data_dir: &Path) -> PathBuf {
 /// The board of a node: its login from `settings`, or with no password configured, the one
 /// in [`board_password_file`] (generated and written there, mode 0600, at first start).
 /// Returns the board and a sentence telling a user how to log in.
-pub fn board(
-    settings: &BoardSettings,
-    data_dir: &Path,
-) -> Result<(Arc<fate_api::Board>, String)> {
+pub fn board(settings: &BoardSettings, data_dir: &Path) -> Result<(Arc<fate_api::Board>, String)> {
     let user = settings.user.clone().unwrap_or_else(|| "admin".into());
     if user.is_empty() {
         bail!("board.user: must not be empty");
@@ -228,7 +229,10 @@ pub fn board(
     }
     let (password, how) = match &settings.password {
         Some(p) if p.is_empty() => bail!("board.password: must not be empty"),
-        Some(p) => (p.clone(), "the password of node.yaml's board.password".to_string()),
+        Some(p) => (
+            p.clone(),
+            "the password of node.yaml's board.password".to_string(),
+        ),
         None => {
             let file = board_password_file(data_dir);
             let password = match std::fs::read_to_string(&file) {

@@ -549,7 +549,9 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             let (board, login) = crate::auth::board(
                 &crate::auth::BoardSettings {
                     user: Some(args.board_user.clone()),
-                    password: std::env::var("FATE_BOARD_PASSWORD").ok().filter(|p| !p.is_empty()),
+                    password: std::env::var("FATE_BOARD_PASSWORD")
+                        .ok()
+                        .filter(|p| !p.is_empty()),
                     session_minutes: Some(args.board_session_minutes),
                 },
                 &args.data_dir,

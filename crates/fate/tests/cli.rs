@@ -597,10 +597,10 @@ fn sigterm_ends_a_standalone_node_and_records_its_jobs_end() {
     );
 }
 
+mod board;
 #[allow(dead_code)]
 #[path = "../../fate-computing-spark/tests/server/mod.rs"]
 mod spark_server;
-mod board;
 
 /// The metrics a `job submit --wait --json` printed, as `task/data_set/metric -> value`.
 fn metrics_of(out: &str) -> std::collections::BTreeMap<String, f64> {

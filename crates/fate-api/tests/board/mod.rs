@@ -19,8 +19,7 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 
@@ -69,9 +68,8 @@ async fn board_node(dir: &std::path::Path, client_auth: bool) -> (Router, Arc<fa
         scheduler: node.scheduler.clone(),
         upload_dir: dir.join("data/uploads"),
         address: "127.0.0.1:9380".into(),
-        auth: client_auth.then(|| {
-            Arc::new(fate_api::ClientAuth::new(node.scheduler.store().clone()))
-        }),
+        auth: client_auth
+            .then(|| Arc::new(fate_api::ClientAuth::new(node.scheduler.store().clone()))),
         board: Some(board.clone()),
     };
     (fate_api::router(state), board)
@@ -94,24 +92,54 @@ async fn pages_need_a_login_and_a_login_sets_a_strict_http_only_cookie() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("<form id=\"login\""), "{}", r.body);
     for public in ["/board/style.css", "/board/login.js"] {
-        assert_eq!(send(&app, "GET", public, &[], None).await.status, StatusCode::OK, "{public}");
+        assert_eq!(
+            send(&app, "GET", public, &[], None).await.status,
+            StatusCode::OK,
+            "{public}"
+        );
     }
-    for private in ["/board/app.js", "/board/charts.js", "/board/api/session", "/board/"] {
+    for private in [
+        "/board/app.js",
+        "/board/charts.js",
+        "/board/api/session",
+        "/board/",
+    ] {
         let r = send(&app, "GET", private, &[], None).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{private}: {}", r.body);
-        assert!(r.json()["message"].as_str().unwrap().contains("log in"), "{}", r.body);
+        assert!(
+            r.json()["message"].as_str().unwrap().contains("log in"),
+            "{}",
+            r.body
+        );
     }
 
     // Wrong logins: 401 and no cookie.
     for (user, password) in [("admin", "nope"), ("root", "pw"), ("admin", "")] {
-        let r = send(&app, "POST", "/board/login", &[], Some(json!({"user": user, "password": password}))).await;
+        let r = send(
+            &app,
+            "POST",
+            "/board/login",
+            &[],
+            Some(json!({"user": user, "password": password})),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{user}/{password}");
         assert!(r.headers.get("set-cookie").is_none());
     }
-    let r = send(&app, "POST", "/board/login", &[], Some(json!({"user": "admin", "password": "pw"}))).await;
+    let r = send(
+        &app,
+        "POST",
+        "/board/login",
+        &[],
+        Some(json!({"user": "admin", "password": "pw"})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let set = r.headers["set-cookie"].to_str().unwrap().to_string();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     let cookie = set.split(';').next().unwrap().to_string();
     let id = cookie.strip_prefix("fate_board_session=").unwrap();
     assert_eq!(id.len(), 64, "256-bit id in hex: {id}");
@@ -121,7 +149,12 @@ async fn pages_need_a_login_and_a_login_sets_a_strict_http_only_cookie() {
     assert_eq!(r.json()["data"]["user"], "admin");
     let r = send(&app, "GET", "/board/app.js", &with, None).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
     let r = send(&app, "GET", "/board/", &with, None).await;
     assert!(r.body.contains("app.js"), "{}", r.body);
     // A form login works too (a browser without scripts).
@@ -131,7 +164,10 @@ async fn pages_need_a_login_and_a_login_sets_a_strict_http_only_cookie() {
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from("user=admin&password=pw"))
         .unwrap();
-    assert_eq!(app.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,15 +204,28 @@ async fn a_session_cookie_is_a_client_and_forged_expired_or_cross_site_use_is_re
         ("POST", "/v2/app/client/create"),
         ("GET", "/v2/permission/role/query"),
     ] {
-        let r = send(&app, method, path, &[("cookie", &cookie)], Some(json!({"app_name": "x"}))).await;
+        let r = send(
+            &app,
+            method,
+            path,
+            &[("cookie", &cookie)],
+            Some(json!({"app_name": "x"})),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {}", r.body);
         assert_eq!(r.json()["code"], 5004, "{}", r.body);
     }
 
     // State-changing requests by cookie need the CSRF token and, with an Origin, our own.
-    let session = send(&app, "GET", "/board/api/session", &[("cookie", &cookie)], None)
-        .await
-        .json();
+    let session = send(
+        &app,
+        "GET",
+        "/board/api/session",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await
+    .json();
     let csrf = session["data"]["csrf"].as_str().unwrap().to_string();
     let stop = json!({"job_id": "202601010000000000042"});
     let host = ("host", "127.0.0.1:9380");
@@ -211,7 +260,14 @@ async fn a_session_cookie_is_a_client_and_forged_expired_or_cross_site_use_is_re
     assert_eq!(r.json()["code"], 1001, "{}", r.body);
 
     // Logout ends the session.
-    let r = send(&app, "POST", "/board/logout", &[("cookie", &cookie), ("x-fate-csrf", &csrf)], None).await;
+    let r = send(
+        &app,
+        "POST",
+        "/board/logout",
+        &[("cookie", &cookie), ("x-fate-csrf", &csrf)],
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = send(&app, "GET", q, &[("cookie", &cookie)], None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
@@ -226,6 +282,13 @@ async fn without_client_authentication_fates_client_works_as_before_but_the_boar
     let r = send(&app, "GET", "/board/api/session", &[], None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let forged = format!("fate_board_session={}", "cd".repeat(32));
-    let r = send(&app, "GET", "/v2/job/list/query", &[("cookie", &forged)], None).await;
+    let r = send(
+        &app,
+        "GET",
+        "/v2/job/list/query",
+        &[("cookie", &forged)],
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
 }

@@ -36,7 +36,9 @@ fn node_modules() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let lock = std::fs::read(here().join("package-lock.json")).unwrap();
     let same = std::fs::read(dir.join("package-lock.json")).is_ok_and(|l| l == lock)
-        && dir.join("node_modules/playwright-core/package.json").exists();
+        && dir
+            .join("node_modules/playwright-core/package.json")
+            .exists();
     if !same {
         for f in ["package.json", "package-lock.json"] {
             std::fs::copy(here().join(f), dir.join(f)).unwrap();
@@ -111,7 +113,10 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
         if wait {
             assert_eq!(v["status"], "success", "{}: {out}", conf.display());
         }
-        v["job_id"].as_str().unwrap_or_else(|| panic!("no job id: {out}")).to_string()
+        v["job_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no job id: {out}"))
+            .to_string()
     };
     let pipeline = |name: &str| repo().join(format!("examples/pipeline/{name}.yaml"));
     let lr_job = submit(&pipeline("breast_psi_lr"), true);
@@ -134,7 +139,14 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
     std::fs::write(&broken_conf, broken).unwrap();
     let failed_job = {
         let out = fate()
-            .args(["job", "submit", "-c", broken_conf.to_str().unwrap(), "--json", "--wait"])
+            .args([
+                "job",
+                "submit",
+                "-c",
+                broken_conf.to_str().unwrap(),
+                "--json",
+                "--wait",
+            ])
             .args(["--api", url])
             .output()
             .unwrap();
