@@ -2,7 +2,7 @@
 // that ran breast PSI+CoordinatedLR and PSI+SecureBoost and has a third job running.
 // Run by crates/fate/tests/cli.rs (`board` module), which passes, in the environment:
 // FATE_BOARD_URL, FATE_BOARD_PASSWORD, FATE_BOARD_SHOTS (screenshot dir), FATE_BOARD_FACTS (a
-// JSON file: {lr_job, sbt_job, running_job, failed_job, lr_auc, sbt_auc}) and FATE_BOARD_NODE_MODULES.
+// JSON file: {lr_job, sbt_job, running_job, failed_job, upload_job, lr_auc, sbt_auc}) and FATE_BOARD_NODE_MODULES.
 // Every check throws on failure; the process exits non-zero and prints why.
 import { createRequire } from 'node:module';
 import { readFileSync, mkdirSync } from 'node:fs';
@@ -172,6 +172,13 @@ try {
   const rows = await page.$$eval('table.data-preview tr', (r) => r.length - 1);
   check(rows > 0 && rows <= 100, `output data preview shows ${rows} rows`);
   await shot(page, '09-sbt-guest');
+
+  // An upload's summary.
+  await page.goto(`${url}/board/#/task/${facts.upload_job}/local/0/upload_0`);
+  await page.waitForSelector('#upload-summary');
+  const summary = await page.textContent('#upload-summary');
+  check(summary.includes('569') && summary.includes('breast_hetero_host'), `the upload summary shows its table and rows: ${summary}`);
+  await shot(page, '11-upload');
 
   check(errors.length === 0, `no script errors in the pages (${errors.join('; ')})`);
 } finally {

@@ -98,10 +98,17 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
         0o600
     );
 
+    let mut upload_job = String::new();
     for side in ["guest", "host"] {
         let conf = repo().join(format!("examples/upload/breast_hetero_{side}.json"));
         let out = run_ok(&["data", "upload", "-c", conf.to_str().unwrap()], url);
         assert!(out.contains("569 rows"), "{out}");
+        // "... 569 rows in 4 partitions (job <id>)"
+        upload_job = out
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 21)
+            .unwrap_or_else(|| panic!("no job id: {out}"))
+            .to_string();
     }
     let submit = |conf: &Path, wait: bool| -> String {
         let mut args = vec!["job", "submit", "-c", conf.to_str().unwrap(), "--json"];
@@ -157,6 +164,7 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
     };
     let facts = json!({
         "lr_job": lr_job, "sbt_job": sbt_job, "running_job": running_job, "failed_job": failed_job,
+        "upload_job": upload_job,
         "lr_auc": auc(url, &lr_job), "sbt_auc": auc(url, &sbt_job),
     });
     let facts_file = dir.path().join("facts.json");
