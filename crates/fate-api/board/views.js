@@ -175,10 +175,10 @@ export async function dashboard(view, jobId, role, partyId) {
       name, component: dep.component_module[name], state: mine[name] ? mine[name].status : 'waiting', detail: mine[name] && mine[name].error,
     }));
     dagBox.replaceChildren(h('h2', {}, `DAG at ${role}:${partyId}`), dagChart(nodes, edges, openTask));
-    tasksBox.replaceChildren(h('h2', {}, 'Every party\'s tasks'),
+    tasksBox.replaceChildren(h('h2', {}, 'Every party\'s tasks (failed first)'),
       h('div', { class: 'scroll' }, h('table', { id: 'task-table' },
         h('tr', {}, ['Task', 'Role', 'Party', 'Status', 'Elapsed', 'Error'].map((c) => h('th', {}, c))),
-        tasks.sort((a, b) => a.task_name.localeCompare(b.task_name) || a.role.localeCompare(b.role)).map((t) => h('tr', { 'data-task': t.task_name, 'data-role': t.role, 'data-party': t.party_id },
+        tasks.sort((a, b) => (b.status === 'failed') - (a.status === 'failed') || a.task_name.localeCompare(b.task_name) || a.role.localeCompare(b.role)).map((t) => h('tr', { 'data-task': t.task_name, 'data-role': t.role, 'data-party': t.party_id },
           h('td', {}, h('a', { href: `#/task/${encodeURIComponent(jobId)}/${t.role}/${t.party_id}/${encodeURIComponent(t.task_name)}` }, t.task_name)),
           h('td', {}, t.role), h('td', {}, t.party_id), h('td', {}, status(t.status)), h('td', {}, duration(t.elapsed)),
           h('td', { class: 'error' }, t.error || ''))))));
