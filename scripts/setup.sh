@@ -31,6 +31,11 @@ if [ "${FATE_SETUP:-}" = tests ]; then
   # image has one; Debian's kubernetes-client otherwise). kubernetes-validate (PyPI) is
   # installed by that test into a venv under ~/.cache/fate-rs.
   command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+  # The board's browser test (crates/fate/tests/board): Debian's Chromium driven by
+  # playwright-core from npm (no browser download), so Node.js and npm too.
+  [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+  command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then

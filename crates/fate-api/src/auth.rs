@@ -226,7 +226,7 @@ impl ClientAuth {
             .roles(app_id)
             .await
             .map_err(|e| Refused::new(RetCode::ServerError, format!("metadata store: {e}")))?;
-        let admin_path = path.starts_with("/v2/app/") || path.starts_with("/v2/permission/");
+        let admin_path = admin_path(path);
         let allowed = roles.iter().any(|r| r == ROLE_SUPER_CLIENT)
             || (!admin_path && roles.iter().any(|r| r == ROLE_CLIENT));
         if !allowed {
@@ -251,13 +251,64 @@ impl ClientAuth {
 #[derive(Clone, Debug)]
 pub struct Caller(pub String);
 
-/// Middleware: refuses every request that [`ClientAuth::verify`] refuses, in FATE's envelope.
-pub(crate) async fn require(
-    State(auth): State<Arc<ClientAuth>>,
+/// Who authenticates requests to the client API: FATE's signed headers (when client
+/// authentication is on) and the board's session cookie (when the node serves the board).
+pub(crate) struct Gate {
+    pub client: Option<Arc<ClientAuth>>,
+    pub board: Option<Arc<crate::board::Board>>,
+}
+
+/// Whether `path` manages apps or permissions (the `super_client` role's only).
+fn admin_path(path: &str) -> bool {
+    path.starts_with("/v2/app/") || path.starts_with("/v2/permission/")
+}
+
+/// Middleware over every client route. A request with signed headers (`appId`) is judged by
+/// [`ClientAuth::verify`]; one with the board's session cookie and no signature by its
+/// session: a live session is a `client` (never `super_client`), and a state-changing
+/// request must also pass [`crate::board::same_origin`]; an unknown or expired session is
+/// 401 even when client authentication is off. Without either, the request needs a
+/// signature when client authentication is on, and passes when it is off (FATE's client on a
+/// loopback node, as before the board).
+pub(crate) async fn gate(
+    State(gate): State<Arc<Gate>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
+    let signed = request.headers().contains_key("appId");
+    if !signed
+        && let Some(board) = &gate.board
+        && let Some(id) = crate::board::cookie(request.headers(), crate::board::COOKIE)
+    {
+        let Some(session) = board.session(id, fate_store::now_ms()) else {
+            tracing::warn!(%path, "Request with an unknown or expired board session refused.");
+            return crate::board::unauthorized(format!(
+                "{path}: the board session is unknown or has expired; log in again at /board/login"
+            ));
+        };
+        if admin_path(&path) {
+            return crate::board::forbidden(format!(
+                "Authentication Failed: the board's session may not call {path}; managing apps \
+                 and permissions needs an app with the super_client role"
+            ));
+        }
+        let safe = matches!(
+            *request.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
+        );
+        if !safe && let Err(m) = crate::board::same_origin(request.headers(), &session) {
+            tracing::warn!(%path, reason = %m, "Cross-site board request refused.");
+            return crate::board::forbidden(m);
+        }
+        request
+            .extensions_mut()
+            .insert(Caller(format!("board:{}", session.user)));
+        return next.run(request).await;
+    }
+    let Some(auth) = &gate.client else {
+        return next.run(request).await;
+    };
     match auth
         .verify(request.headers(), &path, fate_store::now_ms())
         .await

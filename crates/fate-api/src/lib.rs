@@ -8,11 +8,13 @@
 
 pub mod apps;
 pub mod auth;
+pub mod board;
 mod envelope;
 mod partner;
 mod routes;
 
 pub use auth::ClientAuth;
+pub use board::{Board, BoardConfig};
 pub use envelope::Envelope;
 pub use partner::{PartnerCaller, partner_router};
 pub use routes::{ApiState, MAX_DOWNLOAD_ROWS, router, sweep_uploads};

@@ -31,6 +31,8 @@ pub struct ApiState {
     /// FATE's client authentication; `None` serves every request unsigned (loopback only,
     /// unless the operator chose otherwise).
     pub auth: Option<Arc<crate::auth::ClientAuth>>,
+    /// The board's login and sessions; `None` serves no board (`/` is then 404).
+    pub board: Option<Arc<crate::board::Board>>,
 }
 
 pub use limits::JSON_BODY_LIMIT;
@@ -46,7 +48,14 @@ type ApiResult = Result<Envelope, ApiError>;
 /// [`ApiState::auth`], every request, unknown paths included, must be signed first. The
 /// partner endpoints are not here: see [`crate::partner_router`].
 pub fn router(state: ApiState) -> Router {
-    let auth = state.auth.clone();
+    let gate = crate::auth::Gate {
+        client: state.auth.clone(),
+        board: state.board.clone(),
+    };
+    let board = state
+        .board
+        .clone()
+        .map(|b| crate::board::routes(b, state.scheduler.hosted_party_ids(), state.auth.is_some()));
     let api = Router::new()
         .route("/v2/job/submit", post(job_submit))
         .route("/v1/job/submit", post(job_submit_v1))
@@ -102,15 +111,21 @@ pub fn router(state: ApiState) -> Router {
         .merge(crate::apps::routes())
         .fallback(unsupported)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT));
-    let api = match auth {
-        Some(auth) => api.layer(axum::middleware::from_fn_with_state(
-            auth,
-            crate::auth::require,
-        )),
-        None => api,
+    let api = if gate.client.is_some() || gate.board.is_some() {
+        api.layer(axum::middleware::from_fn_with_state(
+            Arc::new(gate),
+            crate::auth::gate,
+        ))
+    } else {
+        api
     };
-    api.layer(axum::middleware::map_response(limits::rejection_envelope))
-        .with_state(Arc::new(state))
+    let api = api
+        .layer(axum::middleware::map_response(limits::rejection_envelope))
+        .with_state(Arc::new(state));
+    match board {
+        Some(board) => board.merge(api),
+        None => api,
+    }
 }
 
 pub(crate) async fn unsupported(method: Method, uri: Uri) -> Envelope {
@@ -328,16 +343,33 @@ fn page(p: &HashMap<String, String>) -> Result<(i64, i64), ApiError> {
 async fn job_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let (limit, offset) = page(&p)?;
     let base = job_filter(&p)?;
-    let count = st.scheduler.store().jobs(&base).await?.len();
-    let jobs = st
-        .scheduler
-        .store()
-        .jobs(&JobFilter {
-            limit: Some(limit),
-            offset: Some(offset),
-            ..base
-        })
-        .await?;
+    // FATE-Flow's `description` filter (the board's "notes"): a substring of the job's notes.
+    let (count, jobs) = match opt_param(&p, "description") {
+        Some(notes) => {
+            let mut all = st.scheduler.store().jobs(&base).await?;
+            all.retain(|j| j.description.contains(&notes));
+            let count = all.len();
+            let page: Vec<JobRecord> = all
+                .into_iter()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .collect();
+            (count, page)
+        }
+        None => {
+            let count = st.scheduler.store().jobs(&base).await?.len();
+            let jobs = st
+                .scheduler
+                .store()
+                .jobs(&JobFilter {
+                    limit: Some(limit),
+                    offset: Some(offset),
+                    ..base
+                })
+                .await?;
+            (count, jobs)
+        }
+    };
     // FATE-Flow 2.2 job_app.py `query_job_list`: `{count, data}`, each job with its
     // `partners` (the other parties' ids, sorted).
     let data: Vec<Value> = jobs

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
 mod auth;
+mod board;
 mod hostile;
 mod shapes;
 mod transfer;
@@ -70,6 +71,7 @@ async fn node_with_transport(dir: &Path, transport: Arc<dyn Transport>) -> Node 
         upload_dir: dir.join("uploads"),
         address: "127.0.0.1:9380".into(),
         auth: None,
+        board: None,
     });
     Node { app }
 }

@@ -167,3 +167,90 @@ pub fn create(args: AppCreateArgs) -> Result<()> {
         Ok(())
     })
 }
+
+/// node.yaml `board:`: the board's login. Every field is optional.
+#[derive(Clone, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardSettings {
+    /// The board user (default `admin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The board password; without one the node generates one at first start and keeps it
+    /// in `<data_dir>/board-password` (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// How long a login lasts (default 480 minutes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_minutes: Option<u64>,
+}
+
+impl std::fmt::Debug for BoardSettings {
+    /// Never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "BoardSettings {{ user: {:?}, password: {}, session_minutes: {:?} }}",
+            self.user,
+            if self.password.is_some() {
+                "<set>"
+            } else {
+                "<none>"
+            },
+            self.session_minutes
+        )
+    }
+}
+
+impl BoardSettings {
+    pub fn is_unset(&self) -> bool {
+        self.user.is_none() && self.password.is_none() && self.session_minutes.is_none()
+    }
+}
+
+/// Default length of a board login.
+pub const BOARD_SESSION_MINUTES: u64 = 480;
+
+/// Where a node keeps the board password it generated.
+pub fn board_password_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("board-password")
+}
+
+/// The board of a node: its login from `settings`, or with no password configured, the one
+/// in [`board_password_file`] (generated and written there, mode 0600, at first start).
+/// Returns the board and a sentence telling a user how to log in.
+pub fn board(settings: &BoardSettings, data_dir: &Path) -> Result<(Arc<fate_api::Board>, String)> {
+    let user = settings.user.clone().unwrap_or_else(|| "admin".into());
+    if user.is_empty() {
+        bail!("board.user: must not be empty");
+    }
+    let session_minutes = settings.session_minutes.unwrap_or(BOARD_SESSION_MINUTES);
+    if session_minutes == 0 {
+        bail!("board.session_minutes: must be at least 1");
+    }
+    let (password, how) = match &settings.password {
+        Some(p) if p.is_empty() => bail!("board.password: must not be empty"),
+        Some(p) => (
+            p.clone(),
+            "the password of node.yaml's board.password".to_string(),
+        ),
+        None => {
+            let file = board_password_file(data_dir);
+            let password = match std::fs::read_to_string(&file) {
+                Ok(p) if !p.trim().is_empty() => p.trim().to_string(),
+                Ok(_) | Err(_) => {
+                    let p = fate_api::board::random_password();
+                    write_private(&file, &format!("{p}\n"))?;
+                    tracing::info!(file = %file.display(), "Board password generated.");
+                    p
+                }
+            };
+            (password, format!("the password in {}", file.display()))
+        }
+    };
+    let board = fate_api::Board::new(fate_api::BoardConfig {
+        user: user.clone(),
+        password,
+        session_minutes,
+    });
+    Ok((Arc::new(board), format!("log in as {user} with {how}")))
+}

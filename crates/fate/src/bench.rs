@@ -87,6 +87,17 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The board's history with many jobs: the requests its first page makes (session, the
+    /// first page of `/v2/job/list/query`, the page's assets) against a node holding N job
+    /// rows, beside the 1 s bound of issue 14.
+    Board {
+        /// Job rows in the node's metadata store.
+        #[arg(long, default_value_t = 10_000)]
+        jobs: usize,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// The standalone skeleton: toy end to end, upload, and table map/join/reduce throughput
     /// against a plain single-threaded loop.
     Standalone {
@@ -209,6 +220,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             };
             federation_broker(&broker, json)
         }
+        BenchCommand::Board { jobs, json } => board(jobs, json),
         BenchCommand::Spark {
             spark_connect,
             spark_executor,
@@ -560,5 +572,148 @@ fn upload_secs(file: &std::path::Path) -> Result<f64> {
             "upload job {status}"
         );
         Ok(start.elapsed().as_secs_f64())
+    })
+}
+
+/// The bound issue 14 sets for the history's first page with 10,000 jobs.
+const BOARD_FIRST_PAGE_BOUND_MS: f64 = 1000.0;
+
+/// `fate bench board`: N job rows in a node's store, then what the history's first page
+/// fetches over HTTP from the node's own router, timed from login to the last byte (median
+/// of 5 loads).
+fn board(jobs: usize, json_out: bool) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let engine = crate::node::EngineArgs {
+        cores: Some(1),
+        partitions: 1,
+        federation_timeout: 60,
+        data_roots: Vec::new(),
+        max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
+        computing_engine: Default::default(),
+        spark_connect: None,
+        spark_executor: None,
+        storage: None,
+        database: None,
+        s3: Default::default(),
+    };
+    crate::node::runtime()?.block_on(async {
+        let scheduler = crate::node::build_scheduler(dir.path(), &engine).await?;
+        let store = scheduler.store().clone();
+        let started = Instant::now();
+        for i in 0..jobs {
+            let job_id = format!("2026010100000000{i:05}");
+            let ended = i % 7 != 0;
+            let job = fate_store::JobRecord {
+                job_id,
+                role: fate_types::Role::Guest,
+                party_id: "9999".into(),
+                status: if ended {
+                    fate_types::JobStatus::Success
+                } else {
+                    fate_types::JobStatus::Failed
+                },
+                progress: 100,
+                dag: json!({"dag": {"parties": [], "tasks": {}}, "schema_version": "2.2.0"}),
+                model_id: format!("model_{i}"),
+                model_version: "0".into(),
+                initiator_party_id: "9999".into(),
+                scheduler_party_id: "9999".into(),
+                parties: json!([{"role": "guest", "party_id": ["9999"]}, {"role": "host", "party_id": ["10000"]}]),
+                description: format!("bench job {i}"),
+                user_name: String::new(),
+                create_time: 1_767_225_600_000 + i as i64,
+                start_time: Some(1_767_225_600_000 + i as i64),
+                end_time: Some(1_767_225_601_000 + i as i64),
+                elapsed: Some(1000),
+                error: None,
+                cores: 1,
+            };
+            store.insert_job(&job).await?;
+        }
+        let fill_secs = started.elapsed().as_secs_f64();
+        let board = std::sync::Arc::new(fate_api::Board::new(fate_api::BoardConfig {
+            user: "admin".into(),
+            password: "bench".into(),
+            session_minutes: 10,
+        }));
+        let state = fate_api::ApiState {
+            scheduler,
+            upload_dir: dir.path().join("uploads"),
+            address: "127.0.0.1:0".into(),
+            auth: None,
+            board: Some(board),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, fate_api::router(state)).await;
+        });
+        let url = format!("http://{addr}");
+        let loads = tokio::task::spawn_blocking(move || -> Result<Vec<(f64, f64, u64)>> {
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build();
+            let login = agent
+                .post(&format!("{url}/board/login"))
+                .send_json(json!({"user": "admin", "password": "bench"}))?;
+            let cookie = login
+                .header("set-cookie")
+                .and_then(|c| c.split(';').next())
+                .unwrap_or_default()
+                .to_string();
+            let get = |path: &str| -> Result<Vec<u8>> {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(
+                    &mut agent
+                        .get(&format!("{url}{path}"))
+                        .set("cookie", &cookie)
+                        .call()?
+                        .into_reader(),
+                    &mut body,
+                )?;
+                Ok(body)
+            };
+            let mut out = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                for asset in ["/board/", "/board/style.css", "/board/app.js", "/board/api.js",
+                              "/board/views.js", "/board/detail.js", "/board/charts.js",
+                              "/board/api/session"] {
+                    get(asset)?;
+                }
+                let assets_ms = t.elapsed().as_secs_f64() * 1000.0;
+                let t = Instant::now();
+                let body = get("/v2/job/list/query?page=1&limit=20")?;
+                let list_ms = t.elapsed().as_secs_f64() * 1000.0;
+                let v: serde_json::Value = serde_json::from_slice(&body)?;
+                let count = v["data"]["count"].as_u64().unwrap_or(0);
+                anyhow::ensure!(
+                    v["data"]["data"].as_array().map(Vec::len) == Some(20),
+                    "the first page does not hold 20 jobs: {v}"
+                );
+                out.push((assets_ms, list_ms, count));
+            }
+            Ok(out)
+        })
+        .await??;
+        server.abort();
+        let count = loads[0].2;
+        let list_ms = median(loads.iter().map(|l| l.1).collect());
+        let assets_ms = median(loads.iter().map(|l| l.0).collect());
+        let total = list_ms + assets_ms;
+        let rec = json!({"bench": "board_history_first_page", "jobs": count, "list_ms": list_ms,
+            "assets_ms": assets_ms, "first_page_ms": total, "bound_ms": BOARD_FIRST_PAGE_BOUND_MS,
+            "fill_secs": fill_secs});
+        if json_out {
+            println!("{rec}");
+        } else {
+            println!(
+                "board history, first page with {count} jobs: {total:.1} ms \
+                 (list query {list_ms:.1} ms + page and assets {assets_ms:.1} ms; median of 5; \
+                 bound {BOARD_FIRST_PAGE_BOUND_MS:.0} ms{})",
+                if total < BOARD_FIRST_PAGE_BOUND_MS { ", met" } else { ", NOT met" }
+            );
+        }
+        Ok(())
     })
 }

@@ -247,6 +247,7 @@ pub fn node_config(
         spark_executor: None,
         auth: crate::auth::AuthSwitch::Auto,
         permission: false,
+        board: Default::default(),
         storage: None,
         s3: Default::default(),
         database: None,

@@ -29,6 +29,12 @@ pub struct StandaloneArgs {
     /// admin app on first start and names the file holding its credentials.
     #[arg(long, value_enum, default_value_t = crate::auth::AuthSwitch::Auto)]
     pub auth: crate::auth::AuthSwitch,
+    /// The board's user (the board is served at `/` on the API's port).
+    #[arg(long, default_value = "admin")]
+    pub board_user: String,
+    /// How long a board login lasts, in minutes.
+    #[arg(long, default_value_t = crate::auth::BOARD_SESSION_MINUTES)]
+    pub board_session_minutes: u64,
     #[command(flatten)]
     pub engine: EngineArgs,
     #[command(flatten)]
@@ -493,6 +499,15 @@ pub async fn build_scheduler_with(
     Ok(scheduler)
 }
 
+/// The board's address for a user: the API's, with `127.0.0.1` for an unspecified host.
+pub fn board_url(local: &std::net::SocketAddr) -> String {
+    if local.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}/", local.port())
+    } else {
+        format!("http://{local}/")
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host
@@ -530,11 +545,23 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             let auth =
                 crate::auth::client_auth(args.auth, &local, scheduler.store(), &args.data_dir)
                     .await?;
+            // The board password: FATE_BOARD_PASSWORD, else generated under the data dir.
+            let (board, login) = crate::auth::board(
+                &crate::auth::BoardSettings {
+                    user: Some(args.board_user.clone()),
+                    password: std::env::var("FATE_BOARD_PASSWORD")
+                        .ok()
+                        .filter(|p| !p.is_empty()),
+                    session_minutes: Some(args.board_session_minutes),
+                },
+                &args.data_dir,
+            )?;
             let state = fate_api::ApiState {
                 scheduler,
                 upload_dir: args.data_dir.join("uploads"),
                 address: local.to_string(),
                 auth,
+                board: Some(board),
             };
             fate_api::sweep_uploads(&state)
                 .await
@@ -542,8 +569,11 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
             let shutdown_scheduler = state.scheduler.clone();
             let app = fate_api::router(state);
             tracing::info!(data_dir = %args.data_dir.display(), "Standalone node started.");
+            // One write for both lines: a caller that reads up to the API line and closes the
+            // pipe must not make a later print fail.
             println!(
-                "fate standalone: API at http://{local} (data in {}{})",
+                "board at {}: {login}\nfate standalone: API at http://{local} (data in {}{})",
+                board_url(&local),
                 args.data_dir.display(),
                 crate::log_note(log_file.as_deref())
             );

@@ -119,6 +119,10 @@ pub struct NodeConfig {
     /// components and datasets granted to it (`/v2/permission/resource/grant`).
     #[serde(default)]
     pub permission: bool,
+    /// The board's login (`user`, default `admin`; `password`, default generated into
+    /// `<data_dir>/board-password`; `session_minutes`, default 480).
+    #[serde(default, skip_serializing_if = "crate::auth::BoardSettings::is_unset")]
+    pub board: crate::auth::BoardSettings,
     /// Where tables live (`file:///abs/path`, `hdfs://host:port/path`, `s3://bucket/prefix`);
     /// default the standalone store under `data_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -547,11 +551,13 @@ fn serve_node(
             .with_context(|| format!("cannot listen on {}", config.api))?;
         let local = listener.local_addr()?;
         let auth = crate::auth::client_auth(config.auth, &local, scheduler.store(), &data_dir).await?;
+        let (board, login) = crate::auth::board(&config.board, &data_dir)?;
         let state = fate_api::ApiState {
             scheduler,
             upload_dir: data_dir.join("uploads"),
             address: local.to_string(),
             auth,
+            board: Some(board),
         };
         let _ = relay.app.set(fate_api::partner_router(state.clone()));
         let shutdown_scheduler = state.scheduler.clone();
@@ -561,7 +567,8 @@ fn serve_node(
         let app = fate_api::router(state);
         tracing::info!(parties = ?config.party_ids, api = %local, grpc = %transport.local_addr(), "Node started.");
         println!(
-            "fate node for parties {}: API at http://{local}, gRPC at {} (data in {}{})",
+            "board at {}: {login}\nfate node for parties {}: API at http://{local}, gRPC at {} (data in {}{})",
+            crate::node::board_url(&local),
             config.party_ids.join(","),
             transport.local_addr(),
             data_dir.display(),

@@ -597,6 +597,7 @@ fn sigterm_ends_a_standalone_node_and_records_its_jobs_end() {
     );
 }
 
+mod board;
 #[allow(dead_code)]
 #[path = "../../fate-computing-spark/tests/server/mod.rs"]
 mod spark_server;

@@ -89,6 +89,7 @@ pub(super) async fn hostile_node(root: &Path, site: Option<Site>) -> Hostile {
         upload_dir: data.join("uploads"),
         address: "127.0.0.1:9380".into(),
         auth: None,
+        board: None,
     };
     let partner = fate_api::partner_router(state.clone());
     let app = fate_api::router(state);

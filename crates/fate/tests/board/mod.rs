@@ -1,0 +1,224 @@
+//! The board in a real headless browser (issue 14): Debian's Chromium driven by playwright-core
+//! (`board.mjs`, pinned by `package.json`/`package-lock.json` beside this file) against a
+//! `fate standalone` that ran breast PSI + CoordinatedLR and PSI + SecureBoost and has a third
+//! job running. Screenshots of each view go to `target/board-screenshots/`.
+//!
+//! Node.js, npm and Chromium are required (scripts/setup.sh installs them with
+//! FATE_SETUP=tests): the test fails, never skips, when one is missing. The npm cache and
+//! node_modules live under `~/.cache/fate-rs/npm` so reruns install nothing.
+
+use super::{NodeProcess, fate, repo, run_ok};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn here() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/board")
+}
+
+/// node_modules with playwright-core at the lock file's version, installed once under
+/// `~/.cache/fate-rs/npm/board` (reinstalled when the committed lock file changes).
+fn node_modules() -> PathBuf {
+    for tool in ["node", "npm"] {
+        let ok = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            ok,
+            "{tool} is missing: the board's browser test needs Node.js and npm \
+             (FATE_SETUP=tests scripts/setup.sh installs them)"
+        );
+    }
+    let home = std::env::var("HOME").expect("HOME");
+    let cache = PathBuf::from(home).join(".cache/fate-rs/npm");
+    let dir = cache.join("board");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = std::fs::read(here().join("package-lock.json")).unwrap();
+    let same = std::fs::read(dir.join("package-lock.json")).is_ok_and(|l| l == lock)
+        && dir
+            .join("node_modules/playwright-core/package.json")
+            .exists();
+    if !same {
+        for f in ["package.json", "package-lock.json"] {
+            std::fs::copy(here().join(f), dir.join(f)).unwrap();
+        }
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--cache"])
+            .arg(cache.join("cache"))
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "npm ci (playwright-core) failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir.join("node_modules")
+}
+
+/// The AUC the metric API answers for a job's evaluation at the guest.
+fn auc(url: &str, job: &str) -> f64 {
+    let v: Value = ureq::get(&format!(
+        "{url}/v2/output/metric/query?job_id={job}&role=guest&party_id=9999&task_name=evaluation_0"
+    ))
+    .call()
+    .unwrap()
+    .into_json()
+    .unwrap();
+    v["data"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["name"] == "auc"))
+        .and_then(|m| m["data"]["auc"].as_f64())
+        .unwrap_or_else(|| panic!("no auc for {job}: {v}"))
+}
+
+#[test]
+fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
+    let chromium = std::env::var("FATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: the board's browser test needs Debian's Chromium \
+         (FATE_SETUP=tests scripts/setup.sh installs it)"
+    );
+    let modules = node_modules();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    let url = node.url.as_str();
+
+    // No password configured: the node generated one, readable by its user only.
+    let file = dir.path().join("board-password");
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(password.len() >= 20, "{password}");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let mut upload_job = String::new();
+    for side in ["guest", "host"] {
+        let conf = repo().join(format!("examples/upload/breast_hetero_{side}.json"));
+        let out = run_ok(&["data", "upload", "-c", conf.to_str().unwrap()], url);
+        assert!(out.contains("569 rows"), "{out}");
+        // "... 569 rows in 4 partitions (job <id>)"
+        upload_job = out
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 21)
+            .unwrap_or_else(|| panic!("no job id: {out}"))
+            .to_string();
+    }
+    let submit = |conf: &Path, wait: bool| -> String {
+        let mut args = vec!["job", "submit", "-c", conf.to_str().unwrap(), "--json"];
+        if wait {
+            args.push("--wait");
+        }
+        let out = run_ok(&args, url);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        if wait {
+            assert_eq!(v["status"], "success", "{}: {out}", conf.display());
+        }
+        v["job_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no job id: {out}"))
+            .to_string()
+    };
+    let pipeline = |name: &str| repo().join(format!("examples/pipeline/{name}.yaml"));
+    let lr_job = submit(&pipeline("breast_psi_lr"), true);
+    let sbt_job = submit(&pipeline("breast_psi_sbt"), true);
+    // The job whose logs the browser watches grow: the same LR with 15 times the epochs, so it
+    // runs for minutes (the browser stops it).
+    let long = std::fs::read_to_string(pipeline("breast_psi_lr"))
+        .unwrap()
+        .replace("epochs: 20", "epochs: 300");
+    assert!(long.contains("epochs: 300"));
+    let long_conf = dir.path().join("long_lr.yaml");
+    std::fs::write(&long_conf, long).unwrap();
+    let running_job = submit(&long_conf, false);
+    // A job that fails at the host (its reader names a table the host does not have).
+    let broken = std::fs::read_to_string(pipeline("breast_psi_lr"))
+        .unwrap()
+        .replace("name: breast_hetero_host", "name: no_such_table");
+    assert!(broken.contains("no_such_table"));
+    let broken_conf = dir.path().join("broken_lr.yaml");
+    std::fs::write(&broken_conf, broken).unwrap();
+    let failed_job = {
+        let out = fate()
+            .args([
+                "job",
+                "submit",
+                "-c",
+                broken_conf.to_str().unwrap(),
+                "--json",
+                "--wait",
+            ])
+            .args(["--api", url])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!(v["status"], "failed", "{text}");
+        v["job_id"].as_str().unwrap().to_string()
+    };
+    let facts = json!({
+        "lr_job": lr_job, "sbt_job": sbt_job, "running_job": running_job, "failed_job": failed_job,
+        "upload_job": upload_job,
+        "lr_auc": auc(url, &lr_job), "sbt_auc": auc(url, &sbt_job),
+    });
+    let facts_file = dir.path().join("facts.json");
+    std::fs::write(&facts_file, facts.to_string()).unwrap();
+    let shots = repo().join("target/board-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+
+    let out = Command::new("node")
+        .arg(here().join("board.mjs"))
+        .env("FATE_BOARD_URL", url)
+        .env("FATE_BOARD_PASSWORD", &password)
+        .env("FATE_BOARD_SHOTS", &shots)
+        .env("FATE_BOARD_FACTS", &facts_file)
+        .env("FATE_BOARD_NODE_MODULES", &modules)
+        .env("FATE_CHROMIUM", &chromium)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "board.mjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in [
+        "01-login",
+        "02-running",
+        "03-dashboard-live",
+        "04-history",
+        "05-dashboard-lr",
+        "06-evaluation-lr",
+        "07-lr-guest",
+        "09-sbt-guest",
+    ] {
+        let f = shots.join(format!("{name}.png"));
+        assert!(
+            std::fs::metadata(&f).is_ok_and(|m| m.len() > 1000),
+            "no screenshot {}",
+            f.display()
+        );
+    }
+    // The browser stopped the running job: every party's row ends canceled.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let v: Value = ureq::get(&format!("{url}/v2/job/query?job_id={running_job}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        let rows = v["data"].as_array().unwrap();
+        if rows.iter().all(|j| j["status"] == "canceled") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not canceled: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
