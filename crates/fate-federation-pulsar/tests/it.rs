@@ -268,7 +268,11 @@ fn bad_route_entries_name_the_party_and_the_field() {
         .into_iter()
         .filter(|ns| ns.ends_with(&format!("/{}", key.session_id)))
         .collect();
-    assert_eq!(own, Vec::<String>::new(), "left half-created on 9999's broker");
+    assert_eq!(
+        own,
+        Vec::<String>::new(),
+        "left half-created on 9999's broker"
+    );
     // A session id Pulsar cannot name a namespace after.
     let t = transport();
     let key = MessageKey {
@@ -663,6 +667,7 @@ fn the_bench_moves_the_object_through_ours_and_the_raw_client_unchanged() {
     }
     let err = bench::bench(&bench::BenchOptions::new(routes(), 0)).unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
+}
 
 /// A job's `pulsar_run` (given per party by the scheduler): `topic_ttl` becomes the TTL of the
 /// session's namespace on the party's broker, and `producer.compression_type` the compression

@@ -459,6 +459,7 @@ fn the_bench_moves_the_object_through_ours_and_raw_lapin_unchanged() {
     // An object of nothing is refused before any broker is touched.
     let err = bench::bench(&bench::BenchOptions::new(routes, 0)).unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
+}
 
 /// A job's `rabbitmq_run.connection.heartbeat` (given per party by the scheduler) is the
 /// heartbeat of that party's connections in the session: guest 7 s on its broker, host 11 s on
