@@ -61,12 +61,6 @@ impl BenchOptions {
 
 /// Runs ours, then raw, in this process. Call it outside any async runtime.
 pub fn bench(options: &BenchOptions) -> Result<BrokerReport, PulsarError> {
-    if options.bytes == 0 {
-        return Err(PulsarError::Config(
-            "the benchmark's object is empty".into(),
-        ));
-    }
-    let (src, dst) = (common::sender(), common::receiver());
     let node = |party: &str| {
         let mut config = PulsarConfig::new(options.routes.clone(), vec![party.to_string()]);
         config.mode = options.mode;
@@ -77,47 +71,22 @@ pub fn bench(options: &BenchOptions) -> Result<BrokerReport, PulsarError> {
         config.mailbox_bytes = config.mailbox_bytes.max(2 * config.max_frame_size);
         PulsarTransport::start(config).map(|t| t as Arc<dyn Transport>)
     };
-    let a = node(src.party_id.as_str())?;
-    let b = node(dst.party_id.as_str())?;
-    let payload = common::pattern(options.bytes);
-    let sent_checksum = common::checksum(&payload);
-    let session = session_id();
-    let run = common::ours(&a, &b, &session, &payload, options.max_message_size);
-    // The receiver first, and gone (its runtime with its consumers) before the sender cleans
-    // up: a consumer that outlived its peer's cleanup would log the lost vhost or namespace.
-    b.cleanup(&session);
-    drop(b);
-    a.cleanup(&session);
-    drop(a);
-    let run = run.map_err(|e| PulsarError::Config(format!("benchmark: {e}")))?;
-
-    let (raw, raw_data) = raw(options, &payload)?;
-    drop(payload);
-    Ok(BrokerReport {
-        backend: "pulsar",
-        mode: match options.mode {
-            Mode::Replication => "replication",
-            Mode::Client => "client",
+    let session = common::session_id();
+    common::broker_bench(
+        common::BrokerRun {
+            backend: "pulsar",
+            mode: match options.mode {
+                Mode::Replication => "replication",
+                Mode::Client => "client",
+            },
+            bytes: options.bytes,
+            max_message_size: options.max_message_size,
+            session: &session,
         },
-        bytes: options.bytes,
-        max_message_size: options.max_message_size,
-        frames: run.frames,
-        ours: run.elapsed,
-        raw,
-        sent_checksum,
-        received_checksum: run.received_checksum,
-        received_bytes: run.received_bytes,
-        raw_checksum: common::checksum(&raw_data),
-        raw_bytes: raw_data.len(),
-    })
-}
-
-/// A session id (the namespace) of its own per run: `bench_<pid>_<nanos>`.
-fn session_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("bench_{}_{nanos}", std::process::id())
+        node,
+        |payload| raw(options, payload),
+        PulsarError::Config,
+    )
 }
 
 /// The raw run on the receiver's broker in a namespace of its own; returns its time and the
@@ -126,7 +95,7 @@ fn raw(options: &BenchOptions, payload: &[u8]) -> Result<(Duration, Vec<u8>), Pu
     let party = common::receiver().party_id.as_str().to_string();
     let broker = options.routes.broker(&party)?;
     let admin = Admin::new(&party, &broker);
-    let namespace = format!("{}_raw", session_id());
+    let namespace = format!("{}_raw", common::session_id());
     let topic = "raw";
     let clusters = admin.clusters()?;
     admin.create_tenant(DEFAULT_TENANT, &clusters)?;

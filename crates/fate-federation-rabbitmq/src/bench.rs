@@ -60,12 +60,6 @@ impl BenchOptions {
 
 /// Runs ours, then raw, in this process. Call it outside any async runtime.
 pub fn bench(options: &BenchOptions) -> Result<BrokerReport, RabbitError> {
-    if options.bytes == 0 {
-        return Err(RabbitError::Config(
-            "the benchmark's object is empty".into(),
-        ));
-    }
-    let (src, dst) = (common::sender(), common::receiver());
     let node = |party: &str| {
         let mut config = RabbitConfig::new(
             options.routes.clone(),
@@ -78,47 +72,22 @@ pub fn bench(options: &BenchOptions) -> Result<BrokerReport, RabbitError> {
         config.mailbox_bytes = config.mailbox_bytes.max(2 * config.max_frame_size);
         RabbitTransport::start(config).map(|t| t as Arc<dyn Transport>)
     };
-    let a = node(src.party_id.as_str())?;
-    let b = node(dst.party_id.as_str())?;
-    let payload = common::pattern(options.bytes);
-    let sent_checksum = common::checksum(&payload);
-    let session = session_id();
-    let run = common::ours(&a, &b, &session, &payload, options.max_message_size);
-    // The receiver first, and gone (its runtime with its consumers) before the sender cleans
-    // up: a consumer that outlived its peer's cleanup would log the lost vhost or namespace.
-    b.cleanup(&session);
-    drop(b);
-    a.cleanup(&session);
-    drop(a);
-    let run = run.map_err(|e| RabbitError::Config(format!("benchmark: {e}")))?;
-
-    let (raw, raw_data) = raw(options, &payload)?;
-    drop(payload);
-    Ok(BrokerReport {
-        backend: "rabbitmq",
-        mode: match options.mode {
-            Mode::Replication => "replication",
-            Mode::Client => "client",
+    let session = common::session_id();
+    common::broker_bench(
+        common::BrokerRun {
+            backend: "rabbitmq",
+            mode: match options.mode {
+                Mode::Replication => "replication",
+                Mode::Client => "client",
+            },
+            bytes: options.bytes,
+            max_message_size: options.max_message_size,
+            session: &session,
         },
-        bytes: options.bytes,
-        max_message_size: options.max_message_size,
-        frames: run.frames,
-        ours: run.elapsed,
-        raw,
-        sent_checksum,
-        received_checksum: run.received_checksum,
-        received_bytes: run.received_bytes,
-        raw_checksum: common::checksum(&raw_data),
-        raw_bytes: raw_data.len(),
-    })
-}
-
-/// A session id of its own per run (a RabbitMQ user and vhost prefix): `bench_<pid>_<nanos>`.
-fn session_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("bench_{}_{nanos}", std::process::id())
+        node,
+        |payload| raw(options, payload),
+        RabbitError::Config,
+    )
 }
 
 /// The raw run on the sender's broker in a vhost of its own; returns its time and the bytes
@@ -131,7 +100,7 @@ fn raw(options: &BenchOptions, payload: &[u8]) -> Result<(Duration, Vec<u8>), Ra
         broker.user.clone().unwrap_or_default(),
         broker.password.clone().unwrap_or_default(),
     );
-    let vhost = format!("{}-raw", session_id());
+    let vhost = format!("{}-raw", common::session_id());
     admin.create_vhost(&vhost)?;
     let result = admin.grant(&vhost, &user).and_then(|()| {
         let runtime = tokio::runtime::Builder::new_multi_thread()

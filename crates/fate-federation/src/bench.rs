@@ -258,6 +258,69 @@ impl BrokerReport {
     }
 }
 
+/// What one broker backend's bench is: its name and mode, the object's size and slice size.
+#[derive(Clone, Copy, Debug)]
+pub struct BrokerRun<'a> {
+    pub backend: &'static str,
+    pub mode: &'static str,
+    pub bytes: usize,
+    pub max_message_size: usize,
+    /// The session (and raw run) id, [`session_id`].
+    pub session: &'a str,
+}
+
+/// A session id of its own per run (a vhost, user or namespace prefix): `bench_<pid>_<nanos>`.
+pub fn session_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("bench_{}_{nanos}", std::process::id())
+}
+
+/// A broker backend's bench: `start` makes the sender's then the receiver's transport (one
+/// per party, as two nodes run them); [`ours`] between them, cleaned up receiver first and
+/// dropped (its runtime with its consumers) before the sender cleans up, since a consumer that
+/// outlived its peer's cleanup would log the lost vhost or namespace; then `raw`, the same
+/// payload through the broker's own client, returning its time and the bytes its consumer
+/// received in order. `fail` turns our run's error into the backend's.
+pub fn broker_bench<E>(
+    run: BrokerRun<'_>,
+    start: impl Fn(&str) -> Result<Arc<dyn Transport>, E>,
+    raw: impl FnOnce(&[u8]) -> Result<(Duration, Vec<u8>), E>,
+    fail: impl Fn(String) -> E,
+) -> Result<BrokerReport, E> {
+    if run.bytes == 0 {
+        return Err(fail("the benchmark's object is empty".into()));
+    }
+    let a = start(sender().party_id.as_str())?;
+    let b = start(receiver().party_id.as_str())?;
+    let payload = pattern(run.bytes);
+    let sent_checksum = checksum(&payload);
+    let session = run.session;
+    let ours_run = ours(&a, &b, session, &payload, run.max_message_size);
+    b.cleanup(session);
+    drop(b);
+    a.cleanup(session);
+    drop(a);
+    let ours_run = ours_run.map_err(|e| fail(format!("benchmark: {e}")))?;
+    let (raw_time, raw_data) = raw(&payload)?;
+    drop(payload);
+    Ok(BrokerReport {
+        backend: run.backend,
+        mode: run.mode,
+        bytes: run.bytes,
+        max_message_size: run.max_message_size,
+        frames: ours_run.frames,
+        ours: ours_run.elapsed,
+        raw: raw_time,
+        sent_checksum,
+        received_checksum: ours_run.received_checksum,
+        received_bytes: ours_run.received_bytes,
+        raw_checksum: checksum(&raw_data),
+        raw_bytes: raw_data.len(),
+    })
+}
+
 /// `bytes` moved in `elapsed`, in GiB/s.
 pub fn gib_per_s(bytes: usize, elapsed: Duration) -> f64 {
     bytes as f64 / f64::from(1u32 << 30) / elapsed.as_secs_f64().max(1e-9)
