@@ -24,12 +24,12 @@ use fate_federation::{DEFAULT_MAX_MESSAGE_SIZE, Transport, wire};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
-use crate::transport::amqp_uri;
+use crate::transport::{amqp_uri, declare};
 use crate::{Management, Mode, RabbitConfig, RabbitError, RabbitTransport, RouteTable};
 
 /// What to measure.
@@ -149,17 +149,7 @@ async fn raw_run(
             .create_channel()
             .await
             .map_err(|e| format!("open a channel: {e}"))?;
-        channel
-            .queue_declare(
-                QUEUE.into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| format!("declare queue `{QUEUE}`: {e}"))?;
+        declare(&channel, QUEUE).await?;
         Ok::<_, String>((connection, channel))
     };
     let (consumer_connection, consumer_channel) = open().await?;

@@ -559,7 +559,7 @@ async fn publish(
     }
 }
 
-async fn declare(channel: &Channel, queue: &str) -> Result<(), String> {
+pub(crate) async fn declare(channel: &Channel, queue: &str) -> Result<(), String> {
     channel
         .queue_declare(
             queue.into(),
