@@ -2,6 +2,9 @@
 //! FATE's benchmark jobs on the breast dataset: upload guest and host data, PSI + CoordinatedLR +
 //! evaluation and PSI + HeteroSecureBoost + evaluation with FATE's benchmark_quality parameters,
 //! each printed with its time and AUC next to FATE 2.2's on this kind of machine (anchors.md).
+//! The jobs run on a standalone node whose board (and REST API) listens on loopback while the
+//! demo runs, so the user watches them at the printed URL and looks around afterwards (fate-spec
+//! §7: FATE's own demo ends at FATE-Board on port 8080).
 
 use crate::node::{EngineArgs, build_scheduler, runtime};
 use anyhow::{Context, Result, bail};
@@ -9,6 +12,7 @@ use clap::Args;
 use fate_scheduler::Scheduler;
 use fate_types::{JobStatus, Role};
 use serde_json::json;
+use std::future::IntoFuture as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,6 +25,13 @@ pub struct DemoArgs {
     /// Only run the toy.
     #[arg(long)]
     pub toy_only: bool,
+    /// Port of the board and REST API on 127.0.0.1 while the demo runs (0: any free port; a
+    /// port in use is replaced by a free one).
+    #[arg(long, default_value_t = 9380)]
+    pub port: u16,
+    /// Leave when the jobs are done, instead of keeping the board up until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
 }
 
 /// FATE's breast CSVs (examples/data, from FATE's examples/data, Apache-2.0), built in so that the
@@ -198,20 +209,136 @@ async fn metric(scheduler: &Scheduler, job_id: &str, name: &str) -> Result<Optio
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    let toy = crate::toy::run_in_process("9999", "10000", 1000, 4, Duration::from_secs(120))?;
-    println!(
-        "success to calculate secure_sum, it is {:?}",
-        toy.secure_sum
-    );
-    println!(
-        "toy (guest 9999, host 10000): {:.3} s   FATE 2.2: 30.6 s   ({:.0}x faster)\n",
-        toy.elapsed.as_secs_f64(),
-        30.6 / toy.elapsed.as_secs_f64()
-    );
-    if args.toy_only {
-        return Ok(());
+    let dir = tempfile::tempdir()?;
+    let source = Datasets::or_embedded(args.datasets);
+    runtime()?.block_on(async {
+        let scheduler = build_scheduler(dir.path(), &engine_args(&source)).await?;
+        let board = DemoBoard::start(&scheduler, dir.path(), args.port).await?;
+        let toy = crate::toy::run_on(
+            &scheduler,
+            "9999",
+            "10000",
+            1000,
+            4,
+            Duration::from_secs(120),
+        )
+        .await?;
+        println!(
+            "success to calculate secure_sum, it is {:?}",
+            toy.secure_sum
+        );
+        println!(
+            "toy (guest 9999, host 10000): {:.3} s   FATE 2.2: 30.6 s   ({:.0}x faster)\n",
+            toy.elapsed.as_secs_f64(),
+            30.6 / toy.elapsed.as_secs_f64()
+        );
+        if !args.toy_only {
+            let jobs =
+                run_benchmarks_on(&scheduler, &dir.path().join("import"), &source, &[BREAST])
+                    .await?;
+            println!("\non the board:");
+            for (name, job_id) in jobs {
+                println!("  {}board/#/job/{job_id}/guest/9999   {name}", board.url);
+            }
+        }
+        if !args.exit {
+            println!(
+                "\nthe board stays up at {} until you press Ctrl-C (`fate demo --exit` leaves at once)",
+                board.url
+            );
+            crate::node::shutdown_signal().await;
+        }
+        board.stop().await;
+        Ok(())
+    })
+}
+
+/// The demo node's board and REST API on loopback, serving while the demo runs.
+struct DemoBoard {
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl DemoBoard {
+    /// Listens on 127.0.0.1:`port` (a free port if that one is taken) and prints the board's
+    /// URL and login. The password is FATE_BOARD_PASSWORD or a new random one, printed: the
+    /// node lives only as long as the demo and only this machine reaches it.
+    async fn start(scheduler: &Scheduler, data_dir: &Path, port: u16) -> Result<DemoBoard> {
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => l,
+            Err(e) if port != 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+                println!(
+                    "port {port} is in use (a FATE node?): the demo's board takes a free port"
+                );
+                tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot listen on 127.0.0.1:{port}")),
+        };
+        let local = listener.local_addr()?;
+        let user = "admin";
+        let password = std::env::var("FATE_BOARD_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(fate_api::board::random_password);
+        let board = fate_api::Board::new(fate_api::BoardConfig {
+            user: user.into(),
+            password: password.clone(),
+            session_minutes: crate::auth::BOARD_SESSION_MINUTES,
+        });
+        let state = fate_api::ApiState {
+            scheduler: scheduler.clone(),
+            upload_dir: data_dir.join("uploads"),
+            address: local.to_string(),
+            // Off on loopback, as for `fate standalone` (--auth auto).
+            auth: crate::auth::client_auth(
+                crate::auth::AuthSwitch::Auto,
+                &local,
+                scheduler.store(),
+                data_dir,
+            )
+            .await?,
+            board: Some(std::sync::Arc::new(board)),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            axum::serve(listener, fate_api::router(state))
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .into_future(),
+        );
+        let url = crate::node::board_url(&local);
+        println!(
+            "board at {url} (log in as {user}, password {password}): the demo's jobs appear there as they run\n"
+        );
+        Ok(DemoBoard { url, stop, server })
     }
-    run_benchmarks(&Datasets::or_embedded(args.datasets), &[BREAST])
+
+    /// Stops serving; a browser's open connection gets a few seconds to finish.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+}
+
+fn engine_args(source: &Datasets) -> EngineArgs {
+    EngineArgs {
+        cores: None,
+        partitions: 4,
+        federation_timeout: 600,
+        data_roots: match source {
+            Datasets::Dir(d) => vec![d.clone()],
+            Datasets::Embedded => Vec::new(),
+        },
+        max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
+        computing_engine: Default::default(),
+        spark_connect: None,
+        spark_executor: None,
+        storage: None,
+        database: None,
+        s3: Default::default(),
+    }
 }
 
 /// Uploads each dataset's guest and host CSVs and runs its FATE benchmark jobs in this process,
@@ -219,61 +346,57 @@ pub fn run(args: DemoArgs) -> Result<()> {
 pub fn run_benchmarks(source: &Datasets, datasets: &[Dataset]) -> Result<()> {
     let dir = tempfile::tempdir()?;
     runtime()?.block_on(async {
-        let engine = EngineArgs {
-            cores: None,
-            partitions: 4,
-            federation_timeout: 600,
-            data_roots: match source {
-                Datasets::Dir(d) => vec![d.clone()],
-                Datasets::Embedded => Vec::new(),
-            },
-            max_upload_bytes: fate_runtime::files::DEFAULT_MAX_FILE_BYTES,
-            computing_engine: Default::default(),
-            spark_connect: None,
-            spark_executor: None,
-            storage: None,
-            database: None,
-            s3: Default::default(),
-        };
-        let scheduler = build_scheduler(dir.path(), &engine).await?;
-        // Built-in CSVs go to the node's own import folder, one of its data roots.
-        let import = dir.path().join("import");
-        println!(
-            "{:<64} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8}",
-            "job", "ours (s)", "FATE (s)", "speedup", "AUC", "FATE AUC", "KS"
-        );
-        for ds in datasets {
-            let (g, h) = (
-                format!("{}_hetero_guest", ds.name),
-                format!("{}_hetero_host", ds.name),
-            );
-            let up = upload(&scheduler, &source.file(&g, &import)?, &g, true).await?
-                + upload(&scheduler, &source.file(&h, &import)?, &h, false).await?;
-            println!(
-                "{:<64} {:>9.2} {:>9} {:>7.0}x",
-                format!("upload {} guest + host", ds.name),
-                up.as_secs_f64(),
-                "30",
-                30.0 / up.as_secs_f64()
-            );
-            for job in &ds.jobs {
-                let dag = fate_dag::parse_dag(job.dag)?;
-                let (job_id, elapsed) = run_job(&scheduler, dag).await.with_context(|| job.name)?;
-                let auc = metric(&scheduler, &job_id, "auc").await?;
-                let ks = metric(&scheduler, &job_id, "ks").await?;
-                let f = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_else(|| "-".into());
-                println!(
-                    "{:<64} {:>9.2} {:>9.0} {:>7.0}x {:>10} {:>10.6} {:>8}",
-                    job.name,
-                    elapsed.as_secs_f64(),
-                    job.fate_secs,
-                    job.fate_secs / elapsed.as_secs_f64(),
-                    f(auc),
-                    job.fate_auc,
-                    f(ks)
-                );
-            }
-        }
+        let scheduler = build_scheduler(dir.path(), &engine_args(source)).await?;
+        run_benchmarks_on(&scheduler, &dir.path().join("import"), source, datasets).await?;
         Ok(())
     })
+}
+
+/// [`run_benchmarks`] on a node's `scheduler`; built-in CSVs are written to `import`, one of
+/// the node's data roots. Returns each job's name and id.
+async fn run_benchmarks_on(
+    scheduler: &Scheduler,
+    import: &Path,
+    source: &Datasets,
+    datasets: &[Dataset],
+) -> Result<Vec<(&'static str, String)>> {
+    let mut ran = Vec::new();
+    println!(
+        "{:<64} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8}",
+        "job", "ours (s)", "FATE (s)", "speedup", "AUC", "FATE AUC", "KS"
+    );
+    for ds in datasets {
+        let (g, h) = (
+            format!("{}_hetero_guest", ds.name),
+            format!("{}_hetero_host", ds.name),
+        );
+        let up = upload(scheduler, &source.file(&g, import)?, &g, true).await?
+            + upload(scheduler, &source.file(&h, import)?, &h, false).await?;
+        println!(
+            "{:<64} {:>9.2} {:>9} {:>7.0}x",
+            format!("upload {} guest + host", ds.name),
+            up.as_secs_f64(),
+            "30",
+            30.0 / up.as_secs_f64()
+        );
+        for job in &ds.jobs {
+            let dag = fate_dag::parse_dag(job.dag)?;
+            let (job_id, elapsed) = run_job(scheduler, dag).await.with_context(|| job.name)?;
+            let auc = metric(scheduler, &job_id, "auc").await?;
+            let ks = metric(scheduler, &job_id, "ks").await?;
+            let f = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_else(|| "-".into());
+            println!(
+                "{:<64} {:>9.2} {:>9.0} {:>7.0}x {:>10} {:>10.6} {:>8}",
+                job.name,
+                elapsed.as_secs_f64(),
+                job.fate_secs,
+                job.fate_secs / elapsed.as_secs_f64(),
+                f(auc),
+                job.fate_auc,
+                f(ks)
+            );
+            ran.push((job.name, job_id));
+        }
+    }
+    Ok(ran)
 }

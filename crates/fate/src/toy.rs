@@ -113,41 +113,53 @@ pub fn run_in_process(
             s3: Default::default(),
         };
         let scheduler = build_scheduler(dir.path(), &engine).await?;
-        let start = Instant::now();
-        let (dsl, conf) = toy_dsl_conf(guest, host, data_num, partition);
-        let dag = fate_dag::dsl_to_dag(&dsl, &conf, &scheduler.registry().specs())?;
-        let submitted = scheduler.submit(dag, "fate toy").await?;
-        let status = scheduler.wait(&submitted.job_id, timeout).await?;
-        let elapsed = start.elapsed();
-        let guest_role = fate_types::Role::Guest;
-        if status != fate_types::JobStatus::Success {
-            let jobs = scheduler
-                .store()
-                .jobs(&fate_store::JobFilter {
-                    job_id: Some(submitted.job_id.clone()),
-                    ..Default::default()
-                })
-                .await?;
-            let err = jobs
-                .iter()
-                .find_map(|j| j.error.clone())
-                .unwrap_or_default();
-            bail!("toy job {} {status}: {err}", submitted.job_id);
-        }
-        let metrics = scheduler
+        run_on(&scheduler, guest, host, data_num, partition, timeout).await
+    })
+}
+
+/// Runs the 1.x toy between `guest` and `host` on `scheduler` (a standalone node hosting both).
+pub async fn run_on(
+    scheduler: &fate_scheduler::Scheduler,
+    guest: &str,
+    host: &str,
+    data_num: u64,
+    partition: u32,
+    timeout: Duration,
+) -> Result<ToyOutcome> {
+    let start = Instant::now();
+    let (dsl, conf) = toy_dsl_conf(guest, host, data_num, partition);
+    let dag = fate_dag::dsl_to_dag(&dsl, &conf, &scheduler.registry().specs())?;
+    let submitted = scheduler.submit(dag, "fate toy").await?;
+    let status = scheduler.wait(&submitted.job_id, timeout).await?;
+    let elapsed = start.elapsed();
+    let guest_role = fate_types::Role::Guest;
+    if status != fate_types::JobStatus::Success {
+        let jobs = scheduler
             .store()
-            .metrics(&submitted.job_id, guest_role, guest, None)
+            .jobs(&fate_store::JobFilter {
+                job_id: Some(submitted.job_id.clone()),
+                ..Default::default()
+            })
             .await?;
-        let secure_sum = metrics
+        let err = jobs
             .iter()
-            .find(|m| m.name == "secure_sum")
-            .and_then(|m| m.data["secure_sum"].as_f64())
-            .context("the guest recorded no secure_sum")?;
-        Ok(ToyOutcome {
-            job_id: submitted.job_id,
-            secure_sum,
-            elapsed,
-        })
+            .find_map(|j| j.error.clone())
+            .unwrap_or_default();
+        bail!("toy job {} {status}: {err}", submitted.job_id);
+    }
+    let metrics = scheduler
+        .store()
+        .metrics(&submitted.job_id, guest_role, guest, None)
+        .await?;
+    let secure_sum = metrics
+        .iter()
+        .find(|m| m.name == "secure_sum")
+        .and_then(|m| m.data["secure_sum"].as_f64())
+        .context("the guest recorded no secure_sum")?;
+    Ok(ToyOutcome {
+        job_id: submitted.job_id,
+        secure_sum,
+        elapsed,
     })
 }
 

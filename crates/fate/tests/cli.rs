@@ -105,37 +105,6 @@ fn toy_in_process_prints_the_secure_sum() {
     );
 }
 
-/// The README's demo command needs no files at hand: run from an empty directory, it uses the
-/// breast CSVs built into the binary and reaches FATE's AUCs.
-#[test]
-fn demo_runs_from_any_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = fate().arg("demo").current_dir(dir.path()).output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("success to calculate secure_sum, it is 2000.0"),
-        "{stdout}"
-    );
-    // PSI + CoordinatedLR and PSI + SecureBoost on breast reach FATE 2.2's AUCs. A job's row
-    // ends with our AUC, FATE's AUC and our KS.
-    for (job, auc) in [
-        ("PSI + CoordinatedLR", "0.994411"),
-        ("PSI + HeteroSecureBoost", "0.999194"),
-    ] {
-        let row = stdout
-            .lines()
-            .find(|l| l.starts_with(job))
-            .unwrap_or_else(|| panic!("no row for {job}: {stdout}"));
-        let cols: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cols[cols.len() - 3], auc, "{row}");
-    }
-}
-
 #[test]
 fn a_standalone_node_driven_by_the_cli() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! The board in a real headless browser (issue 14): Debian's Chromium driven by playwright-core
 //! (`board.mjs`, pinned by `package.json`/`package-lock.json` beside this file) against a
 //! `fate standalone` that ran breast PSI + CoordinatedLR and PSI + SecureBoost and has a third
-//! job running. Screenshots of each view go to `target/board-screenshots/`.
+//! job running, and against the board `fate demo` prints. Screenshots of each view go to
+//! `target/board-screenshots/{node,demo}/`.
 //!
 //! Node.js, npm and Chromium are required (scripts/setup.sh installs them with
 //! FATE_SETUP=tests): the test fails, never skips, when one is missing. The npm cache and
@@ -75,14 +76,51 @@ fn auc(url: &str, job: &str) -> f64 {
         .unwrap_or_else(|| panic!("no auc for {job}: {v}"))
 }
 
-#[test]
-fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
+/// Debian's Chromium (or FATE_CHROMIUM); the test fails when it is missing.
+fn chromium() -> String {
     let chromium = std::env::var("FATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&chromium).exists(),
         "{chromium} is missing: the board's browser test needs Debian's Chromium \
          (FATE_SETUP=tests scripts/setup.sh installs it)"
     );
+    chromium
+}
+
+/// Runs board.mjs's `scenario` against the board at `url`; screenshots go to `shots`.
+fn browse(
+    url: &str,
+    password: &str,
+    facts_file: &Path,
+    shots: &Path,
+    scenario: &str,
+    modules: &Path,
+    chromium: &str,
+) {
+    let _ = std::fs::remove_dir_all(shots);
+    let out = Command::new("node")
+        .arg(here().join("board.mjs"))
+        .env("FATE_BOARD_URL", url)
+        .env("FATE_BOARD_PASSWORD", password)
+        .env("FATE_BOARD_SHOTS", shots)
+        .env("FATE_BOARD_FACTS", facts_file)
+        .env("FATE_BOARD_SCENARIO", scenario)
+        .env("FATE_BOARD_NODE_MODULES", modules)
+        .env("FATE_CHROMIUM", chromium)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "board.mjs ({scenario}) failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
+    let chromium = chromium();
     let modules = node_modules();
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(dir.path());
@@ -169,25 +207,15 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
     });
     let facts_file = dir.path().join("facts.json");
     std::fs::write(&facts_file, facts.to_string()).unwrap();
-    let shots = repo().join("target/board-screenshots");
-    let _ = std::fs::remove_dir_all(&shots);
-
-    let out = Command::new("node")
-        .arg(here().join("board.mjs"))
-        .env("FATE_BOARD_URL", url)
-        .env("FATE_BOARD_PASSWORD", &password)
-        .env("FATE_BOARD_SHOTS", &shots)
-        .env("FATE_BOARD_FACTS", &facts_file)
-        .env("FATE_BOARD_NODE_MODULES", &modules)
-        .env("FATE_CHROMIUM", &chromium)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    assert!(
-        out.status.success(),
-        "board.mjs failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let shots = repo().join("target/board-screenshots/node");
+    browse(
+        url,
+        &password,
+        &facts_file,
+        &shots,
+        "node",
+        &modules,
+        &chromium,
     );
     for name in [
         "01-login",
@@ -221,4 +249,138 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
         assert!(std::time::Instant::now() < deadline, "not canceled: {v}");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// Issue 14's first must-hold, as a new user meets it: `fate demo`, run from an empty
+/// directory with the breast CSVs built into the binary, reaches FATE's AUCs, prints a board URL
+/// with its login, and keeps the board up; in a browser, that URL shows the jobs, each DAG with
+/// its tasks' states, the logs, the ROC and KS curves with the AUC the metric API gives, the LR
+/// weights, the loss curve and the SecureBoost trees. Ctrl-C then ends the demo cleanly.
+#[test]
+fn the_demo_prints_a_board_url_that_shows_its_jobs() {
+    use std::io::BufRead as _;
+    let chromium = chromium();
+    let modules = node_modules();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = fate()
+        .args(["demo", "--port", "0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let mut lines: Vec<String> = Vec::new();
+    while !lines
+        .iter()
+        .any(|l| l.starts_with("the board stays up at "))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => lines.push(l),
+            Err(e) => {
+                let _ = child.kill();
+                let mut err = String::new();
+                let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+                panic!(
+                    "the demo did not reach its end ({e}):\n{}\n{err}",
+                    lines.join("\n")
+                );
+            }
+        }
+    }
+    let text = lines.join("\n");
+    assert!(
+        text.contains("success to calculate secure_sum, it is 2000.0"),
+        "{text}"
+    );
+    // PSI + CoordinatedLR and PSI + SecureBoost on breast reach FATE 2.2's AUCs. A job's row
+    // ends with our AUC, FATE's AUC and our KS.
+    for (job, auc) in [
+        ("PSI + CoordinatedLR", "0.994411"),
+        ("PSI + HeteroSecureBoost", "0.999194"),
+    ] {
+        let row = lines
+            .iter()
+            .find(|l| l.starts_with(job))
+            .unwrap_or_else(|| panic!("no row for {job}: {text}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[cols.len() - 3], auc, "{row}");
+    }
+    // "board at http://127.0.0.1:PORT/ (log in as admin, password P): ..."
+    let board = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("board at "))
+        .unwrap_or_else(|| panic!("no board line: {text}"));
+    let (url, rest) = board.split_once(" (log in as admin, password ").unwrap();
+    let password = rest.split_once("):").unwrap().0;
+    assert!(password.len() >= 20, "{board}");
+    let url = url.trim_end_matches('/');
+    // "  http://.../board/#/job/<id>/guest/9999   PSI + CoordinatedLR + evaluation (breast)"
+    let job_of = |name: &str| -> String {
+        let link = lines
+            .iter()
+            .filter(|l| l.contains(name))
+            .find_map(|l| l.trim().strip_prefix(&format!("{url}/board/#/job/")))
+            .unwrap_or_else(|| panic!("no board link for {name}: {text}"));
+        link.split('/').next().unwrap().to_string()
+    };
+    let (lr_job, sbt_job) = (
+        job_of("PSI + CoordinatedLR"),
+        job_of("PSI + HeteroSecureBoost"),
+    );
+    let facts = json!({
+        "lr_job": lr_job, "sbt_job": sbt_job,
+        "lr_auc": auc(url, &lr_job), "sbt_auc": auc(url, &sbt_job),
+    });
+    let facts_file = dir.path().join("facts.json");
+    std::fs::write(&facts_file, facts.to_string()).unwrap();
+    let shots = repo().join("target/board-screenshots/demo");
+    browse(
+        url,
+        password,
+        &facts_file,
+        &shots,
+        "demo",
+        &modules,
+        &chromium,
+    );
+    assert!(
+        std::fs::metadata(shots.join("06-evaluation-lr.png")).is_ok_and(|m| m.len() > 1000),
+        "no screenshot in {}",
+        shots.display()
+    );
+
+    // Ctrl-C ends the demo, and its board with it.
+    let int = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(int.success());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "the demo still runs 30 s after Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        ureq::get(&format!("{url}/board/login")).call().is_err(),
+        "the board still answers after the demo ended"
+    );
 }
