@@ -1,6 +1,7 @@
 // A task's detail: parameters, metrics (curves, tables, summaries), models and output data,
 // all read from FATE-Flow's output API (/v2/output/metric/query, /v2/output/model/query,
-// /v2/output/data/display) as FATE's client reads them.
+// /v2/output/data/display) as FATE's client reads them, and the task's protocol transcript at
+// this party (/v2/job/task/transcript, fate-rs's: what it sent and received, never payloads).
 import * as api from './api.js';
 import { barChart, lineChart, treeChart } from './charts.js';
 import { h, status, duration, time } from './views.js';
@@ -194,10 +195,11 @@ export async function taskDetail(view, jobId, role, partyId, taskName) {
       h('tr', {}, h('th', {}, 'Started · elapsed'), h('td', {}, time(t.start_time), ' · ', duration(t.elapsed))),
       h('tr', {}, h('th', {}, 'Version'), h('td', {}, t.task_version)))),
     h('div', { class: 'card', id: 'task-parameters' }, h('h2', {}, 'Parameters'), kvTable(t.component_parameters || t.parameters)));
-  const [metrics, models, data] = await Promise.all([
+  const [metrics, models, data, transcript] = await Promise.all([
     api.get('/v2/output/metric/query', q).catch(() => []),
     api.get('/v2/output/model/query', q).catch(() => ({})),
     api.get('/v2/output/data/display', q).catch(() => ({})),
+    api.get('/v2/job/task/transcript', q).catch(() => null),
   ]);
   const inputs = [...new Set(metrics.map((m) => (m.data && m.data.input) || ''))];
   const mviews = [scalarsView(metrics), prView(metrics)];
@@ -211,5 +213,24 @@ export async function taskDetail(view, jobId, role, partyId, taskName) {
   view.append(h('h2', {}, 'Models'), mv.length ? h('div', { id: 'models' }, mv) : h('p', { class: 'muted' }, 'No model output.'));
   const dv = dataView(data);
   view.append(h('h2', {}, 'Output data'), dv.length ? h('div', { id: 'outputs' }, dv) : h('p', { class: 'muted' }, 'No data output.'));
+  view.append(h('h2', {}, 'Protocol transcript'), transcriptView(transcript, role, partyId));
   return null;
+}
+
+const bytes = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`);
+
+/** What this party sent and received in the task: one row per peer, name and tag pattern. */
+function transcriptView(rows, role, partyId) {
+  if (!rows) return h('p', { class: 'muted' }, 'No transcript for this task at this party.');
+  if (!rows.length) return h('p', { class: 'muted', id: 'transcript' }, `${role}:${partyId} sent and received nothing in this task.`);
+  const recv = rows.filter((r) => r.direction === 'received');
+  const total = (rs) => rs.reduce((a, r) => a + r.bytes, 0);
+  return h('div', { class: 'card' },
+    h('p', { class: 'muted' }, `What ${role}:${partyId} received (${bytes(total(recv))}) and sent (${bytes(total(rows) - total(recv))}): message names, tags (numbers as *), counts and sizes; never the payloads.`),
+    h('table', { id: 'transcript' },
+      h('tr', {}, ['', 'peer', 'name', 'tag', 'messages', 'frames', 'bytes'].map((c) => h('th', {}, c))),
+      rows.map((r) => h('tr', { 'data-direction': r.direction, 'data-peer': r.peer, 'data-name': r.name, 'data-bytes': r.bytes },
+        h('td', {}, r.direction === 'received' ? '← received from' : '→ sent to'),
+        h('td', { class: 'mono' }, r.peer), h('td', { class: 'mono' }, r.name), h('td', { class: 'mono' }, r.tag),
+        h('td', {}, r.messages), h('td', {}, r.frames), h('td', {}, bytes(r.bytes))))));
 }

@@ -80,6 +80,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/job/list/query", get(job_list))
         .route("/v2/job/task/query", get(task_query))
         .route("/v2/job/task/list/query", get(task_list))
+        .route("/v2/job/task/transcript", get(task_transcript))
         .route("/v2/log/query", get(log_query))
         .route("/v2/log/count", get(log_count))
         .route("/v2/data/component/upload", post(upload_path))
@@ -437,6 +438,36 @@ async fn task_query(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiRes
     Ok(Envelope::ok(
         tasks.iter().map(task_json).collect::<Vec<_>>(),
     ))
+}
+
+/// fate-rs, beyond FATE-Flow: a task's protocol transcript at one of this node's parties, what
+/// it sent and received through the federation (`[{direction, peer, name, tag, messages,
+/// frames, bytes}]`, the tag's numbers as `*`); never the payloads. The board's task view.
+async fn task_transcript(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
+    let mut ids = Vec::new();
+    for field in ["job_id", "role", "party_id", "task_name"] {
+        let v = opt_param(&p, field).ok_or_else(|| ApiError::param(field, "is required"))?;
+        if field == "job_id" {
+            fate_types::check_job_id(field, &v)?;
+        } else {
+            fate_types::check_path_id(field, &v)?;
+        }
+        ids.push(v);
+    }
+    match st
+        .scheduler
+        .transcript(&ids[0], &ids[1], &ids[2], &ids[3])
+        .await?
+    {
+        Some(rows) => Ok(Envelope::ok(rows)),
+        None => Err(ApiError::new(
+            RetCode::TaskNotFound,
+            format!(
+                "task {} of job {} has no transcript at {} {}",
+                ids[3], ids[0], ids[1], ids[2]
+            ),
+        )),
+    }
 }
 
 async fn task_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {

@@ -691,13 +691,16 @@ impl Scheduler {
                 }
                 transport.configure_session(&session_id, party, run);
             }
+            // What this party sends and receives, for the board's transcript view.
+            let traffic = Arc::new(crate::traffic::Traffic::default());
             let federation = Federation::new(
                 self.inner.transport.clone(),
                 session_id.clone(),
                 party.clone(),
                 fed_config,
                 cancel.clone(),
-            );
+            )
+            .with_observer(traffic.clone());
             let ctx = Ctx {
                 job_id: job_id.to_string(),
                 task_name: task.name.clone(),
@@ -733,6 +736,7 @@ impl Scheduler {
             let span = tracing::info_span!("task", job_id, party = %party, task = %task.name);
             handles.push((
                 party.clone(),
+                traffic,
                 tokio::task::spawn_blocking(move || {
                     let _guard = span.enter();
                     ctx.info(format!("task {} started as {}", ctx.task_name, ctx.local));
@@ -762,7 +766,7 @@ impl Scheduler {
             ));
         }
         let mut first_failure: Option<String> = None;
-        for (party, handle) in handles {
+        for (party, traffic, handle) in handles {
             let (result, outputs) = match handle.await {
                 Ok(r) => r,
                 Err(e) => (
@@ -770,6 +774,15 @@ impl Scheduler {
                     Default::default(),
                 ),
             };
+            if let Some(path) = crate::traffic::transcript_path(
+                &self.inner.config.logs_dir,
+                job_id,
+                party.role.as_str(),
+                party.party_id.as_str(),
+                &task.name,
+            ) {
+                let _ = tokio::task::spawn_blocking(move || traffic.write(&path)).await;
+            }
             let (status, error) = match result {
                 Ok(()) => {
                     let written: Vec<(String, String)> = outputs
@@ -1251,6 +1264,36 @@ impl Scheduler {
         self.schedule_log(job_id, LogLevel::Info, "rerun requested");
         self.spawn_run(job_id.to_string(), plan, scope);
         Ok(())
+    }
+
+    /// A task's protocol transcript at one of this node's parties (what it sent and
+    /// received: names, tag patterns, peers, counts, bytes); `None` when it has none.
+    pub async fn transcript(
+        &self,
+        job_id: &str,
+        role: &str,
+        party_id: &str,
+        task: &str,
+    ) -> Result<Option<Vec<crate::TrafficEntry>>, SchedulerError> {
+        self.jobs_of(job_id).await?;
+        let invalid = |reason: String| StoreError::Invalid {
+            field: "transcript",
+            reason,
+        };
+        let Some(path) = crate::traffic::transcript_path(
+            &self.inner.config.logs_dir,
+            job_id,
+            role,
+            party_id,
+            task,
+        ) else {
+            return Ok(None);
+        };
+        let read = tokio::task::spawn_blocking(move || crate::traffic::read(&path))
+            .await
+            .map_err(|e| invalid(e.to_string()))?
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(read)
     }
 
     /// Log lines of a job.

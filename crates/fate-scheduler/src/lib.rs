@@ -17,9 +17,11 @@ mod job;
 mod lifecycle;
 mod logs;
 pub mod site;
+mod traffic;
 
 pub use engines::{EngineRefusal, JobEngines, SingleEngine};
 pub use job::{Scheduler, SchedulerConfig, SchedulerError, Submitted};
 pub use lifecycle::{RESTART_REASON, Recovery, SHUTDOWN_REASON};
 pub use logs::LogLine;
 pub use site::{PartnerError, Partners, Site};
+pub use traffic::TrafficEntry;

@@ -82,11 +82,11 @@ pub(crate) fn read_logs(
             let mut files: Vec<_> = std::fs::read_dir(p.path())?.flatten().collect();
             files.sort_by_key(|e| e.file_name());
             for f in files {
-                let fname = f
-                    .file_name()
-                    .to_string_lossy()
-                    .trim_end_matches(".log")
-                    .to_string();
+                // Only logs: a task's transcript (`<task>.transcript.json`) lives here too.
+                let file_name = f.file_name().to_string_lossy().to_string();
+                let Some(fname) = file_name.strip_suffix(".log").map(str::to_string) else {
+                    continue;
+                };
                 if task.is_some_and(|x| x != fname) {
                     continue;
                 }

@@ -172,6 +172,17 @@ try {
   await page.waitForSelector('table.lr-weights');
   const weights = await page.$$eval('table.lr-weights tr[data-feature]', (rs) => rs.map((r) => r.dataset.feature));
   check(weights.length > 5 && weights.includes('intercept'), `LR weights table has ${weights.length} rows with the intercept`);
+  // The protocol transcript: what the guest sent and received, per peer; the host's view of
+  // the same messages agrees byte for byte.
+  await page.waitForSelector('#transcript tr[data-direction]');
+  const sent = await page.$$eval('#transcript tr[data-direction]', (rs) => rs.map((r) => ({ ...r.dataset, bytes: Number(r.dataset.bytes) })));
+  check(sent.some((r) => r.direction === 'received' && r.peer === 'arbiter:10000' && r.bytes > 0), 'the guest\'s transcript shows what it received from the arbiter');
+  const toHost = sent.filter((r) => r.direction === 'sent' && r.peer === 'host:10000');
+  check(toHost.length > 0, `the guest's transcript shows ${toHost.length} kinds of message sent to the host`);
+  const hostRows = await page.evaluate(async (id) => (await (await fetch(`/v2/job/task/transcript?job_id=${id}&role=host&party_id=10000&task_name=lr_0`)).json()).data, facts.lr_job);
+  const fromGuest = hostRows.filter((r) => r.direction === 'received' && r.peer === 'guest:9999');
+  const sum = (rs) => rs.reduce((a, r) => a + r.bytes, 0);
+  check(sum(fromGuest) === sum(toHost) && sum(toHost) > 0, `the host received from the guest the ${sum(toHost)} bytes the guest sent it (${sum(fromGuest)})`);
   await shot(page, '07-lr-guest');
   await page.goto(`${url}/board/#/task/${facts.lr_job}/arbiter/10000/lr_0`);
   await page.waitForSelector('[data-metric="metric-lr_loss"] path.series');
