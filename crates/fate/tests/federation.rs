@@ -376,6 +376,27 @@ fn a_host_failure_reaches_the_initiator_and_a_rerun_and_a_stop_reach_every_party
         "the initiator's error does not carry the host's: {error}"
     );
     assert_eq!(wait_end(&d, "10000", &job_id)["status"], "failed");
+    // The initiator's board lists every party's tasks from its task list (issue 14): the
+    // host's failed reader is there, copied from the host's node, with the host's error.
+    let tasks = d.get(
+        "9999",
+        "/v2/job/task/list/query",
+        &[("job_id", &job_id), ("limit", "100")],
+    );
+    let host_reader = tasks["data"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task_name"] == "reader_0" && t["role"] == "host" && t["party_id"] == "10000")
+        .unwrap_or_else(|| panic!("no host reader_0 row at the initiator: {tasks}"))
+        .clone();
+    assert_eq!(host_reader["status"], "failed", "{host_reader}");
+    assert!(
+        host_reader["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("breast_hetero_host")),
+        "the initiator's row of the host's task lacks its error: {host_reader}"
+    );
 
     // After the host uploads, a rerun at the initiator reruns the failed tasks everywhere.
     upload(&d, "10000", "breast_hetero_host.json");
