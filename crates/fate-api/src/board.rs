@@ -68,7 +68,14 @@ pub struct Session {
 pub struct Board {
     config: BoardConfig,
     sessions: Mutex<HashMap<String, Session>>,
+    /// Failed logins in a row and the time before which no login is tried.
+    failures: Mutex<(u32, i64)>,
 }
+
+/// Failed logins in a row allowed before the board makes the next one wait.
+pub const FREE_LOGIN_FAILURES: u32 = 5;
+/// Longest wait between two login attempts, in ms.
+pub const MAX_LOGIN_WAIT_MS: i64 = 60_000;
 
 fn random_hex() -> String {
     use rand::RngCore as _;
@@ -93,6 +100,9 @@ pub fn random_password() -> String {
 pub enum LoginError {
     #[error("user or password: wrong user name or password")]
     Wrong,
+    /// Too many failures in a row: the node takes no login before `retry_after_s`.
+    #[error("too many failed logins in a row: try again in {retry_after_s} s")]
+    Throttled { retry_after_s: i64 },
 }
 
 impl Board {
@@ -100,6 +110,7 @@ impl Board {
         Board {
             config,
             sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new((0, 0)),
         }
     }
 
@@ -114,11 +125,31 @@ impl Board {
     }
 
     /// Checks `user` and `password` (in constant time) and makes a session; returns its id.
+    /// After [`FREE_LOGIN_FAILURES`] failures in a row, each further attempt must wait (1 s,
+    /// doubling, at most [`MAX_LOGIN_WAIT_MS`]) whoever makes it, so a password cannot be
+    /// guessed at network speed; a success resets the count.
     pub fn login(&self, user: &str, password: &str, now_ms: i64) -> Result<String, LoginError> {
-        let user_ok = user.as_bytes().ct_eq(self.config.user.as_bytes());
-        let password_ok = password.as_bytes().ct_eq(self.config.password.as_bytes());
-        if !bool::from(user_ok & password_ok) {
-            return Err(LoginError::Wrong);
+        {
+            let mut f = self
+                .failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if now_ms < f.1 {
+                return Err(LoginError::Throttled {
+                    retry_after_s: (f.1 - now_ms + 999) / 1000,
+                });
+            }
+            let user_ok = user.as_bytes().ct_eq(self.config.user.as_bytes());
+            let password_ok = password.as_bytes().ct_eq(self.config.password.as_bytes());
+            if !bool::from(user_ok & password_ok) {
+                f.0 = f.0.saturating_add(1);
+                if f.0 >= FREE_LOGIN_FAILURES {
+                    let doublings = (f.0 - FREE_LOGIN_FAILURES).min(16);
+                    f.1 = now_ms.saturating_add((1000i64 << doublings).min(MAX_LOGIN_WAIT_MS));
+                }
+                return Err(LoginError::Wrong);
+            }
+            *f = (0, 0);
         }
         let id = random_hex();
         let session = Session {
@@ -443,6 +474,19 @@ async fn login(State(st): State<BoardState>, headers: HeaderMap, body: String) -
                 .insert(header::SET_COOKIE, session_cookie(&id, max_age));
             r
         }
+        Err(e @ LoginError::Throttled { retry_after_s }) => {
+            tracing::warn!(
+                user,
+                retry_after_s,
+                "Board login refused: too many failures."
+            );
+            let mut env = Envelope::error(RetCode::AuthenticationFailed, e.to_string());
+            env.http = StatusCode::TOO_MANY_REQUESTS;
+            let mut r = env.into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            r
+        }
         Err(e) => {
             tracing::warn!(user, "Board login refused.");
             unauthorized(e.to_string())
@@ -537,6 +581,45 @@ mod tests {
         assert!(b.session(&id, 59_999).is_some());
         assert!(b.session(&id, 60_000).is_none());
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn failed_logins_in_a_row_make_the_next_wait() {
+        let b = board(10);
+        for i in 0..FREE_LOGIN_FAILURES as i64 {
+            assert_eq!(b.login("admin", "guess", i), Err(LoginError::Wrong));
+        }
+        // The fifth failure at t=4 ms: nothing, not even the right password, before t=1004.
+        assert_eq!(
+            b.login("admin", "secret", 500),
+            Err(LoginError::Throttled { retry_after_s: 1 })
+        );
+        // The next failure doubles the wait.
+        assert_eq!(b.login("admin", "guess", 1004), Err(LoginError::Wrong));
+        assert_eq!(
+            b.login("admin", "guess", 1005),
+            Err(LoginError::Throttled { retry_after_s: 2 })
+        );
+        // Waits are capped.
+        let mut t = 10_000;
+        for _ in 0..20 {
+            t += MAX_LOGIN_WAIT_MS;
+            assert_eq!(b.login("admin", "guess", t), Err(LoginError::Wrong));
+        }
+        assert_eq!(
+            b.login("admin", "secret", t + 1),
+            Err(LoginError::Throttled { retry_after_s: 60 })
+        );
+        // A success after the wait resets the count.
+        assert!(b.login("admin", "secret", t + MAX_LOGIN_WAIT_MS).is_ok());
+        assert_eq!(
+            b.login("admin", "guess", t + MAX_LOGIN_WAIT_MS + 1),
+            Err(LoginError::Wrong)
+        );
+        assert!(
+            b.login("admin", "secret", t + MAX_LOGIN_WAIT_MS + 2)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -292,3 +292,43 @@ async fn without_client_authentication_fates_client_works_as_before_but_the_boar
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
 }
+
+/// Guessing the board's password: after five wrong logins in a row the next attempt, even with
+/// the right password, is 429 with Retry-After and sets no cookie; the wait then lets it in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_logins_in_a_row_are_slowed_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = board_node(dir.path(), false).await;
+    let login = |password: &'static str| {
+        let app = app.clone();
+        async move {
+            send(
+                &app,
+                "POST",
+                "/board/login",
+                &[],
+                Some(json!({"user": "admin", "password": password})),
+            )
+            .await
+        }
+    };
+    for _ in 0..fate_api::board::FREE_LOGIN_FAILURES {
+        assert_eq!(login("guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = login("pw").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert!(r.headers.get("set-cookie").is_none());
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed logins"),
+        "{}",
+        r.body
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = login("pw").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.headers.get("set-cookie").is_some());
+}
