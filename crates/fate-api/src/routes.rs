@@ -344,33 +344,23 @@ fn page(p: &HashMap<String, String>) -> Result<(i64, i64), ApiError> {
 async fn job_list(State(st): State<Arc<ApiState>>, Query(p): Params) -> ApiResult {
     let (limit, offset) = page(&p)?;
     let base = job_filter(&p)?;
-    // FATE-Flow's `description` filter (the board's "notes"): a substring of the job's notes.
-    let (count, jobs) = match opt_param(&p, "description") {
-        Some(notes) => {
-            let mut all = st.scheduler.store().jobs(&base).await?;
-            all.retain(|j| j.description.contains(&notes));
-            let count = all.len();
-            let page: Vec<JobRecord> = all
-                .into_iter()
-                .skip(offset as usize)
-                .take(limit as usize)
-                .collect();
-            (count, page)
-        }
-        None => {
-            let count = st.scheduler.store().jobs(&base).await?.len();
-            let jobs = st
-                .scheduler
-                .store()
-                .jobs(&JobFilter {
-                    limit: Some(limit),
-                    offset: Some(offset),
-                    ..base
-                })
-                .await?;
-            (count, jobs)
-        }
+    // FATE-Flow's `description` filter (the board's "notes"), like its other filters, is in
+    // the query, and the count is the database's: a page costs one page of rows, not the
+    // history (`fate bench board`).
+    let filter = JobFilter {
+        description: opt_param(&p, "description"),
+        ..base
     };
+    let count = st.scheduler.store().count_jobs(&filter).await?;
+    let jobs = st
+        .scheduler
+        .store()
+        .jobs(&JobFilter {
+            limit: Some(limit),
+            offset: Some(offset),
+            ..filter
+        })
+        .await?;
     // FATE-Flow 2.2 job_app.py `query_job_list`: `{count, data}`, each job with its
     // `partners` (the other parties' ids, sorted).
     let data: Vec<Value> = jobs

@@ -93,22 +93,22 @@ impl MetaStore {
             check_page(filter.limit, filter.offset)?;
             let mut qb =
                 QueryBuilder::<DB>::new(format!("SELECT {JOB_COLUMNS} FROM t_job WHERE 1 = 1"));
-            if let Some(job_id) = &filter.job_id {
-                qb.push(" AND f_job_id = ").push_bind(job_id.as_str());
-            }
-            if let Some(role) = filter.role {
-                qb.push(" AND f_role = ").push_bind(role.as_str());
-            }
-            if let Some(party_id) = &filter.party_id {
-                qb.push(" AND f_party_id = ").push_bind(party_id.as_str());
-            }
-            if let Some(status) = filter.status {
-                qb.push(" AND f_status = ").push_bind(status.as_str());
-            }
+            push_job_filter(&mut qb, filter);
             qb.push(" ORDER BY f_create_time DESC, f_job_id DESC, f_role, f_party_id");
             push_page(&mut qb, filter.limit, filter.offset);
             let rows: Vec<JobRow> = qb.build_query_as().fetch_all(pool).await?;
             convert(rows)
+        })
+    }
+
+    /// How many job rows match `filter` (its `limit` and `offset` ignored): the `count` of a
+    /// paged job list, counted by the database instead of by loading every row.
+    pub async fn count_jobs(&self, filter: &JobFilter) -> Result<i64> {
+        with_pool!(self, pool, DB => {
+            let mut qb = QueryBuilder::<DB>::new("SELECT COUNT(*) FROM t_job WHERE 1 = 1");
+            push_job_filter(&mut qb, filter);
+            let (n,): (i64,) = qb.build_query_as().fetch_one(pool).await?;
+            Ok(n)
         })
     }
 
@@ -296,5 +296,43 @@ impl MetaStore {
                 key: key(),
         })
         })
+    }
+}
+
+/// The `WHERE` conditions of a [`JobFilter`] (after `WHERE 1 = 1`), shared by the list and its
+/// count so the two cannot disagree.
+fn push_job_filter<'a, DB: sqlx::Database>(qb: &mut QueryBuilder<'a, DB>, filter: &'a JobFilter)
+where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    if let Some(job_id) = &filter.job_id {
+        qb.push(" AND f_job_id = ").push_bind(job_id.as_str());
+    }
+    if let Some(role) = filter.role {
+        qb.push(" AND f_role = ").push_bind(role.as_str());
+    }
+    if let Some(party_id) = &filter.party_id {
+        qb.push(" AND f_party_id = ").push_bind(party_id.as_str());
+    }
+    if let Some(status) = filter.status {
+        qb.push(" AND f_status = ").push_bind(status.as_str());
+    }
+    if let Some(text) = &filter.description {
+        // LOWER on both sides: SQLite's and MariaDB's LIKE ignore ASCII case, PostgreSQL's does
+        // not. `!` escapes the pattern's own `%`, `_` and `!` (a backslash would itself need
+        // escaping in MySQL string literals).
+        let mut pattern = String::with_capacity(text.len() + 2);
+        pattern.push('%');
+        for c in text.chars() {
+            if matches!(c, '%' | '_' | '!') {
+                pattern.push('!');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        qb.push(" AND LOWER(f_description) LIKE LOWER(")
+            .push_bind(pattern)
+            .push(") ESCAPE '!'");
     }
 }

@@ -40,6 +40,9 @@ pub struct JobFilter {
     pub role: Option<Role>,
     pub party_id: Option<String>,
     pub status: Option<JobStatus>,
+    /// Jobs whose description (FATE-Flow's notes) contains this text, ignoring ASCII case, as
+    /// FATE-Flow's `query_job_list` (peewee `contains`, an ILIKE) filters.
+    pub description: Option<String>,
     /// At most this many rows (must not be negative).
     pub limit: Option<i64>,
     /// Skip this many rows first (must not be negative).

@@ -2,7 +2,8 @@
 // that ran breast PSI+CoordinatedLR and PSI+SecureBoost and has a third job running.
 // Run by crates/fate/tests/cli.rs (`board` module), which passes, in the environment:
 // FATE_BOARD_URL, FATE_BOARD_PASSWORD, FATE_BOARD_SHOTS (screenshot dir), FATE_BOARD_FACTS (a
-// JSON file: {lr_job, sbt_job, running_job, failed_job, upload_job, lr_auc, sbt_auc}) and FATE_BOARD_NODE_MODULES.
+// JSON file: {lr_job, sbt_job, running_job, failed_job, upload_job, lr_auc, sbt_auc,
+// regression_job, regression_metrics}) and FATE_BOARD_NODE_MODULES.
 // FATE_BOARD_SCENARIO=demo is the board of `fate demo` (facts {lr_job, sbt_job, lr_auc, sbt_auc}):
 // every check but those of the running, failed and upload jobs and the notes, which it has not.
 // Every check throws on failure; the process exits non-zero and prints why.
@@ -208,6 +209,17 @@ try {
   const summary = await page.textContent('#upload-summary');
   check(summary.includes('569') && summary.includes('breast_hetero_host'), `the upload summary shows its table and rows: ${summary}`);
   await shot(page, '11-upload');
+
+  // A regression's evaluation: its summary table shows each metric the metric API gives.
+  await page.goto(`${url}/board/#/task/${facts.regression_job}/guest/9999/evaluation_0`);
+  await page.waitForSelector('#scalar-metrics tr[data-name]');
+  const shownMetrics = await page.$$eval('#scalar-metrics tr[data-name]', (rs) => Object.fromEntries(rs.map((r) => [r.dataset.name, Number(r.querySelector('td.num').dataset.value)])));
+  for (const name of ['rmse', 'mse', 'mae', 'r2_score']) {
+    const want = facts.regression_metrics[name];
+    check(typeof want === 'number' && Math.abs(shownMetrics[name] - want) < 1e-12, `regression ${name} shown ${shownMetrics[name]} equals the metric API's ${want}`);
+  }
+  check(facts.regression_metrics.r2_score > 0.5, `the regression fits (r2 ${facts.regression_metrics.r2_score})`);
+  await shot(page, '12-evaluation-regression');
   }
 
   check(errors.length === 0, `no script errors in the pages (${errors.join('; ')})`);

@@ -76,6 +76,25 @@ fn auc(url: &str, job: &str) -> f64 {
         .unwrap_or_else(|| panic!("no auc for {job}: {v}"))
 }
 
+/// Every scalar metric of a job's evaluation at the guest, by name, as the metric API answers.
+fn metric_values(url: &str, job: &str) -> Value {
+    let v: Value = ureq::get(&format!(
+        "{url}/v2/output/metric/query?job_id={job}&role=guest&party_id=9999&task_name=evaluation_0"
+    ))
+    .call()
+    .unwrap()
+    .into_json()
+    .unwrap();
+    let mut out = serde_json::Map::new();
+    for m in v["data"].as_array().into_iter().flatten() {
+        let name = m["name"].as_str().unwrap_or_default();
+        if let Some(x) = m["data"][name].as_f64() {
+            out.insert(name.to_string(), json!(x));
+        }
+    }
+    Value::Object(out)
+}
+
 /// Debian's Chromium (or FATE_CHROMIUM); the test fails when it is missing.
 fn chromium() -> String {
     let chromium = std::env::var("FATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -166,6 +185,17 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
     let pipeline = |name: &str| repo().join(format!("examples/pipeline/{name}.yaml"));
     let lr_job = submit(&pipeline("breast_psi_lr"), true);
     let sbt_job = submit(&pipeline("breast_psi_sbt"), true);
+    // A regression SecureBoost (the 0/1 label as a value) whose evaluation gives regression
+    // metrics: the board shows them in its summary table.
+    let regression = std::fs::read_to_string(pipeline("breast_psi_sbt"))
+        .unwrap()
+        .replace("objective: binary:bce", "objective: regression:l2")
+        .replace("num_trees: 10", "num_trees: 3")
+        .replace("metrics: [auc, ks]", "metrics: [rmse, mse, mae, r2_score]");
+    assert!(regression.contains("regression:l2") && regression.contains("r2_score"));
+    let regression_conf = dir.path().join("regression_sbt.yaml");
+    std::fs::write(&regression_conf, regression).unwrap();
+    let regression_job = submit(&regression_conf, true);
     // The job whose logs the browser watches grow: the same LR with 15 times the epochs, so it
     // runs for minutes (the browser stops it).
     let long = std::fs::read_to_string(pipeline("breast_psi_lr"))
@@ -204,6 +234,8 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
         "lr_job": lr_job, "sbt_job": sbt_job, "running_job": running_job, "failed_job": failed_job,
         "upload_job": upload_job,
         "lr_auc": auc(url, &lr_job), "sbt_auc": auc(url, &sbt_job),
+        "regression_job": regression_job,
+        "regression_metrics": metric_values(url, &regression_job),
     });
     let facts_file = dir.path().join("facts.json");
     std::fs::write(&facts_file, facts.to_string()).unwrap();
@@ -226,6 +258,7 @@ fn the_board_in_a_browser_shows_jobs_dags_logs_curves_and_models() {
         "06-evaluation-lr",
         "07-lr-guest",
         "09-sbt-guest",
+        "12-evaluation-regression",
     ] {
         let f = shots.join(format!("{name}.png"));
         assert!(
