@@ -26,7 +26,9 @@ pub enum BenchCommand {
         json: bool,
     },
     /// FATE's vertical benchmark jobs (PSI + CoordinatedLR, PSI + SecureBoost, with evaluation)
-    /// on breast and default_credit, end to end in one process, beside FATE 2.2's times and AUCs.
+    /// on breast and default_credit, end to end in one process, beside FATE 2.2's times and AUCs;
+    /// then the same DAGs as a user runs them, through a `fate standalone` node's REST API with
+    /// the CLI's submit and wait, beside the in-process time (AUCs must be equal).
     Vfl {
         /// Folder with FATE's example CSVs. Default: the repository's examples/data.
         #[arg(long)]
@@ -34,6 +36,10 @@ pub enum BenchCommand {
         /// Only the breast jobs.
         #[arg(long)]
         breast_only: bool,
+        /// An argument for the `fate standalone` node of the REST API table (repeat it:
+        /// `--node-arg=--partitions --node-arg=4`), to compare a node's settings.
+        #[arg(long = "node-arg", value_name = "ARG", allow_hyphen_values = true)]
+        node_args: Vec<String>,
     },
     /// One object from guest 9999 to host 10000 through a federation backend (1 MiB slices),
     /// beside that backend's raw client moving the same bytes in the same run; the receiver's
@@ -167,6 +173,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Vfl {
             datasets,
             breast_only,
+            node_args,
         } => {
             let sets: &[crate::demo::Dataset] = if breast_only {
                 &[crate::demo::BREAST]
@@ -178,7 +185,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             } else {
                 crate::demo::Datasets::or_repository(datasets)?
             };
-            crate::demo::run_benchmarks(&source, sets)
+            crate::demo::run_benchmarks(&source, sets, &node_args)
         }
         BenchCommand::Standalone {
             rows,

@@ -237,8 +237,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 run_benchmarks_on(&scheduler, &dir.path().join("import"), &source, &[BREAST])
                     .await?;
             println!("\non the board:");
-            for (name, job_id) in jobs {
-                println!("  {}board/#/job/{job_id}/guest/9999   {name}", board.url);
+            for ran in jobs {
+                println!(
+                    "  {}board/#/job/{}/guest/9999   {}",
+                    board.url, ran.job_id, ran.name
+                );
             }
         }
         if !args.exit {
@@ -343,23 +346,31 @@ fn engine_args(source: &Datasets) -> EngineArgs {
 
 /// Uploads each dataset's guest and host CSVs and runs its FATE benchmark jobs in this process,
 /// printing time and AUC next to FATE 2.2's.
-pub fn run_benchmarks(source: &Datasets, datasets: &[Dataset]) -> Result<()> {
+pub fn run_benchmarks(source: &Datasets, datasets: &[Dataset], node_args: &[String]) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    runtime()?.block_on(async {
+    let ran = runtime()?.block_on(async {
         let scheduler = build_scheduler(dir.path(), &engine_args(source)).await?;
-        run_benchmarks_on(&scheduler, &dir.path().join("import"), source, datasets).await?;
-        Ok(())
-    })
+        run_benchmarks_on(&scheduler, &dir.path().join("import"), source, datasets).await
+    })?;
+    through_api(source, datasets, &ran, node_args)
+}
+
+/// One benchmark job that ran: its name, job id, seconds and AUC.
+struct Ran {
+    name: &'static str,
+    job_id: String,
+    secs: f64,
+    auc: Option<f64>,
 }
 
 /// [`run_benchmarks`] on a node's `scheduler`; built-in CSVs are written to `import`, one of
-/// the node's data roots. Returns each job's name and id.
+/// the node's data roots. Returns each job that ran.
 async fn run_benchmarks_on(
     scheduler: &Scheduler,
     import: &Path,
     source: &Datasets,
     datasets: &[Dataset],
-) -> Result<Vec<(&'static str, String)>> {
+) -> Result<Vec<Ran>> {
     let mut ran = Vec::new();
     println!(
         "{:<64} {:>9} {:>9} {:>8} {:>10} {:>10} {:>8}",
@@ -395,8 +406,135 @@ async fn run_benchmarks_on(
                 job.fate_auc,
                 f(ks)
             );
-            ran.push((job.name, job_id));
+            ran.push(Ran {
+                name: job.name,
+                job_id,
+                secs: elapsed.as_secs_f64(),
+                auc,
+            });
         }
     }
     Ok(ran)
+}
+
+/// `fate bench vfl`'s second table (issue 19): the same DAGs as a user runs them, through a
+/// `fate standalone` process of this binary and the CLI's own client (`fate job submit --wait`'s
+/// submit and wait loop), each job timed from its submit to the client seeing it end, beside
+/// the in-process time of the first table, so the two cannot drift apart unnoticed. The node's
+/// own `elapsed` (its first task's start to its end) is printed too: the gap between the two
+/// is submit, scheduling and the client's polling.
+fn through_api(
+    source: &Datasets,
+    datasets: &[Dataset],
+    in_process: &[Ran],
+    node_args: &[String],
+) -> Result<()> {
+    use crate::client::Client;
+    let dir = tempfile::tempdir()?;
+    let import = dir.path().join("import");
+    std::fs::create_dir_all(&import)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args(["standalone", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(node_args)
+        .arg("--data-dir")
+        .arg(dir.path().join("fate-data"))
+        .arg("--data-root")
+        .arg(&import)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Datasets::Dir(d) = source {
+        cmd.arg("--data-root").arg(std::fs::canonicalize(d)?);
+    }
+    struct Node(std::process::Child);
+    impl Drop for Node {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut node = Node(cmd.spawn().context("cannot start `fate standalone`")?);
+    let client = Client::new(&format!("http://127.0.0.1:{port}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.get("/job/list/query", &[("limit", "1")]).is_err() {
+        if let Some(status) = node.0.try_wait()? {
+            bail!("`fate standalone` on port {port} exited ({status}) before answering");
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the node did not answer within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "\nthrough a node's REST API (`fate standalone` on 127.0.0.1:{port}, the CLI's submit and wait):"
+    );
+    println!(
+        "{:<64} {:>9} {:>9} {:>8} {:>9} {:>10}",
+        "job", "API (s)", "node (s)", "in-proc", "API/in", "AUC"
+    );
+    let timeout = Duration::from_secs(3600);
+    for ds in datasets {
+        for (side, label) in [("guest", true), ("host", false)] {
+            let name = format!("{}_hetero_{side}", ds.name);
+            let file = std::fs::canonicalize(source.file(&name, &import)?)?;
+            let meta = if label {
+                json!({"label_name": "y", "match_id_name": "id"})
+            } else {
+                json!({"match_id_name": "id"})
+            };
+            let resp = client.post(
+                "/data/component/upload",
+                &json!({"file": file.to_string_lossy(), "head": true, "partitions": 4,
+                        "extend_sid": true, "meta": meta, "namespace": "experiment",
+                        "name": name}),
+            )?;
+            let job_id = resp["job_id"].as_str().unwrap_or_default().to_string();
+            let job = client.wait_job(&job_id, timeout, true)?;
+            anyhow::ensure!(job["status"] == "success", "upload of {name}: {job}");
+        }
+        for job in &ds.jobs {
+            let dag: serde_json::Value = serde_yaml_ng::from_str(job.dag)?;
+            let started = Instant::now();
+            let resp = client.post_text("/job/submit", &json!({"dag_schema": dag}).to_string())?;
+            let job_id = resp["job_id"]
+                .as_str()
+                .ok_or_else(|| anyhow::anyhow!("{}: no job id in {resp}", job.name))?
+                .to_string();
+            let end = client.wait_job(&job_id, timeout, true)?;
+            let api_secs = started.elapsed().as_secs_f64();
+            anyhow::ensure!(end["status"] == "success", "{}: {end}", job.name);
+            let node_secs = end["elapsed"].as_f64().map(|ms| ms / 1e3);
+            let metrics = client.get(
+                "/output/metric/query",
+                &[("job_id", &job_id), ("role", "guest"), ("party_id", "9999"),
+                  ("task_name", "evaluation_0")],
+            )?;
+            let auc = metrics["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["name"] == "auc")
+                .and_then(|m| m["data"]["auc"].as_f64());
+            let inproc = in_process.iter().find(|r| r.name == job.name);
+            let f = |v: Option<f64>, p: usize| {
+                v.map(|x| format!("{x:.p$}")).unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<64} {:>9.2} {:>9} {:>8} {:>9} {:>10}",
+                job.name,
+                api_secs,
+                f(node_secs, 2),
+                f(inproc.map(|r| r.secs), 2),
+                f(inproc.map(|r| api_secs / r.secs), 2),
+                f(auc, 6)
+            );
+            if let (Some(a), Some(b)) = (auc, inproc.and_then(|r| r.auc)) {
+                anyhow::ensure!(
+                    (a - b).abs() < 1e-9,
+                    "{}: AUC through the API {a} differs from in-process {b}",
+                    job.name
+                );
+            }
+        }
+    }
+    Ok(())
 }
