@@ -49,4 +49,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# Debian's docker-compose (1.29): `docker-compose config -q` checks the files `fate compose
+# render` writes (crates/fate/tests/compose.rs). Without recommends: no Docker engine, which
+# cannot run here anyway.
+if [ "${FATE_SETUP:-}" = tests ] && ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing docker-compose" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+  else
+    echo "setup: please install: sudo apt-get install -y --no-install-recommends docker-compose" >&2
+    exit 1
+  fi
+fi
+
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo is missing (install Rust from rustup)" >&2; exit 1; }

@@ -5,6 +5,7 @@ mod auth;
 mod bench;
 mod bench_spark;
 mod client;
+mod compose;
 mod demo;
 mod deploy;
 mod k8s;
@@ -98,6 +99,11 @@ enum Command {
     /// (node, site router, Services, Ingress, ConfigMaps, Secrets, PVCs, kustomization.yaml).
     #[command(subcommand)]
     K8s(k8s::K8sCommand),
+    /// docker-compose, FATE's way: render FATE's parties.conf into per-party confs-<party>.tar
+    /// (docker-compose.yml, node and router configuration, certificates) and deploy them to
+    /// the parties' hosts, or as processes on this machine (`--local`).
+    #[command(subcommand)]
+    Compose(compose::ComposeCommand),
     /// Benchmarks with an in-run baseline and FATE's figure beside ours.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -235,6 +241,10 @@ fn main() -> std::process::ExitCode {
         Command::K8s(cmd) => {
             init_tracing("warn");
             k8s::run(cmd)
+        }
+        Command::Compose(cmd) => {
+            init_tracing("warn");
+            compose::run(cmd)
         }
         Command::Bench(cmd) => {
             init_tracing("warn");
