@@ -11,6 +11,7 @@ mod deploy;
 mod k8s;
 mod node;
 mod output;
+mod preflight;
 mod results;
 mod site;
 mod toy;

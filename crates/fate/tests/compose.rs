@@ -540,3 +540,112 @@ fn deploy_to_hosts_does_what_docker_deploy_sh_does() {
         text(&o)
     );
 }
+
+/// `fate doctor --preflight` (issue 17, the ansible guide's host checks): every check has a
+/// verdict, a failed one says how to fix it, and the exit status is the verdict. Against the
+/// rendered node.yaml of a party on 127.0.0.41, a port the test holds and a router it left
+/// running are named.
+#[test]
+fn preflight_names_each_failed_check_and_how_to_fix_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("parties.conf");
+    std::fs::write(
+        &conf,
+        "party_list=(9999 10000)\nparty_ip_list=(127.0.0.41 127.0.0.42)\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("outputs");
+    let o = run(
+        &["compose", "render", "-c"],
+        &[&conf, Path::new("-o"), &out],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let node_yaml = out.join("confs-9999/confs/node/node.yaml");
+    let preflight = || {
+        let o = run(&["doctor", "--preflight", "--json", "-c"], &[&node_yaml]);
+        let v: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("preflight printed no JSON ({e}): {}", text(&o)));
+        let checks = v["checks"].as_array().unwrap().clone();
+        let failed = checks.iter().filter(|c| c["ok"] == false).count();
+        assert_eq!(o.status.success(), failed == 0, "{v}");
+        assert_eq!(v["ok"], failed == 0, "{v}");
+        for c in &checks {
+            if c["ok"] == false {
+                assert!(
+                    c["fix"].as_str().is_some_and(|f| f.len() > 10),
+                    "no fix for {c}"
+                );
+            }
+        }
+        checks
+    };
+    let find = |checks: &[Value], name: &str| -> Value {
+        checks
+            .iter()
+            .find(|c| c["check"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {checks:?}"))
+            .clone()
+    };
+    let checks = preflight();
+    let names: Vec<&str> = checks
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for want in [
+        "ulimit nofile",
+        "ulimit nproc",
+        "port 9380",
+        "port 9360",
+        "port 9370",
+        "disk",
+        "swap",
+        "leftover processes",
+    ] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
+    assert_eq!(find(&checks, "port 9380")["ok"], true, "{checks:?}");
+    // Hold the node's API port and leave its router running: both are named.
+    let _held = std::net::TcpListener::bind("127.0.0.41:9380").unwrap();
+    let mut router = fate()
+        .args(["router", "-c"])
+        .arg(out.join("confs-9999/confs/router/router.yaml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect("127.0.0.41:9370").is_err() {
+        assert!(std::time::Instant::now() < deadline, "router did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let checks = preflight();
+    let _ = router.kill();
+    let _ = router.wait();
+    let api = find(&checks, "port 9380");
+    assert_eq!(api["ok"], false, "{api}");
+    assert!(
+        api["detail"].as_str().unwrap().contains("127.0.0.41:9380"),
+        "{api}"
+    );
+    assert!(
+        api["fix"]
+            .as_str()
+            .unwrap()
+            .contains("ss -ltnp 'sport = :9380'"),
+        "{api}"
+    );
+    assert_eq!(find(&checks, "port 9370")["ok"], false, "{checks:?}");
+    let left = find(&checks, "leftover processes");
+    assert_eq!(left["ok"], false, "{left}");
+    assert!(
+        left["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {}", router.id())),
+        "{left}"
+    );
+    assert!(
+        left["fix"].as_str().unwrap().contains(&router.id().to_string()),
+        "{left}"
+    );
+}
