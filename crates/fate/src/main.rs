@@ -13,6 +13,7 @@ mod node;
 mod output;
 mod preflight;
 mod results;
+mod service;
 mod site;
 mod toy;
 
@@ -105,6 +106,10 @@ enum Command {
     /// the parties' hosts, or as processes on this machine (`--local`).
     #[command(subcommand)]
     Compose(compose::ComposeCommand),
+    /// Bare metal, as FATE's ansible deployment: start, stop, restart and report one party's
+    /// node and site router, each under a supervisor that restarts it after a crash.
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// Benchmarks with an in-run baseline and FATE's figure beside ours.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -246,6 +251,10 @@ fn main() -> std::process::ExitCode {
         Command::Compose(cmd) => {
             init_tracing("warn");
             compose::run(cmd)
+        }
+        Command::Service(cmd) => {
+            init_tracing("warn");
+            service::run(cmd)
         }
         Command::Bench(cmd) => {
             init_tracing("warn");

@@ -645,7 +645,123 @@ fn preflight_names_each_failed_check_and_how_to_fix_it() {
         "{left}"
     );
     assert!(
-        left["fix"].as_str().unwrap().contains(&router.id().to_string()),
+        left["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&router.id().to_string()),
         "{left}"
     );
+}
+
+/// `fate service` (issue 17, bare metal): a party's node and router from its rendered
+/// node.yaml start under supervisors, the node comes back after `kill -9`, `restart router`
+/// gives a new router, and `stop` leaves nothing running.
+#[test]
+fn service_starts_restarts_after_a_crash_stops_and_reports_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("parties.conf");
+    std::fs::write(
+        &conf,
+        "party_list=(9999 10000)\nparty_ip_list=(127.0.0.51 127.0.0.52)\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("outputs");
+    let o = run(
+        &["compose", "render", "-c"],
+        &[&conf, Path::new("-o"), &out],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let node_yaml = out.join("confs-9999/confs/node/node.yaml");
+    struct Stop(PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = fate()
+                .args(["service", "stop", "all", "-c"])
+                .arg(&self.0)
+                .output();
+        }
+    }
+    let _stop = Stop(node_yaml.clone());
+    let service = |args: &[&str]| -> Value {
+        let o = run(
+            &[&["service"], args, &["--json", "-c"]].concat(),
+            &[&node_yaml],
+        );
+        ok_json(&o, &format!("service {args:?}"))
+    };
+    let row = |v: &Value, name: &str| -> Value {
+        v["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {v}"))
+            .clone()
+    };
+    let api_answers = || {
+        ureq::get("http://127.0.0.51:9380/v2/site/info/query")
+            .timeout(std::time::Duration::from_secs(2))
+            .call()
+            .is_ok()
+    };
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let v = service(&["start", "all"]);
+    for name in ["node", "router"] {
+        assert_eq!(row(&v, name)["state"], "running", "{v}");
+    }
+    wait("the node's API did not answer", &api_answers);
+    let node_pid = row(&v, "node")["pid"].as_u64().unwrap();
+    let node_sup = row(&v, "node")["supervisor"].as_u64().unwrap();
+    // A second start changes nothing.
+    let again = service(&["start", "node"]);
+    assert_eq!(row(&again, "node")["pid"], node_pid, "{again}");
+
+    // kill -9: the supervisor starts it again.
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &node_pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait("the node was not restarted", &|| {
+        let v = service(&["status", "node"]);
+        let r = row(&v, "node");
+        r["state"] == "running" && r["pid"].as_u64() != Some(node_pid) && r["restarts"] == 1
+    });
+    wait("the restarted node's API did not answer", &api_answers);
+    let v = service(&["status", "node"]);
+    assert_eq!(row(&v, "node")["supervisor"], node_sup, "{v}");
+
+    let router_pid = row(&service(&["status", "router"]), "router")["pid"].clone();
+    let v = service(&["restart", "router"]);
+    assert_eq!(row(&v, "router")["state"], "running", "{v}");
+    assert_ne!(row(&v, "router")["pid"], router_pid, "{v}");
+    assert!(!alive(router_pid.as_u64().unwrap()));
+
+    let before = service(&["status", "all"]);
+    let pids: Vec<u64> = ["node", "router"]
+        .iter()
+        .flat_map(|n| {
+            let r = row(&before, n);
+            [
+                r["pid"].as_u64().unwrap(),
+                r["supervisor"].as_u64().unwrap(),
+            ]
+        })
+        .collect();
+    let v = service(&["stop", "all"]);
+    for name in ["node", "router"] {
+        assert_eq!(row(&v, name)["state"], "stopped", "{v}");
+    }
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} still runs");
+    }
+    assert!(!api_answers());
 }
