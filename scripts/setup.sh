@@ -31,6 +31,8 @@ if [ "${FATE_SETUP:-}" = tests ]; then
   # image has one; Debian's kubernetes-client otherwise). kubernetes-validate (PyPI) is
   # installed by that test into a venv under ~/.cache/fate-rs.
   command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+  # systemd-analyze verify over `fate service units` (crates/fate/tests/compose.rs).
+  command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
   # The board's browser test (crates/fate/tests/board): Debian's Chromium driven by
   # playwright-core from npm (no browser download), so Node.js and npm too.
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)

@@ -764,4 +764,38 @@ fn service_starts_restarts_after_a_crash_stops_and_reports_status() {
         assert!(!alive(pid), "pid {pid} still runs");
     }
     assert!(!api_answers());
+
+    // Hosts with systemd: unit files that `systemd-analyze verify` accepts without a word.
+    let units = tmp.path().join("units");
+    let v = service(&["units", "-o", units.to_str().unwrap()]);
+    let files: Vec<PathBuf> = v["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| PathBuf::from(u.as_str().unwrap()))
+        .collect();
+    assert_eq!(files.len(), 2, "{v}");
+    let node_unit = std::fs::read_to_string(units.join("fate-node-9999.service")).unwrap();
+    assert!(
+        node_unit.contains("After=network-online.target fate-router-9999.service"),
+        "{node_unit}"
+    );
+    assert!(node_unit.contains("Restart=on-failure"), "{node_unit}");
+    assert!(
+        node_unit.contains(&format!(
+            "--config {}",
+            node_yaml.canonicalize().unwrap().display()
+        )),
+        "{node_unit}"
+    );
+    let o = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&files)
+        .output()
+        .expect("systemd-analyze is needed (Debian's systemd; scripts/setup.sh FATE_SETUP=tests)");
+    assert!(
+        o.status.success() && o.stdout.is_empty() && o.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        text(&o)
+    );
 }
