@@ -31,6 +31,8 @@ if [ "${FATE_SETUP:-}" = tests ]; then
   # image has one; Debian's kubernetes-client otherwise). kubernetes-validate (PyPI) is
   # installed by that test into a venv under ~/.cache/fate-rs.
   command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+  # systemd-analyze verify over `fate service units` (crates/fate/tests/compose.rs).
+  command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
   # The board's browser test (crates/fate/tests/board): Debian's Chromium driven by
   # playwright-core from npm (no browser download), so Node.js and npm too.
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)
@@ -45,6 +47,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
     echo "setup: please install: sudo apt-get install -y ${need_apt[*]}" >&2
+    exit 1
+  fi
+fi
+
+# Debian's docker-compose (1.29): `docker-compose config -q` checks the files `fate compose
+# render` writes (crates/fate/tests/compose.rs). Without recommends: no Docker engine, which
+# cannot run here anyway.
+if [ "${FATE_SETUP:-}" = tests ] && ! command -v docker-compose >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing docker-compose" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+  else
+    echo "setup: please install: sudo apt-get install -y --no-install-recommends docker-compose" >&2
     exit 1
   fi
 fi

@@ -352,7 +352,12 @@ fn log_tail(log: &Path) -> String {
 }
 
 /// Waits until `ready` holds, or fails naming the process and quoting its log.
-fn wait_ready(child: &mut Child, name: &str, log: &Path, ready: impl Fn() -> bool) -> Result<()> {
+pub(crate) fn wait_ready(
+    child: &mut Child,
+    name: &str,
+    log: &Path,
+    ready: impl Fn() -> bool,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if ready() {
@@ -752,7 +757,7 @@ fn start(args: LocalArgs) -> Result<()> {
 
 /// Whether `p` is still the process `fate deploy local` started: alive, and (so that a
 /// recycled pid is never signalled) its command line or working directory lies under `dir`.
-fn running(p: &Proc, dir: &Path) -> bool {
+pub(crate) fn running(p: &Proc, dir: &Path) -> bool {
     alive(p.pid) && belongs_to(p.pid, dir)
 }
 

@@ -825,7 +825,7 @@ fn place(field: &str, p: &Placement, pod: &mut Value, container: &mut Value) -> 
 }
 
 /// Percent-encodes a URL's user or password (RFC 3986 unreserved characters stay).
-fn userinfo(s: &str) -> String {
+pub(crate) fn userinfo(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

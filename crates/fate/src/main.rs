@@ -5,12 +5,15 @@ mod auth;
 mod bench;
 mod bench_spark;
 mod client;
+mod compose;
 mod demo;
 mod deploy;
 mod k8s;
 mod node;
 mod output;
+mod preflight;
 mod results;
+mod service;
 mod site;
 mod toy;
 
@@ -98,6 +101,15 @@ enum Command {
     /// (node, site router, Services, Ingress, ConfigMaps, Secrets, PVCs, kustomization.yaml).
     #[command(subcommand)]
     K8s(k8s::K8sCommand),
+    /// docker-compose, FATE's way: render FATE's parties.conf into per-party confs-<party>.tar
+    /// (docker-compose.yml, node and router configuration, certificates) and deploy them to
+    /// the parties' hosts, or as processes on this machine (`--local`).
+    #[command(subcommand)]
+    Compose(compose::ComposeCommand),
+    /// Bare metal, as FATE's ansible deployment: start, stop, restart and report one party's
+    /// node and site router, each under a supervisor that restarts it after a crash.
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
     /// Benchmarks with an in-run baseline and FATE's figure beside ours.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -235,6 +247,14 @@ fn main() -> std::process::ExitCode {
         Command::K8s(cmd) => {
             init_tracing("warn");
             k8s::run(cmd)
+        }
+        Command::Compose(cmd) => {
+            init_tracing("warn");
+            compose::run(cmd)
+        }
+        Command::Service(cmd) => {
+            init_tracing("warn");
+            service::run(cmd)
         }
         Command::Bench(cmd) => {
             init_tracing("warn");

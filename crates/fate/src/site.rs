@@ -691,9 +691,14 @@ pub fn cert(args: CertArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct DoctorArgs {
-    /// The node's configuration.
-    #[arg(long, short)]
-    pub config: PathBuf,
+    /// The node's configuration (with --preflight: optional, for its ports and data dir).
+    #[arg(long, short, required_unless_present = "preflight")]
+    pub config: Option<PathBuf>,
+    /// Check this host before installing a party instead (FATE's deployment preflight):
+    /// ulimit nofile/nproc, ports 9360/9370/9380/8080 (or node.yaml's) free, disk, swap,
+    /// leftover fate processes; each failed check says how to fix it.
+    #[arg(long)]
+    pub preflight: bool,
     /// Check only these peer parties (comma-separated); default: the node configuration's
     /// `peers`, else every party of the site router's route table (`router_config`).
     #[arg(long, value_delimiter = ',')]
@@ -883,7 +888,11 @@ pub fn classify(error: &str) -> &'static str {
 }
 
 pub fn doctor(args: DoctorArgs) -> Result<()> {
-    let (config, base) = NodeConfig::load(&args.config)?;
+    if args.preflight {
+        return crate::preflight::preflight(args.config.as_deref(), args.json);
+    }
+    let config_path = args.config.as_ref().expect("clap requires --config");
+    let (config, base) = NodeConfig::load(config_path)?;
     let mut checks: Vec<(String, String, Result<String, String>)> = Vec::new();
     // 1. The node's API.
     let api = format!("http://{}", config.api);
