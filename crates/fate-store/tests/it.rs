@@ -325,28 +325,52 @@ async fn job_filters_order_and_paging(db: Db) {
         let store = &store;
         async move { store.count_jobs(&f).await.unwrap() }
     };
-    assert_eq!(count(JobFilter { limit: Some(2), offset: Some(1), ..Default::default() }).await, 9);
     assert_eq!(
-        count(JobFilter { party_id: Some("10000".into()), ..Default::default() }).await,
+        count(JobFilter {
+            limit: Some(2),
+            offset: Some(1),
+            ..Default::default()
+        })
+        .await,
+        9
+    );
+    assert_eq!(
+        count(JobFilter {
+            party_id: Some("10000".into()),
+            ..Default::default()
+        })
+        .await,
         6
     );
     for (id, notes) in [
         ("20240101000000000000", "Credit 50%_off!"),
         ("20240101000000000001", "credit 50x off"),
     ] {
-        store.set_job_description(id, Role::Guest, "9999", notes).await.unwrap();
+        store
+            .set_job_description(id, Role::Guest, "9999", notes)
+            .await
+            .unwrap();
     }
-    let notes = |text: &str| JobFilter { description: Some(text.into()), ..Default::default() };
+    let notes = |text: &str| JobFilter {
+        description: Some(text.into()),
+        ..Default::default()
+    };
     assert_eq!(count(notes("CREDIT")).await, 2);
     assert_eq!(count(notes("50%_off!")).await, 1, "% _ ! are literal");
     assert_eq!(count(notes("0%")).await, 1);
     assert_eq!(count(notes("nothing like it")).await, 0);
     let found = store
-        .jobs(&JobFilter { limit: Some(1), ..notes("credit") })
+        .jobs(&JobFilter {
+            limit: Some(1),
+            ..notes("credit")
+        })
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].job_id, "20240101000000000001", "newest first within the filter");
+    assert_eq!(
+        found[0].job_id, "20240101000000000001",
+        "newest first within the filter"
+    );
 
     let err = store
         .jobs(&JobFilter {

@@ -433,17 +433,25 @@ fn through_api(
     let dir = tempfile::tempdir()?;
     let import = dir.path().join("import");
     std::fs::create_dir_all(&import)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.args(["standalone", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(node_args)
-        .arg("--data-dir")
-        .arg(dir.path().join("fate-data"))
-        .arg("--data-root")
-        .arg(&import)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    cmd.args([
+        "standalone",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ])
+    .args(node_args)
+    .arg("--data-dir")
+    .arg(dir.path().join("fate-data"))
+    .arg("--data-root")
+    .arg(&import)
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
     if let Datasets::Dir(d) = source {
         cmd.arg("--data-root").arg(std::fs::canonicalize(d)?);
     }
@@ -461,7 +469,10 @@ fn through_api(
         if let Some(status) = node.0.try_wait()? {
             bail!("`fate standalone` on port {port} exited ({status}) before answering");
         }
-        anyhow::ensure!(Instant::now() < deadline, "the node did not answer within 60 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the node did not answer within 60 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     println!(
@@ -505,8 +516,12 @@ fn through_api(
             let node_secs = end["elapsed"].as_f64().map(|ms| ms / 1e3);
             let metrics = client.get(
                 "/output/metric/query",
-                &[("job_id", &job_id), ("role", "guest"), ("party_id", "9999"),
-                  ("task_name", "evaluation_0")],
+                &[
+                    ("job_id", &job_id),
+                    ("role", "guest"),
+                    ("party_id", "9999"),
+                    ("task_name", "evaluation_0"),
+                ],
             )?;
             let auc = metrics["data"]
                 .as_array()
