@@ -170,8 +170,8 @@ fn plaintext_fedavg(
                     let z: f64 =
                         w[..nf].iter().zip(&c.x[i]).map(|(a, b)| a * b).sum::<f64>() + w[nf];
                     let r = 1.0 / (1.0 + (-z).exp()) - c.y[i];
-                    for j in 0..nf {
-                        g[j] += r * c.x[i][j];
+                    for (gj, xj) in g[..nf].iter_mut().zip(&c.x[i]) {
+                        *gj += r * xj;
                     }
                     g[nf] += r;
                 }

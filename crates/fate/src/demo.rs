@@ -528,8 +528,8 @@ fn plaintext_fedavg_auc(dir: &Path) -> Result<f64> {
                 for i in start..end {
                     let z: f64 = w[..nf].iter().zip(&x[i]).map(|(a, b)| a * b).sum::<f64>() + w[nf];
                     let r = 1.0 / (1.0 + (-z).exp()) - y[i];
-                    for j in 0..nf {
-                        g[j] += r * x[i][j];
+                    for (gj, xj) in g[..nf].iter_mut().zip(&x[i]) {
+                        *gj += r * xj;
                     }
                     g[nf] += r;
                 }
