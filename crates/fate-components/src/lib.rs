@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub mod coordinated_lr;
 pub mod evaluation;
 pub mod hetero_secureboost;
+pub mod homo_lr;
 pub mod psi;
 pub mod reader;
 pub mod secure_add;
@@ -68,6 +69,7 @@ pub fn registry() -> Registry {
     r.register(Arc::new(coordinated_lr::CoordinatedLr));
     r.register(Arc::new(psi::Psi));
     r.register(Arc::new(hetero_secureboost::HeteroSecureBoost));
+    r.register(Arc::new(homo_lr::HomoLr));
     r
 }
 

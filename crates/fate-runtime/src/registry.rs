@@ -39,6 +39,19 @@ impl ComponentError {
 pub trait Component: Send + Sync + 'static {
     fn spec(&self) -> ComponentSpec;
     fn run(&self, ctx: &Ctx) -> Result<(), ComponentError>;
+
+    /// Checks the parameters one party of a task would run with (the planner's per-party
+    /// parameters: defaults applied, then the task's and the party's overrides) when the job is
+    /// planned, before anything is recorded, so a bad value is refused at submit naming the task
+    /// and the field. The default accepts whatever the spec accepts (names and `max`).
+    fn check_params(
+        &self,
+        _stage: &str,
+        _role: fate_types::Role,
+        _params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ComponentError> {
+        Ok(())
+    }
 }
 
 /// Components by name. Built once by the binary (`fate_components::registry()`), shared

@@ -5,7 +5,9 @@ use crate::site::Scope;
 use fate_computing::Computing;
 use fate_dag::{InputSource, JobPlan, PlanError, TaskPlan};
 use fate_federation::{CancelToken, Federation, FederationConfig, Transport};
-use fate_runtime::{Catalog, Ctx, InputArtifact, LogLevel, Registry, Schema, TableInfo, TaskLog};
+use fate_runtime::{
+    Catalog, ComponentError, Ctx, InputArtifact, LogLevel, Registry, Schema, TableInfo, TaskLog,
+};
 use fate_store::{
     JobFilter, JobRecord, MetaStore, MetricRecord, ModelRecord, OutputDataRecord, StoreError,
     TableRecord, TaskFilter, TaskRecord,
@@ -163,7 +165,9 @@ impl Scheduler {
 
     /// Validates and plans a DAG without running it.
     pub fn plan(&self, dag: &fate_dag::DagSchema) -> Result<JobPlan, SchedulerError> {
-        Ok(fate_dag::plan(dag, &self.inner.registry.specs())?)
+        let plan = fate_dag::plan(dag, &self.inner.registry.specs())?;
+        check_task_params(&self.inner.registry, &plan)?;
+        Ok(plan)
     }
 
     /// Plans, records and starts a job. Returns once the job is recorded; the job runs in the
@@ -1390,4 +1394,36 @@ impl Catalog for StoreCatalog {
             partitions: t.partitions as usize,
         }))
     }
+}
+
+/// Each task's parameters, per party, through its component's own check
+/// (`Component::check_params`), so a value the component would refuse at run time is refused
+/// when the job is planned: at submit, when a partner's job is accepted, before a queued job
+/// runs again. The error names the task, the party and the dotted field.
+fn check_task_params(registry: &Registry, plan: &JobPlan) -> Result<(), PlanError> {
+    for task in &plan.tasks {
+        let Some(component) = registry.get(&task.component) else {
+            continue;
+        };
+        for (party, params) in &task.parameters {
+            if let Err(e) = component.check_params(&task.stage, party.role, params) {
+                let (field, reason) = match e {
+                    ComponentError::Param { name, reason } => {
+                        (format!("dag.tasks.{}.parameters.{name}", task.name), reason)
+                    }
+                    other => (
+                        format!("dag.tasks.{}.parameters", task.name),
+                        other.to_string(),
+                    ),
+                };
+                return Err(PlanError::task(
+                    fate_dag::PlanErrorKind::BadValue,
+                    &task.name,
+                    field,
+                    format!("{reason} (party {party})"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

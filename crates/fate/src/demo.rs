@@ -553,3 +553,158 @@ fn through_api(
     }
     Ok(())
 }
+
+/// FATE 2.2's breast_homo HomoLR job on this machine kind (anchors.md "Jobs"): submit to
+/// success, and the AUC of its runs (unseeded: 0.9666-0.9927, median 0.9756).
+const FATE_HFL_SECS: f64 = 63.0;
+const FATE_HFL_AUC: f64 = 0.9756;
+
+/// `fate bench hfl`: uploads breast_homo's guest and host CSVs and runs
+/// examples/pipeline/breast_homo_lr.yaml (reader, homo_lr with FATE's benchmark parameters and
+/// secure aggregation, evaluation at each client) in this process, beside FATE 2.2's time and
+/// AUC and beside a plaintext FedAvg of the same rows (no federation, no masks) timed in the
+/// same run.
+pub fn run_hfl_benchmark(datasets: Option<PathBuf>, json_out: bool) -> Result<()> {
+    let dir = match datasets {
+        Some(d) => d,
+        None => [
+            PathBuf::from("examples/data"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/data"),
+        ]
+        .into_iter()
+        .find(|d| d.join("breast_homo_guest.csv").is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "breast_homo_guest.csv was not found in examples/data: pass --datasets DIR"
+            )
+        })?,
+    };
+    let source = Datasets::Dir(dir.clone());
+    let scratch = tempfile::tempdir()?;
+    let (job_secs, aucs) = runtime()?.block_on(async {
+        let scheduler = build_scheduler(scratch.path(), &engine_args(&source)).await?;
+        for side in ["guest", "host"] {
+            let name = format!("breast_homo_{side}");
+            upload(&scheduler, &dir.join(format!("{name}.csv")), &name, true).await?;
+        }
+        let dag = fate_dag::parse_dag(include_str!(
+            "../../../examples/pipeline/breast_homo_lr.yaml"
+        ))?;
+        let (job_id, elapsed) = run_job(&scheduler, dag).await.context("breast_homo_lr")?;
+        let mut aucs = Vec::new();
+        for (role, id) in [(Role::Guest, "9999"), (Role::Host, "10000")] {
+            let m = scheduler
+                .store()
+                .metrics(&job_id, role, id, Some("evaluation_0"))
+                .await?;
+            let auc = m
+                .iter()
+                .find(|m| m.name == "auc")
+                .and_then(|m| m.data["auc"].as_f64());
+            aucs.push((format!("{role} {id}"), auc));
+        }
+        anyhow::Ok((elapsed.as_secs_f64(), aucs))
+    })?;
+    let started = Instant::now();
+    let plain_auc = plaintext_fedavg_auc(&dir)?;
+    let plain_secs = started.elapsed().as_secs_f64();
+    if json_out {
+        println!(
+            "{}",
+            json!({"job": "breast_homo_lr", "ours_secs": job_secs, "fate_secs": FATE_HFL_SECS,
+                   "speedup": FATE_HFL_SECS / job_secs,
+                   "auc": aucs.iter().map(|(p, a)| json!({"party": p, "auc": a})).collect::<Vec<_>>(),
+                   "fate_auc": FATE_HFL_AUC, "fate_auc_range": [0.9666, 0.9927],
+                   "plaintext_secs": plain_secs, "plaintext_auc": plain_auc})
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<52} {:>9} {:>9} {:>8} {:>22} {:>10}",
+        "job", "ours (s)", "FATE (s)", "speedup", "AUC (guest, host)", "FATE AUC"
+    );
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_else(|| "-".into());
+    println!(
+        "{:<52} {:>9.2} {:>9.0} {:>7.0}x {:>22} {:>10}",
+        "reader + HomoLR (secure aggregation) + evaluation",
+        job_secs,
+        FATE_HFL_SECS,
+        FATE_HFL_SECS / job_secs,
+        format!("{}, {}", f(aucs[0].1), f(aucs[1].1)),
+        "0.9756",
+    );
+    println!(
+        "{:<52} {:>9.3} {:>9} {:>8} {:>22}",
+        "plaintext FedAvg, same rows (in process, no federation)",
+        plain_secs,
+        "-",
+        "-",
+        format!("{plain_auc:.6} (both)"),
+    );
+    println!("FATE's AUC over its runs: 0.9666-0.9927 (unseeded init and shuffling)");
+    Ok(())
+}
+
+/// The baseline: FedAvg of guest and host in plain floats with the DAG's parameters (sgd, lr
+/// 0.01, l2 weight_decay 1.0, batch 16, 10 epochs) from zero weights (the job's `random` init
+/// is unseeded, as FATE's), AUC over both clients' rows.
+fn plaintext_fedavg_auc(dir: &Path) -> Result<f64> {
+    let meta = fate_components::upload::UploadMeta {
+        match_id_name: Some("id".into()),
+        label_name: Some("y".into()),
+        ..Default::default()
+    };
+    let mut clients = Vec::new();
+    for side in ["guest", "host"] {
+        let path = dir.join(format!("breast_homo_{side}.csv"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let (_, mut rows) = fate_components::upload::parse_csv(&text, true, &meta, true)
+            .map_err(anyhow::Error::msg)?;
+        // The component's order: sample ids as strings.
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let x: Vec<Vec<f64>> = rows.iter().map(|(_, r)| r.features.clone()).collect();
+        let y: Vec<f64> = rows.iter().map(|(_, r)| r.label.unwrap_or(0.0)).collect();
+        clients.push((x, y));
+    }
+    let nf = clients[0].0.first().map_or(0, Vec::len);
+    let total: f64 = clients.iter().map(|c| c.1.len() as f64).sum();
+    let (lr, wd, batch, epochs) = (0.01, 1.0, 16, 10);
+    let mut global = vec![0.0; nf + 1];
+    for _ in 0..epochs {
+        let mut next = vec![0.0; nf + 1];
+        for (x, y) in &clients {
+            let mut w = global.clone();
+            for start in (0..y.len()).step_by(batch) {
+                let end = (start + batch).min(y.len());
+                let mut g = vec![0.0; nf + 1];
+                for i in start..end {
+                    let z: f64 = w[..nf].iter().zip(&x[i]).map(|(a, b)| a * b).sum::<f64>() + w[nf];
+                    let r = 1.0 / (1.0 + (-z).exp()) - y[i];
+                    for (gj, xj) in g[..nf].iter_mut().zip(&x[i]) {
+                        *gj += r * xj;
+                    }
+                    g[nf] += r;
+                }
+                for (wj, gj) in w.iter_mut().zip(&g) {
+                    *wj -= lr * (gj / (end - start) as f64 + wd * *wj);
+                }
+            }
+            for (n, wj) in next.iter_mut().zip(&w) {
+                *n += y.len() as f64 / total * wj;
+            }
+        }
+        global = next;
+    }
+    let (mut labels, mut scores) = (Vec::new(), Vec::new());
+    for (x, y) in &clients {
+        for (xi, yi) in x.iter().zip(y) {
+            let z: f64 = global[..nf].iter().zip(xi).map(|(a, b)| a * b).sum::<f64>() + global[nf];
+            scores.push(1.0 / (1.0 + (-z).exp()));
+            labels.push(*yi);
+        }
+    }
+    let data = fate_components::evaluation::metrics::BinaryData::new(&labels, &scores)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    fate_components::evaluation::metrics::auc(&data).map_err(|e| anyhow::anyhow!("{e}"))
+}

@@ -1883,3 +1883,80 @@ mod k8s {
         }
     }
 }
+
+/// FATE's breast_homo HomoLR job (reader, homo_lr with FATE's benchmark parameters, evaluation
+/// at each client) through a standalone node's REST API: both clients' AUCs are within FATE's
+/// range, and a bad `homo_lr` parameter is refused at submit naming the task and the field,
+/// recording no job (issue 16).
+#[test]
+fn breast_homo_lr_through_a_standalone_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path());
+    for (side, rows) in [("guest", "227 rows"), ("host", "228 rows")] {
+        let conf = repo().join(format!("examples/upload/breast_homo_{side}.json"));
+        let out = run_ok(&["data", "upload", "-c", conf.to_str().unwrap()], &node.url);
+        assert!(out.contains(rows), "{out}");
+    }
+    let dag = repo().join("examples/pipeline/breast_homo_lr.yaml");
+    let started = std::time::Instant::now();
+    let out = run_ok(
+        &[
+            "job",
+            "submit",
+            "-c",
+            dag.to_str().unwrap(),
+            "--wait",
+            "--json",
+        ],
+        &node.url,
+    );
+    let took = started.elapsed();
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["status"], "success", "{out}");
+    let aucs: Vec<f64> = v["metrics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no metrics: {out}"))
+        .iter()
+        .filter(|m| m["metric"] == "auc")
+        .filter_map(|m| m["value"].as_f64())
+        .collect();
+    eprintln!(
+        "breast_homo_lr: {:.1} s submit to success (FATE 63 s), AUCs {aucs:?}",
+        took.as_secs_f64()
+    );
+    assert!(!aucs.is_empty(), "no auc: {out}");
+    for a in &aucs {
+        assert!(*a > 0.95 && *a <= 1.0, "auc {a}: {out}");
+    }
+
+    let text = std::fs::read_to_string(&dag)
+        .unwrap()
+        .replace("batch_size: 16", "batch_size: -5");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, text).unwrap();
+    let jobs_before: Value =
+        serde_json::from_str(&run_ok(&["job", "list", "--json"], &node.url)).unwrap();
+    let out = fate()
+        .args([
+            "job",
+            "submit",
+            "-c",
+            bad.to_str().unwrap(),
+            "--api",
+            &node.url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a bad batch_size was accepted");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("homo_lr_0") && err.contains("batch_size"),
+        "the error names neither the task nor the field: {err}"
+    );
+    let jobs_after: Value =
+        serde_json::from_str(&run_ok(&["job", "list", "--json"], &node.url)).unwrap();
+    assert_eq!(
+        jobs_after["count"], jobs_before["count"],
+        "a refused job was recorded"
+    );
+}
