@@ -313,6 +313,6 @@ mod tests {
         assert!(e.contains("class index `x`"), "{e}");
         let missing = json!({"data": {"estimator": {"param": {}}}, "meta": {}});
         let e = LrModel::from_json(&missing, false).unwrap_err();
-        assert!(e.contains("param.coef_"), "{e}");
+        assert!(e.contains("`coef_`"), "{e}");
     }
 }
