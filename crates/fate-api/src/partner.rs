@@ -37,7 +37,10 @@ pub fn partner_router(state: ApiState) -> Router {
             crate::serving::paths::INFERENCE,
             post(crate::serving::partner_inference),
         )
-        .route(crate::serving::paths::LOAD, post(crate::serving::partner_load))
+        .route(
+            crate::serving::paths::LOAD,
+            post(crate::serving::partner_load),
+        )
         .fallback(crate::routes::unsupported)
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::routes::JSON_BODY_LIMIT,

@@ -237,7 +237,12 @@ impl Metrics {
             "# HELP fate_serving_requests_total Inference requests served, by endpoint."
         );
         let _ = writeln!(out, "# TYPE fate_serving_requests_total counter");
-        for (e, n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (e, n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = writeln!(out, "fate_serving_requests_total{{endpoint=\"{e}\"}} {n}");
         }
         let _ = writeln!(
@@ -255,8 +260,16 @@ impl Metrics {
             out,
             "# HELP fate_serving_request_duration_seconds Time to answer an inference request."
         );
-        let _ = writeln!(out, "# TYPE fate_serving_request_duration_seconds histogram");
-        for (e, h) in self.latency.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = writeln!(
+            out,
+            "# TYPE fate_serving_request_duration_seconds histogram"
+        );
+        for (e, h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             for (c, le) in h.counts.iter().zip(BUCKETS) {
                 let _ = writeln!(
                     out,
@@ -287,10 +300,16 @@ impl Metrics {
             self.rows.load(Ordering::Relaxed)
         );
         let reg = serving.registry.read().unwrap_or_else(|e| e.into_inner());
-        let _ = writeln!(out, "# HELP fate_serving_models_loaded Models loaded at this node.");
+        let _ = writeln!(
+            out,
+            "# HELP fate_serving_models_loaded Models loaded at this node."
+        );
         let _ = writeln!(out, "# TYPE fate_serving_models_loaded gauge");
         let _ = writeln!(out, "fate_serving_models_loaded {}", reg.models.len());
-        let _ = writeln!(out, "# HELP fate_serving_services Services bound at this node.");
+        let _ = writeln!(
+            out,
+            "# HELP fate_serving_services Services bound at this node."
+        );
         let _ = writeln!(out, "# TYPE fate_serving_services gauge");
         let _ = writeln!(out, "fate_serving_services {}", reg.services.len());
         out
@@ -419,7 +438,12 @@ async fn load_local(
             let names: Vec<&str> = recs.iter().map(|r| r.task_name.as_str()).collect();
             return Err(ApiError::param(
                 "task_name",
-                format!("model {} {} has several tasks' models ({}): name one", req.model_id, req.model_version, names.join(", ")),
+                format!(
+                    "model {} {} has several tasks' models ({}): name one",
+                    req.model_id,
+                    req.model_version,
+                    names.join(", ")
+                ),
             ));
         }
         found = recs.into_iter().next().map(|r| (role, r));
@@ -537,24 +561,25 @@ async fn feature_index(
         }
         let comp = st.scheduler.computing().clone();
         let (ns, name) = (out.namespace.clone(), out.name.clone());
-        let rows = tokio::task::spawn_blocking(move || -> Result<HashMap<String, Vec<f64>>, String> {
-            let table: fate_computing::Table<String, fate_runtime::Row> =
-                comp.load(&ns, &name).map_err(|e| e.to_string())?;
-            Ok(table
-                .collect(MAX_FEATURE_ROWS)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|(_, r)| (r.match_id, r.features))
-                .collect())
-        })
-        .await
-        .map_err(|e| serving_error(code::SYSTEM_ERROR, e.to_string()))?
-        .map_err(|e| {
-            serving_error(
-                code::LOAD_MODEL_ERROR,
-                format!("the feature table {}.{}: {e}", out.namespace, out.name),
-            )
-        })?;
+        let rows =
+            tokio::task::spawn_blocking(move || -> Result<HashMap<String, Vec<f64>>, String> {
+                let table: fate_computing::Table<String, fate_runtime::Row> =
+                    comp.load(&ns, &name).map_err(|e| e.to_string())?;
+                Ok(table
+                    .collect(MAX_FEATURE_ROWS)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|(_, r)| (r.match_id, r.features))
+                    .collect())
+            })
+            .await
+            .map_err(|e| serving_error(code::SYSTEM_ERROR, e.to_string()))?
+            .map_err(|e| {
+                serving_error(
+                    code::LOAD_MODEL_ERROR,
+                    format!("the feature table {}.{}: {e}", out.namespace, out.name),
+                )
+            })?;
         return Ok(FeatureIndex {
             table: format!("{}.{}", out.namespace, out.name),
             rows,
@@ -656,7 +681,11 @@ pub(crate) async fn bind(State(st): State<Arc<ApiState>>, body: String) -> ApiRe
     let model_version = name_field(&m, "model_version")?;
     let party_id = opt_id_field(&m, "party_id")?;
     let loaded = {
-        let reg = st.serving.registry.read().unwrap_or_else(|e| e.into_inner());
+        let reg = st
+            .serving
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
         reg.models
             .values()
             .find(|l| {
@@ -675,7 +704,11 @@ pub(crate) async fn bind(State(st): State<Arc<ApiState>>, body: String) -> ApiRe
             ),
         ));
     };
-    let mut reg = st.serving.registry.write().unwrap_or_else(|e| e.into_inner());
+    let mut reg = st
+        .serving
+        .registry
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let now = fate_store::now_ms();
     let previous = match reg.services.remove(&service_id) {
         Some(mut s) => {
@@ -708,7 +741,11 @@ pub(crate) async fn bind(State(st): State<Arc<ApiState>>, body: String) -> ApiRe
 pub(crate) async fn rollback(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
     let m = body_json(&body)?;
     let service_id = name_field(&m, "service_id")?;
-    let mut reg = st.serving.registry.write().unwrap_or_else(|e| e.into_inner());
+    let mut reg = st
+        .serving
+        .registry
+        .write()
+        .unwrap_or_else(|e| e.into_inner());
     let Some(s) = reg.services.get_mut(&service_id) else {
         return Err(serving_error(
             code::SERVICE_NOT_FOUND,
@@ -745,7 +782,11 @@ pub(crate) async fn query(
             .and_then(Value::as_str)
             .map(String::from);
     }
-    let reg = st.serving.registry.read().unwrap_or_else(|e| e.into_inner());
+    let reg = st
+        .serving
+        .registry
+        .read()
+        .unwrap_or_else(|e| e.into_inner());
     let services: Vec<Value> = reg
         .services
         .iter()
@@ -771,7 +812,9 @@ pub(crate) async fn query(
         ));
     }
     let models: Vec<Value> = reg.models.values().map(|l| loaded_json(l)).collect();
-    Ok(Envelope::ok(json!({"services": services, "models": models})))
+    Ok(Envelope::ok(
+        json!({"services": services, "models": models}),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -805,7 +848,12 @@ fn item(v: &Value, at: &str, model: &LrModel) -> Result<Item, Refusal> {
                 format!("{at}.featureData must be an object of feature name to number"),
             ));
         }
-        None => return Err(refuse(code::PARAM_ERROR, format!("{at}.featureData is required"))),
+        None => {
+            return Err(refuse(
+                code::PARAM_ERROR,
+                format!("{at}.featureData is required"),
+            ));
+        }
     };
     let mut x = Vec::with_capacity(model.n_features());
     for name in model.header() {
@@ -815,7 +863,10 @@ fn item(v: &Value, at: &str, model: &LrModel) -> Result<Item, Refusal> {
             None => {
                 return Err(refuse(
                     code::FEATURE_ERROR,
-                    format!("{at}.featureData.{name} is missing (the model's features: {})", model.header().join(",")),
+                    format!(
+                        "{at}.featureData.{name} is missing (the model's features: {})",
+                        model.header().join(",")
+                    ),
                 ));
             }
             _ => None,
@@ -838,7 +889,9 @@ fn item(v: &Value, at: &str, model: &LrModel) -> Result<Item, Refusal> {
                 _ => {
                     return Err(refuse(
                         code::PARAM_ERROR,
-                        format!("{at}.sendToRemoteFeatureData.id is required (a string of at most 256 characters or a number): the hosts look their features up by it"),
+                        format!(
+                            "{at}.sendToRemoteFeatureData.id is required (a string of at most 256 characters or a number): the hosts look their features up by it"
+                        ),
                     ));
                 }
             }
@@ -863,7 +916,10 @@ fn item(v: &Value, at: &str, model: &LrModel) -> Result<Item, Refusal> {
 fn service_of(req: &Value) -> Result<String, Refusal> {
     match req.get("head").and_then(|h| h.get("serviceId")) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(_) => Err(refuse(code::PARAM_ERROR, "head.serviceId must be a non-empty string")),
+        Some(_) => Err(refuse(
+            code::PARAM_ERROR,
+            "head.serviceId must be a non-empty string",
+        )),
         None => Err(refuse(code::PARAM_ERROR, "head.serviceId is required")),
     }
 }
@@ -872,7 +928,10 @@ fn parse_request(body: &str) -> Result<Value, Refusal> {
     match serde_json::from_str::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
         Ok(_) => Err(refuse(code::PARAM_ERROR, "body: expected a JSON object")),
-        Err(e) => Err(refuse(code::PARAM_ERROR, format!("body: malformed JSON: {e}"))),
+        Err(e) => Err(refuse(
+            code::PARAM_ERROR,
+            format!("body: malformed JSON: {e}"),
+        )),
     }
 }
 
@@ -909,14 +968,18 @@ async fn host_parts(
             let started = Instant::now();
             let answer = tokio::time::timeout(
                 deadline + Duration::from_millis(200),
-                st.scheduler.call_partner(&host, paths::INFERENCE, body, deadline),
+                st.scheduler
+                    .call_partner(&host, paths::INFERENCE, body, deadline),
             )
             .await;
             let v = match answer {
                 Err(_) => {
                     return Err(refuse(
                         code::NET_ERROR,
-                        format!("host {host} did not answer within {} ms", deadline.as_millis()),
+                        format!(
+                            "host {host} did not answer within {} ms",
+                            deadline.as_millis()
+                        ),
                     ));
                 }
                 Ok(Err(e)) if e.code.is_some() => {
@@ -964,10 +1027,14 @@ async fn host_parts(
                         }
                     }
                     None => Err(refuse(
-                        r.get("retcode").and_then(Value::as_i64).unwrap_or(code::SYSTEM_ERROR),
+                        r.get("retcode")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(code::SYSTEM_ERROR),
                         format!(
                             "host {host}: {}",
-                            r.get("retmsg").and_then(Value::as_str).unwrap_or("no partial score")
+                            r.get("retmsg")
+                                .and_then(Value::as_str)
+                                .unwrap_or("no partial score")
                         ),
                     )),
                 })
@@ -977,7 +1044,10 @@ async fn host_parts(
     let mut out = Vec::new();
     for c in calls {
         out.push(c.await.unwrap_or_else(|e| {
-            Err(refuse(code::SYSTEM_ERROR, format!("host call ended abnormally: {e}")))
+            Err(refuse(
+                code::SYSTEM_ERROR,
+                format!("host call ended abnormally: {e}"),
+            ))
         }));
     }
     out
@@ -1104,7 +1174,10 @@ async fn inference_inner(st: &Arc<ApiState>, body: &str, trace: &str) -> (Value,
         return (refusal_answer(&r, None, now), r.retcode);
     };
     let Some(b) = req.get("body") else {
-        let r = refuse(code::PARAM_ERROR, "body.featureData is required (the request has no body)");
+        let r = refuse(
+            code::PARAM_ERROR,
+            "body.featureData is required (the request has no body)",
+        );
         return (refusal_answer(&r, Some(loaded.as_ref()), now), r.retcode);
     };
     let it = item(b, "body", &loaded.model);
@@ -1219,9 +1292,21 @@ async fn batch_inner(st: &Arc<ApiState>, body: &str, trace: &str) -> (Value, i64
         let first = out
             .iter()
             .find(|o| o["retcode"] != 0)
-            .map(|o| (o["retcode"].as_i64().unwrap_or(code::SYSTEM_ERROR), o["retmsg"].as_str().unwrap_or("").to_string()))
+            .map(|o| {
+                (
+                    o["retcode"].as_i64().unwrap_or(code::SYSTEM_ERROR),
+                    o["retmsg"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .unwrap_or((code::SYSTEM_ERROR, String::new()));
-        (first.0, format!("{failed} of {} items failed; the first: {}", out.len(), first.1))
+        (
+            first.0,
+            format!(
+                "{failed} of {} items failed; the first: {}",
+                out.len(),
+                first.1
+            ),
+        )
     };
     (
         json!({
@@ -1271,11 +1356,17 @@ pub(crate) async fn partner_inference(
     if loaded.guest != from {
         return Err(ApiError::new(
             RetCode::NoPermission,
-            format!("party {from} is not the guest of model {model_id} (its guest is {})", loaded.guest),
+            format!(
+                "party {from} is not the guest of model {model_id} (its guest is {})",
+                loaded.guest
+            ),
         ));
     }
     let Some(features) = &loaded.features else {
-        return Err(serving_error(code::MODEL_NULL, "the model has no host part here"));
+        return Err(serving_error(
+            code::MODEL_NULL,
+            "the model has no host part here",
+        ));
     };
     let results: Vec<Value> = items
         .iter()

@@ -164,10 +164,7 @@ impl LrModel {
         Ok(LrModel {
             ovr,
             labels,
-            threshold: meta
-                .get("threshold")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.5),
+            threshold: meta.get("threshold").and_then(Value::as_f64).unwrap_or(0.5),
             estimators,
         })
     }
@@ -241,10 +238,14 @@ impl Prediction {
 pub fn outcome(z: &[f64], ovr: bool, labels: &[i64], threshold: f64) -> Prediction {
     let probs: Vec<f64> = z.iter().map(|&v| sigmoid(v)).collect();
     if ovr {
-        let (best, score) = probs.iter().enumerate().fold(
-            (0, f64::NEG_INFINITY),
-            |acc, (j, &p)| if p > acc.1 { (j, p) } else { acc },
-        );
+        let (best, score) =
+            probs
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f64::NEG_INFINITY),
+                    |acc, (j, &p)| if p > acc.1 { (j, p) } else { acc },
+                );
         Prediction {
             score,
             label: labels.get(best).copied().unwrap_or(best as i64) as f64,

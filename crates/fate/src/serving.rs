@@ -119,7 +119,12 @@ pub fn run(cmd: ServingCommand) -> Result<()> {
                 print_json(d);
             } else {
                 let mut rows = model_rows(std::slice::from_ref(d));
-                rows.extend(model_rows(d["host_parts"].as_array().map(Vec::as_slice).unwrap_or_default()));
+                rows.extend(model_rows(
+                    d["host_parts"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default(),
+                ));
                 table(MODEL_HEADER, &rows);
             }
             Ok(())
@@ -139,7 +144,12 @@ pub fn run(cmd: ServingCommand) -> Result<()> {
                 print_json(d);
             } else {
                 table(
-                    &["service_id", "model_id", "model_version", "previous_version"],
+                    &[
+                        "service_id",
+                        "model_id",
+                        "model_version",
+                        "previous_version",
+                    ],
                     &[vec![
                         cell(&d["service_id"]),
                         cell(&d["model_id"]),
@@ -160,7 +170,12 @@ pub fn run(cmd: ServingCommand) -> Result<()> {
                 print_json(d);
             } else {
                 table(
-                    &["service_id", "model_id", "model_version", "rolled_back_from"],
+                    &[
+                        "service_id",
+                        "model_id",
+                        "model_version",
+                        "rolled_back_from",
+                    ],
                     &[vec![
                         cell(&d["service_id"]),
                         cell(&d["model_id"]),
@@ -198,13 +213,24 @@ pub fn run(cmd: ServingCommand) -> Result<()> {
                     })
                     .collect();
                 table(
-                    &["service_id", "model_id", "model_version", "previous", "bound"],
+                    &[
+                        "service_id",
+                        "model_id",
+                        "model_version",
+                        "previous",
+                        "bound",
+                    ],
                     &services,
                 );
                 println!();
                 table(
                     MODEL_HEADER,
-                    &model_rows(d["models"].as_array().map(Vec::as_slice).unwrap_or_default()),
+                    &model_rows(
+                        d["models"]
+                            .as_array()
+                            .map(Vec::as_slice)
+                            .unwrap_or_default(),
+                    ),
                 );
             }
             Ok(())

@@ -17,7 +17,9 @@ const SERVICE: &str = "breast-lr";
 const MODEL_ID: &str = "breast_lr";
 
 fn example(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// The guest's rows of breast: id → feature name → value, in file order.
@@ -67,7 +69,9 @@ fn submit(d: &Deployment, file: &Path, extra: &[&str]) -> String {
 fn scores(d: &Deployment, dir: &Path, job_id: &str) -> HashMap<String, f64> {
     let into = dir.join(format!("out_{job_id}"));
     let out = fate()
-        .args(["output", "data", "-j", job_id, "-r", "guest", "-p", "9999", "-t", "lr_0"])
+        .args([
+            "output", "data", "-j", job_id, "-r", "guest", "-p", "9999", "-t", "lr_0",
+        ])
         .arg("--download")
         .arg(&into)
         .args(["--api", &d.api("9999")])
@@ -105,7 +109,11 @@ fn cli(d: &Deployment, args: &[&str]) -> String {
         .args(["--api", &d.api("9999")])
         .output()
         .unwrap();
-    assert!(out.status.success(), "fate serving {args:?}: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "fate serving {args:?}: {}",
+        text(&out)
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -130,13 +138,23 @@ fn breast_lr_served_online_equals_the_predict_job_swaps_under_load_and_names_a_d
     let want1 = scores(&d, work.path(), &predict);
     // Version 2's scores of the same rows: its training job's own predictions (train set).
     let want2 = scores(&d, work.path(), &v2);
-    assert_ne!(want1, want2, "two versions must score differently for the swap test");
+    assert_ne!(
+        want1, want2,
+        "two versions must score differently for the swap test"
+    );
     let _ = v1;
 
     // Publish with the CLI: load (the host loads its part), bind, list.
     let loaded: Value = serde_json::from_str(&cli(
         &d,
-        &["load", "--json", "--model-id", MODEL_ID, "--model-version", "1"],
+        &[
+            "load",
+            "--json",
+            "--model-id",
+            MODEL_ID,
+            "--model-version",
+            "1",
+        ],
     ))
     .unwrap();
     assert_eq!(loaded["role"], "guest", "{loaded}");
@@ -145,14 +163,28 @@ fn breast_lr_served_online_equals_the_predict_job_swaps_under_load_and_names_a_d
     assert_eq!(host_part["role"], "host", "{loaded}");
     assert_eq!(host_part["party_id"], "10000", "{loaded}");
     assert_eq!(host_part["feature_rows"], 569, "{loaded}");
-    let table = cli(&d, &["load", "--model-id", MODEL_ID, "--model-version", "2"]);
+    let table = cli(
+        &d,
+        &["load", "--model-id", MODEL_ID, "--model-version", "2"],
+    );
     assert!(table.starts_with("MODEL_ID"), "{table}");
     assert!(table.contains("guest") && table.contains("host"), "{table}");
-    cli(&d, &["bind", "--service-id", SERVICE, "--model-id", MODEL_ID, "--model-version", "1"]);
+    cli(
+        &d,
+        &[
+            "bind",
+            "--service-id",
+            SERVICE,
+            "--model-id",
+            MODEL_ID,
+            "--model-version",
+            "1",
+        ],
+    );
     let list = cli(&d, &["list"]);
     assert!(
-        list.lines().any(|l| l.split_whitespace().take(3).collect::<Vec<_>>()
-            == [SERVICE, MODEL_ID, "1"]),
+        list.lines()
+            .any(|l| l.split_whitespace().take(3).collect::<Vec<_>>() == [SERVICE, MODEL_ID, "1"]),
         "{list}"
     );
 
@@ -170,7 +202,11 @@ fn breast_lr_served_online_equals_the_predict_job_swaps_under_load_and_names_a_d
         assert_eq!(r["data"]["modelVersion"], "1", "{r}");
         assert_eq!(r["data"]["modelId"], MODEL_ID, "{r}");
         let got = r["data"]["score"].as_f64().unwrap();
-        assert!((got - want1[id]).abs() <= 1e-9, "{id}: online {got}, predict job {}", want1[id]);
+        assert!(
+            (got - want1[id]).abs() <= 1e-9,
+            "{id}: online {got}, predict job {}",
+            want1[id]
+        );
     }
     eprintln!("569 single inferences in {:?}", started.elapsed());
 
@@ -180,7 +216,10 @@ fn breast_lr_served_online_equals_the_predict_job_swaps_under_load_and_names_a_d
         .enumerate()
         .map(|(i, (id, f))| json!({"index": i, "featureData": f, "sendToRemoteFeatureData": {"id": id}}))
         .collect();
-    let r = post(&batch, &json!({"head": {"serviceId": SERVICE}, "body": {"batchDataList": list}}));
+    let r = post(
+        &batch,
+        &json!({"head": {"serviceId": SERVICE}, "body": {"batchDataList": list}}),
+    );
     assert_eq!(r["retcode"], 0, "{r}");
     let out = r["batchDataList"].as_array().unwrap();
     assert_eq!(out.len(), 569);
@@ -188,13 +227,23 @@ fn breast_lr_served_online_equals_the_predict_job_swaps_under_load_and_names_a_d
         assert_eq!(out[i]["index"], i);
         assert_eq!(out[i]["retcode"], 0, "{}", out[i]);
         let got = out[i]["data"]["score"].as_f64().unwrap();
-        assert!((got - want1[id]).abs() <= 1e-9, "batch {id}: {got} vs {}", want1[id]);
+        assert!(
+            (got - want1[id]).abs() <= 1e-9,
+            "batch {id}: {got} vs {}",
+            want1[id]
+        );
     }
     // A batch over the limit is refused naming the field.
     let big: Vec<Value> = (0..1001).map(|_| list[0].clone()).collect();
-    let r = post(&batch, &json!({"head": {"serviceId": SERVICE}, "body": {"batchDataList": big}}));
+    let r = post(
+        &batch,
+        &json!({"head": {"serviceId": SERVICE}, "body": {"batchDataList": big}}),
+    );
     assert_eq!(r["retcode"], 100, "{r}");
-    assert!(r["retmsg"].as_str().unwrap().contains("body.batchDataList"), "{r}");
+    assert!(
+        r["retmsg"].as_str().unwrap().contains("body.batchDataList"),
+        "{r}"
+    );
 
     // Malformed requests: a code and a message naming the field; nothing crashes.
     let (id0, f0) = rows[0].clone();
@@ -203,23 +252,47 @@ fn breast_lr_served_online_equals_the_predict_job_swaps_under_load_and_names_a_d
     no_x3.remove("x3");
     for (req, code, field) in [
         (json!({"body": {}}), 100, "head.serviceId"),
-        (json!({"head": {"serviceId": "nope"}, "body": {}}), 122, "head.serviceId"),
-        (json!({"head": {"serviceId": SERVICE}, "body": {"sendToRemoteFeatureData": {"id": id0}}}), 100, "body.featureData"),
+        (
+            json!({"head": {"serviceId": "nope"}, "body": {}}),
+            122,
+            "head.serviceId",
+        ),
+        (
+            json!({"head": {"serviceId": SERVICE}, "body": {"sendToRemoteFeatureData": {"id": id0}}}),
+            100,
+            "body.featureData",
+        ),
         (single(id0, &no_x3), 102, "body.featureData.x3"),
-        (json!({"head": {"serviceId": SERVICE}, "body": {"featureData": f0}}), 100, "body.sendToRemoteFeatureData"),
+        (
+            json!({"head": {"serviceId": SERVICE}, "body": {"featureData": f0}}),
+            100,
+            "body.sendToRemoteFeatureData",
+        ),
         (single("no-such-id", f0), 113, "no-such-id"),
     ] {
         let r = post(&inference, &req);
         assert_eq!(r["retcode"], code, "{req}: {r}");
-        assert!(r["retmsg"].as_str().unwrap().contains(field), "{field}: {r}");
+        assert!(
+            r["retmsg"].as_str().unwrap().contains(field),
+            "{field}: {r}"
+        );
     }
-    let r = match ureq::post(&inference).set("content-type", "application/json").send_string("{not json") {
+    let r = match ureq::post(&inference)
+        .set("content-type", "application/json")
+        .send_string("{not json")
+    {
         Ok(r) => r.into_json::<Value>().unwrap(),
         Err(ureq::Error::Status(_, r)) => r.into_json::<Value>().unwrap(),
         Err(e) => panic!("{e}"),
     };
     assert_eq!(r["retcode"], 100, "{r}");
-    assert!(r["retmsg"].as_str().unwrap().contains("body: malformed JSON"), "{r}");
+    assert!(
+        r["retmsg"]
+            .as_str()
+            .unwrap()
+            .contains("body: malformed JSON"),
+        "{r}"
+    );
 
     // Swap and roll back under load: a loopback load generator keeps scoring while the
     // service moves between versions; no request fails and each response's score is the
@@ -227,13 +300,20 @@ fn breast_lr_served_online_equals_the_predict_job_swaps_under_load_and_names_a_d
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicUsize::new(0));
     let rows = Arc::new(rows);
-    let want = Arc::new([("1".to_string(), want1.clone()), ("2".to_string(), want2)]
-        .into_iter()
-        .collect::<HashMap<String, HashMap<String, f64>>>());
+    let want = Arc::new(
+        [("1".to_string(), want1.clone()), ("2".to_string(), want2)]
+            .into_iter()
+            .collect::<HashMap<String, HashMap<String, f64>>>(),
+    );
     let mut workers = Vec::new();
     for w in 0..4 {
-        let (stop, served, rows, want, inference) =
-            (stop.clone(), served.clone(), rows.clone(), want.clone(), inference.clone());
+        let (stop, served, rows, want, inference) = (
+            stop.clone(),
+            served.clone(),
+            rows.clone(),
+            want.clone(),
+            inference.clone(),
+        );
         workers.push(std::thread::spawn(move || {
             let mut versions = std::collections::BTreeSet::new();
             let mut i = w * 97;
@@ -258,9 +338,22 @@ fn breast_lr_served_online_equals_the_predict_job_swaps_under_load_and_names_a_d
     std::thread::sleep(Duration::from_millis(300));
     for round in 0..6 {
         if round % 2 == 0 {
-            cli(&d, &["bind", "--service-id", SERVICE, "--model-id", MODEL_ID, "--model-version", "2"]);
+            cli(
+                &d,
+                &[
+                    "bind",
+                    "--service-id",
+                    SERVICE,
+                    "--model-id",
+                    MODEL_ID,
+                    "--model-version",
+                    "2",
+                ],
+            );
         } else {
-            let r: Value = serde_json::from_str(&cli(&d, &["rollback", "--json", "--service-id", SERVICE])).unwrap();
+            let r: Value =
+                serde_json::from_str(&cli(&d, &["rollback", "--json", "--service-id", SERVICE]))
+                    .unwrap();
             assert_eq!(r["model_version"], "1", "{r}");
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -290,8 +383,39 @@ fn breast_lr_served_online_equals_the_predict_job_swaps_under_load_and_names_a_d
             .unwrap_or_else(|| panic!("no {prefix}: {metrics}"))
     };
     assert!(count("fate_serving_requests_total{endpoint=\"inference\"}") >= (569 + n) as f64);
-    assert_eq!(count("fate_serving_errors_total{endpoint=\"inference\",retcode=\"122\"}"), 1.0);
-    assert!(count("fate_serving_request_duration_seconds_count{endpoint=\"batchInference\"}") >= 2.0);
+    assert_eq!(
+        count("fate_serving_errors_total{endpoint=\"inference\",retcode=\"122\"}"),
+        1.0
+    );
+    assert!(
+        count("fate_serving_request_duration_seconds_count{endpoint=\"batchInference\"}") >= 2.0
+    );
+
+    // The host's node frozen (slow: it takes the call and never answers): the guest answers
+    // within its deadline (3 s), naming the host; once it runs again, serving resumes.
+    let host_node = d.pid("node of 10000").to_string();
+    let signal = |sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &host_node])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    let asked = Instant::now();
+    let r = post(&inference, &single(id0, f0));
+    let took = asked.elapsed();
+    signal("-CONT");
+    assert_eq!(r["retcode"], 105, "{r}");
+    assert!(r["retmsg"].as_str().unwrap().contains("host 10000"), "{r}");
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(5),
+        "a frozen host answered after {took:?}"
+    );
+    let r = post(&inference, &single(id0, f0));
+    assert_eq!(r["retcode"], 0, "after the host resumed: {r}");
 
     // The host's node killed: the guest answers within its deadline (3 s), naming the host.
     std::process::Command::new("kill")

@@ -572,25 +572,24 @@ fn predict_rows(
             fate_ml::lr::add_partial(&mut z[i * k..(i + 1) * k], v);
         }
     }
-    let rows =
-        frame
-            .ids
-            .iter()
-            .zip(&frame.rows)
-            .zip(z.chunks_exact(k))
-            .map(|((id, row), zs)| {
-                let features =
-                    fate_ml::lr::outcome(zs, model.ovr, &model.labels, model.threshold).into_row();
-                (
-                    id.clone(),
-                    Row {
-                        match_id: row.match_id.clone(),
-                        label: row.label,
-                        weight: None,
-                        features,
-                    },
-                )
-            })
-            .collect();
+    let rows = frame
+        .ids
+        .iter()
+        .zip(&frame.rows)
+        .zip(z.chunks_exact(k))
+        .map(|((id, row), zs)| {
+            let features =
+                fate_ml::lr::outcome(zs, model.ovr, &model.labels, model.threshold).into_row();
+            (
+                id.clone(),
+                Row {
+                    match_id: row.match_id.clone(),
+                    label: row.label,
+                    weight: None,
+                    features,
+                },
+            )
+        })
+        .collect();
     Ok(rows)
 }
