@@ -73,6 +73,9 @@ pub const MAX_BATCH: usize = 1000;
 /// Most rows a host's feature adapter indexes.
 pub const MAX_FEATURE_ROWS: usize = 2_000_000;
 
+/// Most models loaded at one node (each holds its weights and, at a host, its feature index).
+pub const MAX_LOADED: usize = 256;
+
 /// Bindings a service remembers for rollback.
 const MAX_HISTORY: usize = 16;
 
@@ -161,18 +164,24 @@ impl Serving {
             .cloned()
     }
 
-    fn insert(&self, loaded: Loaded) -> Arc<Loaded> {
+    /// Keeps a loaded model (replacing the same model, version and party), at most
+    /// [`MAX_LOADED`] of them.
+    fn insert(&self, loaded: Loaded) -> Result<Arc<Loaded>, ApiError> {
         let loaded = Arc::new(loaded);
-        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
-        reg.models.insert(
-            (
-                loaded.model_id.clone(),
-                loaded.model_version.clone(),
-                loaded.party_id.clone(),
-            ),
-            loaded.clone(),
+        let key = (
+            loaded.model_id.clone(),
+            loaded.model_version.clone(),
+            loaded.party_id.clone(),
         );
-        loaded
+        let mut reg = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        if !reg.models.contains_key(&key) && reg.models.len() >= MAX_LOADED {
+            return Err(serving_error(
+                code::LOAD_MODEL_ERROR,
+                format!("this node already holds {MAX_LOADED} loaded models"),
+            ));
+        }
+        reg.models.insert(key, loaded.clone());
+        Ok(loaded)
     }
 }
 
@@ -638,7 +647,7 @@ pub(crate) async fn load(State(st): State<Arc<ApiState>>, body: String) -> ApiRe
             hosts.push(answer);
         }
     }
-    let loaded = st.serving.insert(loaded);
+    let loaded = st.serving.insert(loaded)?;
     tracing::info!(model_id = %loaded.model_id, model_version = %loaded.model_version, role = %loaded.role, "Model loaded for serving.");
     let mut v = loaded_json(&loaded);
     v["host_parts"] = json!(hosts);
@@ -660,7 +669,7 @@ pub(crate) async fn partner_load(
             format!("party {} is not a host of the model", loaded.party_id),
         ));
     }
-    let loaded = st.serving.insert(loaded);
+    let loaded = st.serving.insert(loaded)?;
     tracing::info!(model_id = %loaded.model_id, model_version = %loaded.model_version, guest = %from, "Host part of a model loaded for serving.");
     Ok(Envelope::ok(loaded_json(&loaded)))
 }
