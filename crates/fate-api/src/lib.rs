@@ -12,12 +12,14 @@ pub mod board;
 mod envelope;
 mod partner;
 mod routes;
+pub mod serving;
 
 pub use auth::ClientAuth;
 pub use board::{Board, BoardConfig};
 pub use envelope::Envelope;
 pub use partner::{PartnerCaller, partner_router};
 pub use routes::{ApiState, MAX_DOWNLOAD_ROWS, router, sweep_uploads};
+pub use serving::Serving;
 
 /// Reads a model archive as `POST /v2/model/import` does, without storing anything, and
 /// returns the number of models it holds, or why `/model/import` would refuse it. This is the

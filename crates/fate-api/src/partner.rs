@@ -33,6 +33,14 @@ pub fn partner_router(state: ApiState) -> Router {
         .route(paths::JOB_RERUN, post(job_rerun))
         .route(paths::JOB_COLLECT, post(job_collect))
         .route(paths::PING, post(ping))
+        .route(
+            crate::serving::paths::INFERENCE,
+            post(crate::serving::partner_inference),
+        )
+        .route(
+            crate::serving::paths::LOAD,
+            post(crate::serving::partner_load),
+        )
         .fallback(crate::routes::unsupported)
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::routes::JSON_BODY_LIMIT,

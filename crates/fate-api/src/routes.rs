@@ -33,6 +33,8 @@ pub struct ApiState {
     pub auth: Option<Arc<crate::auth::ClientAuth>>,
     /// The board's login and sessions; `None` serves no board (`/` is then 404).
     pub board: Option<Arc<crate::board::Board>>,
+    /// Online serving: loaded models, services, metrics (`crate::serving`).
+    pub serving: Arc<crate::serving::Serving>,
 }
 
 pub use limits::JSON_BODY_LIMIT;
@@ -109,6 +111,20 @@ pub fn router(state: ApiState) -> Router {
         .route("/v2/output/data/download", get(output_data_download))
         .route("/v2/site/info/query", get(site_info))
         .route("/v2/server/fateflow", get(server_fateflow))
+        .route("/v2/serving/model/load", post(crate::serving::load))
+        .route("/v2/serving/model/bind", post(crate::serving::bind))
+        .route("/v2/serving/model/rollback", post(crate::serving::rollback))
+        .route(
+            "/v2/serving/service/query",
+            get(crate::serving::query).post(crate::serving::query),
+        )
+        .route("/v2/serving/metrics", get(crate::serving::metrics))
+        // FATE-Serving's inference API (fate-spec §6).
+        .route("/federation/v1/inference", post(crate::serving::inference))
+        .route(
+            "/federation/v1/batchInference",
+            post(crate::serving::batch_inference),
+        )
         .merge(crate::apps::routes())
         .fallback(unsupported)
         .layer(axum::extract::DefaultBodyLimit::max(JSON_BODY_LIMIT));

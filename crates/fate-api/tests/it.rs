@@ -72,6 +72,7 @@ async fn node_with_transport(dir: &Path, transport: Arc<dyn Transport>) -> Node 
         address: "127.0.0.1:9380".into(),
         auth: None,
         board: None,
+        serving: Default::default(),
     });
     Node { app }
 }

@@ -257,6 +257,20 @@ impl Scheduler {
         })
     }
 
+    /// Calls the partner endpoint `path` at the node of `party_id` for online serving (the
+    /// guest asking a host for its partial scores, or to load its part of a model), within
+    /// `timeout`. Not about a job: the relayed packet's session is `serving`.
+    pub async fn call_partner(
+        &self,
+        party_id: &str,
+        path: &'static str,
+        body: Value,
+        timeout: Duration,
+    ) -> Result<Value, PartnerError> {
+        self.partner_call_coded("serving", party_id, path, body, Some(timeout))
+            .await
+    }
+
     /// Asks every other party's node to create and start the job (fate-spec §3.1 step 2).
     /// On a failure, the nodes that did create it are told to stop, and the error names the
     /// party that failed.

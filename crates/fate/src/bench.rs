@@ -662,6 +662,7 @@ fn board(jobs: usize, json_out: bool) -> Result<()> {
             address: "127.0.0.1:0".into(),
             auth: None,
             board: Some(board),
+            serving: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

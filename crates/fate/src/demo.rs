@@ -302,6 +302,7 @@ impl DemoBoard {
             )
             .await?,
             board: Some(std::sync::Arc::new(board)),
+            serving: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(

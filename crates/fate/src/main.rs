@@ -14,6 +14,7 @@ mod output;
 mod preflight;
 mod results;
 mod service;
+mod serving;
 mod site;
 mod toy;
 
@@ -116,6 +117,10 @@ enum Command {
     /// Apps that may call a node with client authentication on (FATE's `/v2/app/client/*`).
     #[command(subcommand)]
     App(AppCommand),
+    /// Online inference: load a trained model, bind it to a service id, roll back, list
+    /// (FATE's `flow model load/bind`; inference is FATE-Serving's `/federation/v1/inference`).
+    #[command(subcommand)]
+    Serving(serving::ServingCommand),
 }
 
 #[derive(Subcommand)]
@@ -263,6 +268,10 @@ fn main() -> std::process::ExitCode {
         Command::App(AppCommand::Create(args)) => {
             init_tracing("warn");
             auth::create(args)
+        }
+        Command::Serving(cmd) => {
+            init_tracing("warn");
+            serving::run(cmd)
         }
     };
     match result {

@@ -562,6 +562,7 @@ pub fn standalone(mut args: StandaloneArgs) -> Result<()> {
                 address: local.to_string(),
                 auth,
                 board: Some(board),
+                serving: Default::default(),
             };
             fate_api::sweep_uploads(&state)
                 .await

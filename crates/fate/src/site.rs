@@ -558,6 +558,7 @@ fn serve_node(
             address: local.to_string(),
             auth,
             board: Some(board),
+            serving: Default::default(),
         };
         let _ = relay.app.set(fate_api::partner_router(state.clone()));
         let shutdown_scheduler = state.scheduler.clone();

@@ -34,6 +34,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "fate-federation",
             "fate-store",
             "fate-dag",
+            "fate-ml",
         ],
     ),
     (
@@ -110,7 +111,7 @@ const COMPONENT_IO_PATHS: &[&str] = &["fs", "net", "process"];
 const BACKEND_WORDS: &[&str] = &["spark", "redb", "hdfs", "s3://", "encodedengine", "opendal"];
 
 /// Crates with no IO and no async.
-const PURE: &[&str] = &["fate-types", "fate-crypto", "fate-dag"];
+const PURE: &[&str] = &["fate-types", "fate-crypto", "fate-dag", "fate-ml"];
 
 /// External crates a pure crate may not depend on (a `*` suffix is a prefix).
 const IO_LIBS: &[&str] = &[

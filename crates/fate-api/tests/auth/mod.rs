@@ -88,6 +88,7 @@ async fn a_node_with_authentication_refuses_unsigned_and_wrongly_signed_requests
         address: "0.0.0.0:9380".into(),
         auth: Some(Arc::new(fate_api::ClientAuth::new(store.clone()))),
         board: None,
+        serving: Default::default(),
     };
     let app = fate_api::router(state);
     let q = "/v2/job/list/query";
@@ -279,6 +280,7 @@ async fn partner_calls_are_not_served_on_the_client_api_whatever_header_is_sent(
         address: "127.0.0.1:9380".into(),
         auth: None,
         board: None,
+        serving: Default::default(),
     };
     let app = fate_api::router(state.clone());
     let dag = toy_dag(json!(10), json!(1));
@@ -399,6 +401,7 @@ async fn site_permissions_decide_which_components_and_tables_a_partner_may_use()
         address: "127.0.0.1:9380".into(),
         auth: Some(Arc::new(fate_api::ClientAuth::new(store.clone()))),
         board: None,
+        serving: Default::default(),
     };
     let app = fate_api::router(state.clone());
     let partner = fate_api::partner_router(state);

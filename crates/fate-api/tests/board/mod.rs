@@ -71,6 +71,7 @@ async fn board_node(dir: &std::path::Path, client_auth: bool) -> (Router, Arc<fa
         auth: client_auth
             .then(|| Arc::new(fate_api::ClientAuth::new(node.scheduler.store().clone()))),
         board: Some(board.clone()),
+        serving: Default::default(),
     };
     (fate_api::router(state), board)
 }

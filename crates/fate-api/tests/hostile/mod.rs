@@ -90,6 +90,7 @@ pub(super) async fn hostile_node(root: &Path, site: Option<Site>) -> Hostile {
         address: "127.0.0.1:9380".into(),
         auth: None,
         board: None,
+        serving: Default::default(),
     };
     let partner = fate_api::partner_router(state.clone());
     let app = fate_api::router(state);

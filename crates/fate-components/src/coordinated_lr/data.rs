@@ -152,13 +152,8 @@ pub(super) fn split(n: usize, batch_size: Option<usize>) -> Vec<Vec<usize>> {
         .collect()
 }
 
-pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-pub(super) fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
+/// The dot product of training and prediction (one definition, fate-ml's).
+pub(super) use fate_ml::lr::dot;
 
 /// The prediction dataframe's schema (fate-runtime's `predict` convention).
 pub(super) fn predict_schema(input: &Schema, classes: Option<&[i64]>) -> Schema {

@@ -1,7 +1,7 @@
 //! The guest's part (`CoordinatedLRModuleGuest`, fate-spec §4.3).
 
 use super::cipher::{CipherVec, ENC_FRAC_BITS, crypto, mul_pow2, prepare_encryptor};
-use super::data::{Batch, Frame, dot, predict_schema, sigmoid, split};
+use super::data::{Batch, Frame, dot, predict_schema, split};
 use super::model::{Meta, PartyEstimator, PartyModel};
 use super::names::*;
 use super::optim::{LrScheduler, OptimSpec, Regularizer, initialize};
@@ -549,12 +549,12 @@ fn predict_rows(
         })?;
     check_features(first, frame, key, me)?;
     let k = model.estimators.len();
-    let nf = frame.n_features();
+    // The same predict functions as online serving (fate-ml), so their scores cannot drift.
+    let linear: Vec<fate_ml::lr::Linear> = model.estimators.iter().map(|e| e.linear()).collect();
     let mut z: Vec<f64> = Vec::with_capacity(frame.rows.len() * k);
     for row in &frame.rows {
-        for est in &model.estimators {
-            let b = if est.fit_intercept { est.w[nf] } else { 0.0 };
-            z.push(dot(&row.features, &est.w[..nf]) + b);
+        for est in &linear {
+            z.push(est.linear(&row.features));
         }
     }
     for host in &s.hosts {
@@ -569,48 +569,27 @@ fn predict_rows(
                 .get(id)
                 .ok_or_else(|| ComponentError::Data(format!("{host} sent no `{H_PRED}` for sample `{id}` of {key}; run psi on both parties' data first")))?;
             check_plain(v, k, H_PRED, host)?;
-            for (zc, vc) in z[i * k..(i + 1) * k].iter_mut().zip(v) {
-                *zc += vc;
-            }
+            fate_ml::lr::add_partial(&mut z[i * k..(i + 1) * k], v);
         }
     }
-    let rows =
-        frame
-            .ids
-            .iter()
-            .zip(&frame.rows)
-            .zip(z.chunks_exact(k))
-            .map(|((id, row), zs)| {
-                let probs: Vec<f64> = zs.iter().map(|&v| sigmoid(v)).collect();
-                let features =
-                    if model.ovr {
-                        let (best, score) = probs.iter().enumerate().fold(
-                            (0, f64::NEG_INFINITY),
-                            |acc, (j, &p)| if p > acc.1 { (j, p) } else { acc },
-                        );
-                        let mut f = vec![
-                            score,
-                            model.labels.get(best).copied().unwrap_or(best as i64) as f64,
-                        ];
-                        f.extend(&probs);
-                        f
-                    } else {
-                        // Label 1 is the positive class (FATE's y mapping); the other label is negative.
-                        let score = probs[0];
-                        let neg =
-                            model.labels.iter().find(|&&l| l != 1).copied().unwrap_or(0) as f64;
-                        vec![score, if score > model.threshold { 1.0 } else { neg }]
-                    };
-                (
-                    id.clone(),
-                    Row {
-                        match_id: row.match_id.clone(),
-                        label: row.label,
-                        weight: None,
-                        features,
-                    },
-                )
-            })
-            .collect();
+    let rows = frame
+        .ids
+        .iter()
+        .zip(&frame.rows)
+        .zip(z.chunks_exact(k))
+        .map(|((id, row), zs)| {
+            let features =
+                fate_ml::lr::outcome(zs, model.ovr, &model.labels, model.threshold).into_row();
+            (
+                id.clone(),
+                Row {
+                    match_id: row.match_id.clone(),
+                    label: row.label,
+                    weight: None,
+                    features,
+                },
+            )
+        })
+        .collect();
     Ok(rows)
 }

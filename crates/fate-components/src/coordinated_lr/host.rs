@@ -233,6 +233,7 @@ fn send_predictions(
         })?;
     check_features(first, frame, key, &ctx.local)?;
     let rows = frame.ids.iter().zip(&frame.rows).map(|(id, row)| {
+        // The partial score online serving sends too (fate-ml).
         let v: Vec<f64> = model
             .estimators
             .iter()

@@ -61,6 +61,15 @@ impl PartyEstimator {
         self.w.len() - usize::from(self.fit_intercept)
     }
 
+    /// The weights as the shared predict functions (fate-ml) take them.
+    pub fn linear(&self) -> fate_ml::lr::Linear {
+        fate_ml::lr::Linear {
+            w: self.w.clone(),
+            fit_intercept: self.fit_intercept,
+            header: Vec::new(),
+        }
+    }
+
     pub fn to_json(&self, guest: bool) -> Value {
         let n = self.n_features();
         let coef: Vec<Value> = self.w[..n].iter().map(|x| json!([x])).collect();
@@ -96,50 +105,12 @@ impl PartyEstimator {
 
     /// Reads an estimator; `fit_intercept` is false at hosts (FATE's host never has one).
     pub fn from_json(v: &Value, guest: bool, key: &str) -> Result<Self, ComponentError> {
-        let fit_intercept = guest
-            && field(v, &["fit_intercept"], key)?
-                .as_bool()
-                .unwrap_or(false);
-        let param = field(v, &["param"], key)?;
-        let coef = field(param, &["coef_"], key)?
-            .as_array()
-            .ok_or_else(|| bad(key, "param.coef_ is not a list"))?;
-        let scalar = |x: &Value| -> Option<f64> {
-            match x {
-                Value::Array(a) if a.len() == 1 => a[0].as_f64(),
-                other => other.as_f64(),
-            }
-        };
-        let mut w: Vec<f64> = coef
-            .iter()
-            .map(|x| scalar(x).ok_or_else(|| bad(key, format!("param.coef_ has a non-number {x}"))))
-            .collect::<Result<_, _>>()?;
-        if fit_intercept {
-            let b = param
-                .get("intercept_")
-                .and_then(scalar)
-                .ok_or_else(|| bad(key, "param.intercept_ is missing"))?;
-            w.push(b);
-        }
-        if w.iter().any(|x| !x.is_finite()) {
-            return Err(bad(key, "the model has non-finite weights"));
-        }
-        let header: Vec<String> = match v.get("header") {
-            Some(h) => {
-                serde_json::from_value(h.clone()).map_err(|e| bad(key, format!("header: {e}")))?
-            }
-            None => (0..coef.len()).map(|i| format!("x{i}")).collect(),
-        };
-        if header.len() != coef.len() {
-            return Err(bad(
-                key,
-                format!(
-                    "header names {} features but coef_ has {}",
-                    header.len(),
-                    coef.len()
-                ),
-            ));
-        }
+        // The weights are read by the same function online serving uses (fate-ml).
+        let fate_ml::lr::Linear {
+            w,
+            fit_intercept,
+            header,
+        } = fate_ml::lr::Linear::from_json(v, guest).map_err(|e| bad(key, e))?;
         let opt = v.get("optimizer");
         let alpha = opt
             .and_then(|o| o.get("alpha"))
@@ -268,33 +239,11 @@ impl PartyModel {
         check_version(v, key)?;
         let meta_v = field(v, &["meta"], key)?;
         let ovr = meta_v.get("ovr").and_then(Value::as_bool).unwrap_or(false);
-        let est = field(v, &["data", "estimator"], key)?;
-        let estimators = if ovr {
-            let obj = est.as_object().ok_or_else(|| {
-                bad(
-                    key,
-                    "data.estimator of a one-vs-rest model is not an object",
-                )
-            })?;
-            let mut pairs: Vec<(usize, &Value)> = obj
-                .iter()
-                .map(|(k, e)| {
-                    k.parse::<usize>()
-                        .map(|i| (i, e))
-                        .map_err(|_| bad(key, format!("class index `{k}` is not a number")))
-                })
-                .collect::<Result<_, _>>()?;
-            pairs.sort_by_key(|(i, _)| *i);
-            if pairs.iter().enumerate().any(|(j, (i, _))| *i != j) {
-                return Err(bad(key, "class indices of data.estimator are not 0..n"));
-            }
-            pairs
-                .into_iter()
-                .map(|(_, e)| PartyEstimator::from_json(e, guest, key))
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            vec![PartyEstimator::from_json(est, guest, key)?]
-        };
+        let estimators = fate_ml::lr::estimators_json(v, ovr)
+            .map_err(|e| bad(key, e))?
+            .into_iter()
+            .map(|e| PartyEstimator::from_json(e, guest, key))
+            .collect::<Result<Vec<_>, _>>()?;
         let labels: Vec<i64> = if guest {
             serde_json::from_value(field(meta_v, &["labels"], key)?.clone())
                 .map_err(|e| bad(key, format!("meta.labels: {e}")))?
