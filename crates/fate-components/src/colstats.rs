@@ -18,6 +18,9 @@ pub struct Moments {
     pub mean: Vec<f64>,
     /// Σ (x − mean)².
     pub m2: Vec<f64>,
+    /// Σ (x − mean)³ and Σ (x − mean)⁴ (Pébay's pairwise update).
+    pub m3: Vec<f64>,
+    pub m4: Vec<f64>,
     pub sum: Vec<f64>,
     pub min: Vec<f64>,
     pub max: Vec<f64>,
@@ -31,6 +34,8 @@ impl Moments {
             n: vec![0; cols],
             mean: vec![0.0; cols],
             m2: vec![0.0; cols],
+            m3: vec![0.0; cols],
+            m4: vec![0.0; cols],
             sum: vec![0.0; cols],
             min: vec![f64::INFINITY; cols],
             max: vec![f64::NEG_INFINITY; cols],
@@ -38,7 +43,7 @@ impl Moments {
         }
     }
 
-    /// Adds one row's selected values (Welford's update).
+    /// Adds one row's selected values (the pairwise merge with a single value).
     fn push(&mut self, values: impl Iterator<Item = f64>) {
         self.rows += 1;
         for (j, x) in values.enumerate() {
@@ -46,35 +51,73 @@ impl Moments {
                 self.missing[j] += 1;
                 continue;
             }
-            self.n[j] += 1;
-            let n = self.n[j] as f64;
-            let delta = x - self.mean[j];
-            self.mean[j] += delta / n;
-            self.m2[j] += delta * (x - self.mean[j]);
+            self.merge_column(j, 1, x, 0.0, 0.0, 0.0);
             self.sum[j] += x;
             self.min[j] = self.min[j].min(x);
             self.max[j] = self.max[j].max(x);
         }
     }
 
-    /// Chan et al.'s merge of two column sets of the same width.
+    /// Merges moments (n, mean, M2, M3, M4) of another set into column `j` (Chan et al.,
+    /// Pébay 2008: every update reads the old M2 and M3 before they change).
+    fn merge_column(&mut self, j: usize, nb: u64, mb: f64, m2b: f64, m3b: f64, m4b: f64) {
+        if nb == 0 {
+            return;
+        }
+        let (na, nbf) = (self.n[j] as f64, nb as f64);
+        let n = na + nbf;
+        let d = mb - self.mean[j];
+        let (m2a, m3a) = (self.m2[j], self.m3[j]);
+        self.m4[j] += m4b
+            + d.powi(4) * na * nbf * (na * na - na * nbf + nbf * nbf) / (n * n * n)
+            + 6.0 * d * d * (na * na * m2b + nbf * nbf * m2a) / (n * n)
+            + 4.0 * d * (na * m3b - nbf * m3a) / n;
+        self.m3[j] += m3b
+            + d.powi(3) * na * nbf * (na - nbf) / (n * n)
+            + 3.0 * d * (na * m2b - nbf * m2a) / n;
+        self.m2[j] += m2b + d * d * na * nbf / n;
+        self.mean[j] += d * nbf / n;
+        self.n[j] += nb;
+    }
+
+    /// Merges two column sets of the same width.
     pub fn merge(mut self, b: Moments) -> Moments {
         self.rows += b.rows;
         for j in 0..self.n.len().min(b.n.len()) {
-            let (na, nb) = (self.n[j] as f64, b.n[j] as f64);
-            let n = na + nb;
-            if n > 0.0 {
-                let delta = b.mean[j] - self.mean[j];
-                self.mean[j] += delta * nb / n;
-                self.m2[j] += b.m2[j] + delta * delta * na * nb / n;
-            }
-            self.n[j] += b.n[j];
+            self.merge_column(j, b.n[j], b.mean[j], b.m2[j], b.m3[j], b.m4[j]);
             self.sum[j] += b.sum[j];
             self.min[j] = self.min[j].min(b.min[j]);
             self.max[j] = self.max[j].max(b.max[j]);
             self.missing[j] += b.missing[j];
         }
         self
+    }
+
+    /// FATE's skewness (`StatisticsSummary.compute_skewness`): `m3 / m2^1.5` with the
+    /// population moments, times `sqrt(n(n−1)) / (n−2)` unless `bias`; 0 when m2 < 1e-6.
+    pub fn skewness(&self, j: usize, bias: bool) -> f64 {
+        let n = self.n[j] as f64;
+        let m2 = self.m2[j] / n;
+        if !(m2 >= 1e-6) {
+            return 0.0;
+        }
+        let g = (self.m3[j] / n) / m2.powf(1.5);
+        if bias { g } else { g * (n * (n - 1.0)).sqrt() / (n - 2.0) }
+    }
+
+    /// FATE's (Fisher) kurtosis (`compute_kurtosis`): `m4 / m2² − 3`, corrected by
+    /// `((n²−1)·k − 3(n−1)²) / ((n−2)(n−3)) + 3` before the −3 unless `bias`; 0 when m2 < 1e-6.
+    pub fn kurtosis(&self, j: usize, bias: bool) -> f64 {
+        let n = self.n[j] as f64;
+        let m2 = self.m2[j] / n;
+        if !(m2 >= 1e-6) {
+            return 0.0;
+        }
+        let mut k = (self.m4[j] / n) / (m2 * m2);
+        if !bias {
+            k = ((n * n - 1.0) * k - 3.0 * (n - 1.0) * (n - 1.0)) / ((n - 2.0) * (n - 3.0)) + 3.0;
+        }
+        k - 3.0
     }
 
     /// Variance with `ddof` delta degrees of freedom; NaN when fewer than `ddof + 1` values.

@@ -1,18 +1,22 @@
 //! FATE 2.x `statistics` (fate-spec §4.7; `components/components/statistics.py`): each party
 //! (guest, host) describes its own feature columns; nothing is federated.
 //!
-//! Metrics (FATE's names): `count` (non-missing values), `sum`, `mean`, `std`, `var` (ddof
-//! `ddof`, default 1), `min`, `max`, `missing_count`, `missing_ratio`,
-//! `coefficient_of_variation` (std / mean). Computed on the table by the `colstats` kernels.
+//! Metrics (FATE's names, `ml/statistics/statistics.py`): `count` (non-missing values),
+//! `sum`, `mean`, `std`, `var` (ddof `ddof`, default 1), `min`, `max`, `missing_count`,
+//! `missing_ratio`, `coefficient_of_variation` (std / mean), `skewness` and `kurtosis` (FATE's
+//! Fisher-Pearson and Fisher coefficients from the population moments, bias-corrected unless
+//! `bias`; 0 for a column whose population variance is below 1e-6). Computed on the table by
+//! the `colstats` kernels (pairwise merged central moments up to the fourth).
 //!
-//! Output: `output_model` `{"meta": {"metrics", "ddof", "bias", "relative_error",
-//! "skip_col", "model_type": "statistics"}, "data": {"metrics_summary": {metric: {column:
-//! value}}}}` and the same summary as the metric `statistics` (type `statistics`); a value that
-//! is undefined (std of one value) is null.
+//! Output: `output_model` in FATE's shape, `{"inner_metric_names": [...], "metrics_summary":
+//! {column: {metric: value}}, "metrics": [...]}` (pandas' `to_dict()` of the summary frame),
+//! plus `ddof`, `bias` and `skip_col`; the summary also as the metric `statistics` (type
+//! `statistics`, metric-major: `{metric: {column: value}}`). An undefined value (the std of one
+//! value) is null.
 //!
-//! Differences from FATE: `median`, `skewness`, `kurtosis` and percentiles (`"90%"`) are
-//! refused with a parameter error naming `metrics` (not implemented yet); `bias` and
-//! `relative_error` are checked and recorded but only those metrics would use them.
+//! Differences from FATE: `median`, `describe` and percentiles (`"90%"`) are refused with a
+//! parameter error naming `metrics` (not implemented yet); `missing_ratio` is missing values
+//! over rows; `relative_error` (spec §4.7, for quantiles) is checked and recorded only.
 
 use crate::colstats::{self, get, typed};
 use crate::{artifact, param};
@@ -24,7 +28,7 @@ use serde_json::{Map, Value, json};
 pub struct Statistics;
 
 /// The metrics this component computes.
-pub const SUPPORTED: [&str; 10] = [
+pub const SUPPORTED: [&str; 12] = [
     "count",
     "sum",
     "mean",
@@ -35,10 +39,12 @@ pub const SUPPORTED: [&str; 10] = [
     "missing_count",
     "missing_ratio",
     "coefficient_of_variation",
+    "skewness",
+    "kurtosis",
 ];
 
 /// FATE's metrics this component does not compute yet (refused by name).
-const NOT_YET: [&str; 3] = ["median", "skewness", "kurtosis"];
+const NOT_YET: [&str; 2] = ["median", "describe"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
@@ -180,6 +186,8 @@ impl Component for Statistics {
                     "missing_count" => json!(m.missing[j]),
                     "missing_ratio" if m.rows > 0 => num(m.missing[j] as f64 / m.rows as f64),
                     "coefficient_of_variation" if m.n[j] > 0 => num(std / m.mean[j]),
+                    "skewness" if m.n[j] > 0 => num(m.skewness(j, params.bias)),
+                    "kurtosis" if m.n[j] > 0 => num(m.kurtosis(j, params.bias)),
                     _ => Value::Null,
                 };
                 per_col.insert(names[c].clone(), v);
@@ -188,18 +196,24 @@ impl Component for Statistics {
         }
         let summary = Value::Object(summary);
         ctx.metric("statistics", "statistics", summary.clone());
+        let mut by_column = Map::new();
+        for &c in &cols {
+            let per_metric: Map<String, Value> = params
+                .metrics
+                .iter()
+                .map(|m| (m.clone(), summary[m][&names[c]].clone()))
+                .collect();
+            by_column.insert(names[c].clone(), Value::Object(per_metric));
+        }
         ctx.output_model(
             "output_model",
             json!({
-                "meta": {
-                    "metrics": params.metrics,
-                    "ddof": params.ddof,
-                    "bias": params.bias,
-                    "relative_error": params.relative_error,
-                    "skip_col": params.skip_col,
-                    "model_type": "statistics",
-                },
-                "data": {"metrics_summary": summary},
+                "inner_metric_names": params.metrics,
+                "metrics_summary": by_column,
+                "metrics": params.metrics,
+                "ddof": params.ddof,
+                "bias": params.bias,
+                "skip_col": params.skip_col,
             }),
         );
         Ok(())

@@ -100,6 +100,29 @@ fn var(x: &[f64], ddof: usize) -> f64 {
     x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (x.len() - ddof) as f64
 }
 
+/// Population central moment `k`.
+fn central(x: &[f64], k: i32) -> f64 {
+    let m = mean(x);
+    x.iter().map(|v| (v - m).powi(k)).sum::<f64>() / x.len() as f64
+}
+
+/// FATE's skewness: m3 / m2^1.5, bias-corrected by sqrt(n(n-1))/(n-2) unless `bias`.
+fn skew(x: &[f64], bias: bool) -> f64 {
+    let n = x.len() as f64;
+    let g = central(x, 3) / central(x, 2).powf(1.5);
+    if bias { g } else { g * (n * (n - 1.0)).sqrt() / (n - 2.0) }
+}
+
+/// FATE's Fisher kurtosis.
+fn kurt(x: &[f64], bias: bool) -> f64 {
+    let n = x.len() as f64;
+    let mut k = central(x, 4) / central(x, 2).powi(2);
+    if !bias {
+        k = ((n * n - 1.0) * k - 3.0 * (n - 1.0) * (n - 1.0)) / ((n - 2.0) * (n - 3.0)) + 3.0;
+    }
+    k - 3.0
+}
+
 fn min(x: &[f64]) -> f64 {
     x.iter().copied().fold(f64::INFINITY, f64::min)
 }
@@ -253,7 +276,7 @@ fn statistics_equal_plaintext_at_each_party() {
     let h = Harness::new(c.clone());
     let ga = h.table("t", "g", &g);
     let ha = h.table("t", "h", &ho);
-    let metrics = json!(["count", "sum", "mean", "std", "var", "min", "max", "missing_count"]);
+    let metrics = json!(["count", "sum", "mean", "std", "var", "min", "max", "missing_count", "skewness", "kurtosis"]);
     let results = h.run(
         "stat_0",
         &Statistics,
@@ -264,18 +287,22 @@ fn statistics_equal_plaintext_at_each_party() {
         let data = rows(df);
         let s = r.metric("statistics").expect("statistics metric");
         let model = &r.outputs.models.iter().find(|(k, _)| k == "output_model").unwrap().1;
-        assert_eq!(&model["data"]["metrics_summary"], s);
+        assert_eq!(model["inner_metric_names"], metrics);
         for (j, name) in df.schema.feature_names.iter().enumerate() {
             let x = column(&data, j);
             let got = |m: &str| s[m][name].as_f64().unwrap_or_else(|| panic!("{m} {name}"));
             assert_eq!(got("count"), x.len() as f64);
             assert_eq!(got("missing_count"), 0.0);
             close(got("sum"), x.iter().sum(), "sum");
+            close(got("kurtosis"), kurt(&x, true), "kurtosis");
             close(got("mean"), mean(&x), "mean");
             close(got("var"), var(&x, 1), "var");
             close(got("std"), var(&x, 1).sqrt(), "std");
             assert_eq!(got("min"), min(&x));
             assert_eq!(got("max"), max(&x));
+            // FATE's model is column-major (`metrics_summary[column][metric]`).
+            assert_eq!(model["metrics_summary"][name]["mean"], s["mean"][name]);
+            close(got("skewness"), skew(&x, true), "skewness");
         }
     }
     // The defaults: mean, std, min, max; ddof 0 changes std.
@@ -290,6 +317,20 @@ fn statistics_equal_plaintext_at_each_party() {
     assert_eq!(keys, BTreeSet::from(["max", "mean", "min", "std"]));
     let x = column(&rows(&g), 3);
     close(s["std"]["x3"].as_f64().unwrap(), var(&x, 0).sqrt(), "std ddof 0");
+    // bias false: the corrected skewness and kurtosis.
+    let results = h.run(
+        "stat_2",
+        &Statistics,
+        vec![PartyRun::new(guest(), json!({"metrics": ["skewness", "kurtosis"], "bias": false}))
+            .input("input_data", ga.clone())],
+    );
+    ok(&results);
+    let s = results[0].metric("statistics").unwrap();
+    for (j, name) in g.schema.feature_names.iter().enumerate() {
+        let x = column(&rows(&g), j);
+        close(s["skewness"][name].as_f64().unwrap(), skew(&x, false), "unbiased skewness");
+        close(s["kurtosis"][name].as_f64().unwrap(), kurt(&x, false), "unbiased kurtosis");
+    }
 }
 
 /// The ids of a data output, in key order.
