@@ -102,7 +102,11 @@ impl Moments {
             return 0.0;
         }
         let g = (self.m3[j] / n) / m2.powf(1.5);
-        if bias { g } else { g * (n * (n - 1.0)).sqrt() / (n - 2.0) }
+        if bias {
+            g
+        } else {
+            g * (n * (n - 1.0)).sqrt() / (n - 2.0)
+        }
     }
 
     /// FATE's (Fisher) kurtosis (`compute_kurtosis`): `m4 / m2² − 3`, corrected by
@@ -231,7 +235,11 @@ pub(crate) fn select_columns(
     let mut seen = std::collections::BTreeSet::new();
     for &c in &cols {
         if !seen.insert(c) {
-            let field = if by_name.is_some() { col_field } else { idx_field };
+            let field = if by_name.is_some() {
+                col_field
+            } else {
+                idx_field
+            };
             return Err(ComponentError::param(
                 field,
                 format!("column `{}` is selected twice", names[c]),

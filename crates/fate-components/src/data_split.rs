@@ -91,7 +91,10 @@ impl Params {
             random_state: typed(p, "random_state", "an integer >= 0")?,
             hetero_sync: typed(p, "hetero_sync", "true or false")?.unwrap_or(true),
         };
-        if params.train_size.is_none() && params.validate_size.is_none() && params.test_size.is_none() {
+        if params.train_size.is_none()
+            && params.validate_size.is_none()
+            && params.test_size.is_none()
+        {
             params.train_size = Some(Size::Fraction(0.8));
             params.validate_size = Some(Size::Fraction(0.2));
             params.test_size = Some(Size::Fraction(0.0));
@@ -201,7 +204,11 @@ pub(crate) fn register_kernels(r: &mut KernelRegistry) -> Result<(), ComputingEr
 }
 
 /// Draws `n` of `pool` (without replacement); the rest stays in `pool`.
-fn draw(pool: &mut Vec<(String, Option<f64>)>, n: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<(String, Option<f64>)> {
+fn draw(
+    pool: &mut Vec<(String, Option<f64>)>,
+    n: usize,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> Vec<(String, Option<f64>)> {
     pool.shuffle(rng);
     let n = n.min(pool.len());
     let rest = pool.split_off(n);
@@ -230,7 +237,11 @@ fn draw_stratified(
     let mut rest = Vec::new();
     let all = std::mem::take(pool);
     for (i, label) in labels.iter().enumerate() {
-        let mut of_label: Vec<_> = all.iter().filter(|(_, l)| *l == Some(*label)).cloned().collect();
+        let mut of_label: Vec<_> = all
+            .iter()
+            .filter(|(_, l)| *l == Some(*label))
+            .cloned()
+            .collect();
         let want = if i + 1 == labels.len() {
             n.saturating_sub(out.len())
         } else {
@@ -343,7 +354,11 @@ impl Component for DataSplit {
             sets
         };
         let mut counts = [Value::Null, Value::Null, Value::Null];
-        let out_keys = ["train_output_data", "validate_output_data", "test_output_data"];
+        let out_keys = [
+            "train_output_data",
+            "validate_output_data",
+            "test_output_data",
+        ];
         for (i, ids) in sets.into_iter().enumerate() {
             if ids.is_empty() {
                 continue;

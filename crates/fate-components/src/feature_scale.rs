@@ -62,7 +62,8 @@ pub struct Params {
 }
 
 fn range_pair(v: &Value, field: &str) -> Result<(f64, f64), ComponentError> {
-    let bad = || ComponentError::param(field, format!("must be [min, max] with min < max, got {v}"));
+    let bad =
+        || ComponentError::param(field, format!("must be [min, max] with min < max, got {v}"));
     let a = v.as_array().filter(|a| a.len() == 2).ok_or_else(bad)?;
     let (lo, hi) = (
         a[0].as_f64().ok_or_else(bad)?,
@@ -102,8 +103,7 @@ impl Params {
                 FeatureRange::All(lo, hi)
             }
         };
-        let scale_col: Option<Vec<String>> =
-            typed(p, "scale_col", "a list of column names")?;
+        let scale_col: Option<Vec<String>> = typed(p, "scale_col", "a list of column names")?;
         let scale_idx: Option<Vec<u64>> =
             typed(p, "scale_idx", "a list of column indexes (integers >= 0)")?;
         if scale_col.is_some() && scale_idx.is_some() {
@@ -132,7 +132,10 @@ impl Params {
 /// How one column is scaled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ColumnScale {
-    Standard { mean: f64, std: f64 },
+    Standard {
+        mean: f64,
+        std: f64,
+    },
     MinMax {
         scale: f64,
         scale_min: f64,
@@ -146,7 +149,11 @@ impl ColumnScale {
     pub fn apply(&self, x: f64) -> f64 {
         match *self {
             ColumnScale::Standard { mean, std } => {
-                let d = if std > 0.0 && std.is_finite() { std } else { 1.0 };
+                let d = if std > 0.0 && std.is_finite() {
+                    std
+                } else {
+                    1.0
+                };
                 (x - mean) / d
             }
             ColumnScale::MinMax {
@@ -204,12 +211,7 @@ pub struct Scaler {
 }
 
 fn by_col(cols: &[String], values: impl Iterator<Item = f64>) -> Value {
-    Value::Object(
-        cols.iter()
-            .cloned()
-            .zip(values.map(|v| json!(v)))
-            .collect(),
-    )
+    Value::Object(cols.iter().cloned().zip(values.map(|v| json!(v))).collect())
 }
 
 impl Scaler {
@@ -302,9 +304,10 @@ impl Scaler {
                         }),
                     )
                 };
-                let strict = self.scales.iter().any(|s| {
-                    matches!(s, ColumnScale::MinMax { strict: true, .. })
-                });
+                let strict = self
+                    .scales
+                    .iter()
+                    .any(|s| matches!(s, ColumnScale::MinMax { strict: true, .. }));
                 json!({
                     "scale": field(0), "scale_dtype": "float64",
                     "scale_min": field(1), "scale_min_dtype": "float64",
@@ -408,22 +411,42 @@ impl Component for FeatureScale {
             description: "scales each party's own feature columns (standard or min_max)".into(),
             roles: gh.to_vec(),
             params: vec![
-                param("method", false, Some(json!("standard")), "standard or min_max"),
+                param(
+                    "method",
+                    false,
+                    Some(json!("standard")),
+                    "standard or min_max",
+                ),
                 param(
                     "feature_range",
                     false,
                     Some(json!([0, 1])),
                     "min_max result range: [min, max] for all columns or {column: [min, max]} (others [0, 1])",
                 ),
-                param("scale_col", false, None, "column names to scale (default all); not with scale_idx"),
-                param("scale_idx", false, None, "column indexes to scale (default all); not with scale_col"),
+                param(
+                    "scale_col",
+                    false,
+                    None,
+                    "column names to scale (default all); not with scale_idx",
+                ),
+                param(
+                    "scale_idx",
+                    false,
+                    None,
+                    "column indexes to scale (default all); not with scale_col",
+                ),
                 param(
                     "strict_range",
                     false,
                     Some(json!(true)),
                     "min_max: clip transformed values to feature_range",
                 ),
-                param("use_anonymous", false, Some(json!(false)), "interpret scale_col as anonymous names (only false)"),
+                param(
+                    "use_anonymous",
+                    false,
+                    Some(json!(false)),
+                    "interpret scale_col as anonymous names (only false)",
+                ),
             ],
             inputs: vec![
                 // Optional in the declaration: each stage has its own inputs; the run checks.
@@ -450,10 +473,13 @@ impl Component for FeatureScale {
                 ctx.output_data("train_output_data", &out)
             }
             "predict" => {
-                let model = ctx.input_model("input_model").ok_or_else(|| ComponentError::Input {
-                    key: "input_model".into(),
-                    reason: "the predict stage needs the model of a trained feature_scale".into(),
-                })?;
+                let model =
+                    ctx.input_model("input_model")
+                        .ok_or_else(|| ComponentError::Input {
+                            key: "input_model".into(),
+                            reason: "the predict stage needs the model of a trained feature_scale"
+                                .into(),
+                        })?;
                 let scaler = Scaler::from_model(model)?;
                 let df = ctx.input_data("test_data")?;
                 let out = scaler.transform(&df, "test_data")?;

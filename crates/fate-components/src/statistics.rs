@@ -61,7 +61,10 @@ impl Params {
             None => vec!["mean".into(), "std".into(), "min".into(), "max".into()],
             Some(Value::String(s)) => vec![s.clone()],
             Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
-                ComponentError::param("metrics", format!("must be a list of metric names, got {v}"))
+                ComponentError::param(
+                    "metrics",
+                    format!("must be a list of metric names, got {v}"),
+                )
             })?,
         };
         if metrics.is_empty() {
@@ -82,10 +85,7 @@ impl Params {
             if !SUPPORTED.contains(&m.as_str()) {
                 return Err(ComponentError::param(
                     "metrics",
-                    format!(
-                        "metric `{m}` is not one of {}",
-                        SUPPORTED.join(", ")
-                    ),
+                    format!("metric `{m}` is not one of {}", SUPPORTED.join(", ")),
                 ));
             }
             if !out.contains(&m) {
@@ -94,8 +94,7 @@ impl Params {
         }
         let ddof: u64 = typed(p, "ddof", "an integer >= 0")?.unwrap_or(1);
         let bias: bool = typed(p, "bias", "true or false")?.unwrap_or(true);
-        let relative_error: f64 =
-            typed(p, "relative_error", "a number in (0, 1]")?.unwrap_or(1e-3);
+        let relative_error: f64 = typed(p, "relative_error", "a number in (0, 1]")?.unwrap_or(1e-3);
         if !(relative_error > 0.0 && relative_error <= 1.0) {
             return Err(ComponentError::param(
                 "relative_error",
@@ -138,11 +137,31 @@ impl Component for Statistics {
                     Some(json!(["mean", "std", "min", "max"])),
                     "count, sum, mean, std, var, min, max, missing_count, missing_ratio, coefficient_of_variation",
                 ),
-                param("ddof", false, Some(json!(1)), "delta degrees of freedom of std and var"),
-                param("bias", false, Some(json!(true)), "biased skewness and kurtosis"),
-                param("relative_error", false, Some(json!(1e-3)), "relative error of quantiles"),
+                param(
+                    "ddof",
+                    false,
+                    Some(json!(1)),
+                    "delta degrees of freedom of std and var",
+                ),
+                param(
+                    "bias",
+                    false,
+                    Some(json!(true)),
+                    "biased skewness and kurtosis",
+                ),
+                param(
+                    "relative_error",
+                    false,
+                    Some(json!(1e-3)),
+                    "relative error of quantiles",
+                ),
                 param("skip_col", false, None, "columns not described"),
-                param("use_anonymous", false, Some(json!(false)), "interpret skip_col as anonymous names (only false)"),
+                param(
+                    "use_anonymous",
+                    false,
+                    Some(json!(false)),
+                    "interpret skip_col as anonymous names (only false)",
+                ),
             ],
             inputs: vec![artifact("input_data", ArtifactKind::Data, false, &gh)],
             outputs: vec![artifact("output_model", ArtifactKind::Model, false, &gh)],

@@ -51,8 +51,20 @@ fn breast(c: &Computing) -> (DataFrame, DataFrame) {
         label_type: Some("int64".into()),
         ..UploadMeta::default()
     };
-    let (gs, grows) = parse_csv(&data_file("breast_hetero_guest.csv"), true, &meta(true), true).unwrap();
-    let (hs, hrows) = parse_csv(&data_file("breast_hetero_host.csv"), true, &meta(false), true).unwrap();
+    let (gs, grows) = parse_csv(
+        &data_file("breast_hetero_guest.csv"),
+        true,
+        &meta(true),
+        true,
+    )
+    .unwrap();
+    let (hs, hrows) = parse_csv(
+        &data_file("breast_hetero_host.csv"),
+        true,
+        &meta(false),
+        true,
+    )
+    .unwrap();
     let sid_of: std::collections::HashMap<String, String> = grows
         .iter()
         .map(|(sid, r)| (r.match_id.clone(), sid.clone()))
@@ -84,7 +96,11 @@ fn output(h: &Harness, r: &PartyResult, key: &str) -> Vec<(String, Row)> {
         .iter()
         .find(|d| d.key == key)
         .unwrap_or_else(|| panic!("{} wrote no {key}", r.party));
-    h.computing.load(&d.namespace, &d.name).unwrap().collect(usize::MAX).unwrap()
+    h.computing
+        .load(&d.namespace, &d.name)
+        .unwrap()
+        .collect(usize::MAX)
+        .unwrap()
 }
 
 fn column(rows: &[(String, Row)], j: usize) -> Vec<f64> {
@@ -110,7 +126,11 @@ fn central(x: &[f64], k: i32) -> f64 {
 fn skew(x: &[f64], bias: bool) -> f64 {
     let n = x.len() as f64;
     let g = central(x, 3) / central(x, 2).powf(1.5);
-    if bias { g } else { g * (n * (n - 1.0)).sqrt() / (n - 2.0) }
+    if bias {
+        g
+    } else {
+        g * (n * (n - 1.0)).sqrt() / (n - 2.0)
+    }
 }
 
 /// FATE's Fisher kurtosis.
@@ -132,7 +152,10 @@ fn max(x: &[f64]) -> f64 {
 }
 
 fn close(a: f64, b: f64, what: &str) {
-    assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "{what}: {a} != {b}");
+    assert!(
+        (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+        "{what}: {a} != {b}"
+    );
 }
 
 fn ok(results: &[PartyResult]) {
@@ -144,7 +167,13 @@ fn ok(results: &[PartyResult]) {
 }
 
 /// Both parties' runs of one component with the same parameters on their breast tables.
-fn both(h: &Harness, key: &str, g: &InputArtifact, ho: &InputArtifact, params: Value) -> Vec<PartyRun> {
+fn both(
+    h: &Harness,
+    key: &str,
+    g: &InputArtifact,
+    ho: &InputArtifact,
+    params: Value,
+) -> Vec<PartyRun> {
     let _ = h;
     vec![
         PartyRun::new(guest(), params.clone()).input(key, g.clone()),
@@ -159,19 +188,37 @@ fn standard_scale_equals_plaintext_at_each_party_and_predict_applies_the_model()
     let h = Harness::new(c.clone());
     let ga = h.table("t", "g", &g);
     let ha = h.table("t", "h", &ho);
-    let results = h.run("scale_0", &FeatureScale, both(&h, "train_data", &ga, &ha, json!({})));
+    let results = h.run(
+        "scale_0",
+        &FeatureScale,
+        both(&h, "train_data", &ga, &ha, json!({})),
+    );
     ok(&results);
     for (r, df) in results.iter().zip([&g, &ho]) {
         let before = rows(df);
         let after = output(&h, r, "train_output_data");
         assert_eq!(after.len(), before.len());
-        let model = &r.outputs.models.iter().find(|(k, _)| k == "output_model").unwrap().1;
+        let model = &r
+            .outputs
+            .models
+            .iter()
+            .find(|(k, _)| k == "output_model")
+            .unwrap()
+            .1;
         assert_eq!(model["method"], "standard");
         for (j, name) in df.schema.feature_names.iter().enumerate() {
             let x = column(&before, j);
             let (m, s) = (mean(&x), var(&x, 1).sqrt());
-            close(model["scaler_info"]["mean"][name].as_f64().unwrap(), m, "mean");
-            close(model["scaler_info"]["std"][name].as_f64().unwrap(), s, "std");
+            close(
+                model["scaler_info"]["mean"][name].as_f64().unwrap(),
+                m,
+                "mean",
+            );
+            close(
+                model["scaler_info"]["std"][name].as_f64().unwrap(),
+                s,
+                "std",
+            );
             for ((kb, b), (ka, a)) in before.iter().zip(&after) {
                 assert_eq!(kb, ka);
                 close(a.features[j], (b.features[j] - m) / s, name);
@@ -198,7 +245,10 @@ fn standard_scale_equals_plaintext_at_each_party_and_predict_applies_the_model()
         .into_iter()
         .map(|(r, t, p)| {
             PartyRun::new(p.clone(), json!({}))
-                .input("test_data", hp.table("t", &format!("test_{}", p.party_id), t))
+                .input(
+                    "test_data",
+                    hp.table("t", &format!("test_{}", p.party_id), t),
+                )
                 .input("input_model", r.model_artifact("output_model").unwrap())
         })
         .collect();
@@ -260,13 +310,19 @@ fn min_max_scales_selected_columns_into_the_range_and_clips_in_predict() {
     hp.stage = "predict".into();
     let run = PartyRun::new(guest(), json!({}))
         .input("test_data", hp.table("t", "wide", &wide))
-        .input("input_model", results[0].model_artifact("output_model").unwrap());
+        .input(
+            "input_model",
+            results[0].model_artifact("output_model").unwrap(),
+        );
     let predicted = hp.run("scale_1", &FeatureScale, vec![run]);
     ok(&predicted);
     let out = output(&hp, &predicted[0], "test_output_data");
     let x0 = column(&out, 0);
     assert!(x0.iter().all(|v| (-1.0..=2.0).contains(v)));
-    assert!(x0.contains(&-1.0) && x0.contains(&2.0), "wide values are clipped to both ends");
+    assert!(
+        x0.contains(&-1.0) && x0.contains(&2.0),
+        "wide values are clipped to both ends"
+    );
 }
 
 #[test]
@@ -276,17 +332,40 @@ fn statistics_equal_plaintext_at_each_party() {
     let h = Harness::new(c.clone());
     let ga = h.table("t", "g", &g);
     let ha = h.table("t", "h", &ho);
-    let metrics = json!(["count", "sum", "mean", "std", "var", "min", "max", "missing_count", "skewness", "kurtosis"]);
+    let metrics = json!([
+        "count",
+        "sum",
+        "mean",
+        "std",
+        "var",
+        "min",
+        "max",
+        "missing_count",
+        "skewness",
+        "kurtosis"
+    ]);
     let results = h.run(
         "stat_0",
         &Statistics,
-        both(&h, "input_data", &ga, &ha, json!({"metrics": metrics, "ddof": 1})),
+        both(
+            &h,
+            "input_data",
+            &ga,
+            &ha,
+            json!({"metrics": metrics, "ddof": 1}),
+        ),
     );
     ok(&results);
     for (r, df) in results.iter().zip([&g, &ho]) {
         let data = rows(df);
         let s = r.metric("statistics").expect("statistics metric");
-        let model = &r.outputs.models.iter().find(|(k, _)| k == "output_model").unwrap().1;
+        let model = &r
+            .outputs
+            .models
+            .iter()
+            .find(|(k, _)| k == "output_model")
+            .unwrap()
+            .1;
         assert_eq!(model["inner_metric_names"], metrics);
         for (j, name) in df.schema.feature_names.iter().enumerate() {
             let x = column(&data, j);
@@ -316,20 +395,37 @@ fn statistics_equal_plaintext_at_each_party() {
     let keys: BTreeSet<&str> = s.as_object().unwrap().keys().map(|k| k.as_str()).collect();
     assert_eq!(keys, BTreeSet::from(["max", "mean", "min", "std"]));
     let x = column(&rows(&g), 3);
-    close(s["std"]["x3"].as_f64().unwrap(), var(&x, 0).sqrt(), "std ddof 0");
+    close(
+        s["std"]["x3"].as_f64().unwrap(),
+        var(&x, 0).sqrt(),
+        "std ddof 0",
+    );
     // bias false: the corrected skewness and kurtosis.
     let results = h.run(
         "stat_2",
         &Statistics,
-        vec![PartyRun::new(guest(), json!({"metrics": ["skewness", "kurtosis"], "bias": false}))
-            .input("input_data", ga.clone())],
+        vec![
+            PartyRun::new(
+                guest(),
+                json!({"metrics": ["skewness", "kurtosis"], "bias": false}),
+            )
+            .input("input_data", ga.clone()),
+        ],
     );
     ok(&results);
     let s = results[0].metric("statistics").unwrap();
     for (j, name) in g.schema.feature_names.iter().enumerate() {
         let x = column(&rows(&g), j);
-        close(s["skewness"][name].as_f64().unwrap(), skew(&x, false), "unbiased skewness");
-        close(s["kurtosis"][name].as_f64().unwrap(), kurt(&x, false), "unbiased kurtosis");
+        close(
+            s["skewness"][name].as_f64().unwrap(),
+            skew(&x, false),
+            "unbiased skewness",
+        );
+        close(
+            s["kurtosis"][name].as_f64().unwrap(),
+            kurt(&x, false),
+            "unbiased kurtosis",
+        );
     }
 }
 
@@ -369,8 +465,16 @@ fn data_split_guest_decides_hosts_follow_and_receive_only_ids() {
     }
     let all: BTreeSet<&String> = train.iter().chain(&validate).collect();
     assert_eq!(all.len(), n, "the sets are disjoint and cover every row");
-    assert_eq!(ids(&h, &results[1], "train_output_data"), train, "host's train ids");
-    assert_eq!(ids(&h, &results[1], "validate_output_data"), validate, "host's validate ids");
+    assert_eq!(
+        ids(&h, &results[1], "train_output_data"),
+        train,
+        "host's train ids"
+    );
+    assert_eq!(
+        ids(&h, &results[1], "validate_output_data"),
+        validate,
+        "host's validate ids"
+    );
     // The host's rows are its own (its features, not the guest's).
     let host_rows = output(&h, &results[1], "train_output_data");
     assert_eq!(host_rows[0].1.features.len(), ho.schema.feature_names.len());
@@ -405,7 +509,11 @@ fn data_split_guest_decides_hosts_follow_and_receive_only_ids() {
     }
 
     // The same seed gives the same split.
-    let again = h.run("split_1", &DataSplit, both(&h, "input_data", &ga, &ha, json!({"random_state": 42})));
+    let again = h.run(
+        "split_1",
+        &DataSplit,
+        both(&h, "input_data", &ga, &ha, json!({"random_state": 42})),
+    );
     ok(&again);
     assert_eq!(ids(&h, &again[0], "train_output_data"), train);
 }
@@ -421,7 +529,13 @@ fn data_split_counts_stratified_and_unsynced() {
     let results = h.run(
         "split_0",
         &DataSplit,
-        both(&h, "input_data", &ga, &ha, json!({"train_size": 100, "validate_size": 50, "random_state": 1})),
+        both(
+            &h,
+            "input_data",
+            &ga,
+            &ha,
+            json!({"train_size": 100, "validate_size": 50, "random_state": 1}),
+        ),
     );
     ok(&results);
     for r in &results {
@@ -437,8 +551,13 @@ fn data_split_counts_stratified_and_unsynced() {
     let results = h.run(
         "split_1",
         &DataSplit,
-        vec![PartyRun::new(guest(), json!({"stratified": true, "hetero_sync": false, "random_state": 3}))
-            .input("input_data", ga.clone())],
+        vec![
+            PartyRun::new(
+                guest(),
+                json!({"stratified": true, "hetero_sync": false, "random_state": 3}),
+            )
+            .input("input_data", ga.clone()),
+        ],
     );
     ok(&results);
     let all = rows(&g);
@@ -447,7 +566,10 @@ fn data_split_counts_stratified_and_unsynced() {
     let train = output(&h, &results[0], "train_output_data");
     let train_neg = train.iter().filter(|(_, r)| r.label == Some(0.0)).count();
     assert_eq!(train.len(), 455);
-    assert_eq!(train_neg, ((neg as f64 / all.len() as f64) * 455.0).round() as usize);
+    assert_eq!(
+        train_neg,
+        ((neg as f64 / all.len() as f64) * 455.0).round() as usize
+    );
     assert_eq!(train.len() - train_neg, 455 - train_neg);
     let validate = output(&h, &results[0], "validate_output_data");
     assert_eq!(validate.len(), 114);
@@ -457,9 +579,15 @@ fn refused(results: &[PartyResult], field: &str) {
     for r in results {
         match &r.result {
             Err(ComponentError::Param { name, .. }) => assert_eq!(name, field, "{}", r.party),
-            other => panic!("{}: expected a parameter error on `{field}`, got {other:?}", r.party),
+            other => panic!(
+                "{}: expected a parameter error on `{field}`, got {other:?}",
+                r.party
+            ),
         }
-        assert!(r.outputs.data.is_empty() && r.outputs.models.is_empty(), "nothing written");
+        assert!(
+            r.outputs.data.is_empty() && r.outputs.models.is_empty(),
+            "nothing written"
+        );
     }
 }
 
@@ -472,14 +600,21 @@ fn bad_parameters_are_refused_naming_the_field() {
     let ha = h.table("t", "h", &ho);
     for (params, field) in [
         (json!({"method": "robust"}), "method"),
-        (json!({"method": "min_max", "feature_range": [1, 0]}), "feature_range"),
+        (
+            json!({"method": "min_max", "feature_range": [1, 0]}),
+            "feature_range",
+        ),
         (json!({"feature_range": {"x0": [0]}}), "feature_range"),
         (json!({"scale_col": ["x0"], "scale_idx": [1]}), "scale_col"),
         (json!({"scale_col": ["nope"]}), "scale_col"),
         (json!({"scale_idx": [99]}), "scale_idx"),
         (json!({"strict_range": "yes"}), "strict_range"),
     ] {
-        let results = h.run("scale_bad", &FeatureScale, both(&h, "train_data", &ga, &ha, params));
+        let results = h.run(
+            "scale_bad",
+            &FeatureScale,
+            both(&h, "train_data", &ga, &ha, params),
+        );
         refused(&results, field);
     }
     for (params, field) in [
@@ -488,11 +623,18 @@ fn bad_parameters_are_refused_naming_the_field() {
         (json!({"ddof": -1}), "ddof"),
         (json!({"skip_col": ["nope"]}), "skip_col"),
     ] {
-        let results = h.run("stat_bad", &Statistics, both(&h, "input_data", &ga, &ha, params));
+        let results = h.run(
+            "stat_bad",
+            &Statistics,
+            both(&h, "input_data", &ga, &ha, params),
+        );
         refused(&results, field);
     }
     for (params, field) in [
-        (json!({"train_size": 0.9, "validate_size": 0.2}), "train_size"),
+        (
+            json!({"train_size": 0.9, "validate_size": 0.2}),
+            "train_size",
+        ),
         (json!({"validate_size": 1.5}), "validate_size"),
         (json!({"test_size": "half"}), "test_size"),
         (json!({"random_state": -3}), "random_state"),
@@ -501,7 +643,11 @@ fn bad_parameters_are_refused_naming_the_field() {
             "train_size",
         ),
     ] {
-        let results = h.run("split_bad", &DataSplit, both(&h, "input_data", &ga, &ha, params));
+        let results = h.run(
+            "split_bad",
+            &DataSplit,
+            both(&h, "input_data", &ga, &ha, params),
+        );
         refused(&results, field);
     }
     // A synced split without a host.

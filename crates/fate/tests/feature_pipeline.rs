@@ -56,7 +56,11 @@ fn psi_statistics_scale_split_lr_runs_across_two_nodes() {
             .unwrap_or_else(|| panic!("no split summary at {party}: {metrics}"));
         let data = &summary["data"];
         let data = if data.is_array() { &data[0] } else { data };
-        let s = if data.get("original_count").is_some() { data } else { &data["value"] };
+        let s = if data.get("original_count").is_some() {
+            data
+        } else {
+            &data["value"]
+        };
         assert_eq!(s["original_count"], 569, "{summary}");
         assert_eq!(s["train_count"], 455, "{summary}");
         assert_eq!(s["validate_count"], 114, "{summary}");
