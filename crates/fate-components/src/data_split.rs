@@ -4,7 +4,8 @@
 //! Sizes: `train_size`, `validate_size`, `test_size` are fractions (a float in [0, 1]) or row
 //! counts (an integer); all three null means 0.8 / 0.2 / 0.0; missing ones are completed as
 //! FATE's `get_split_data_size` does and the sizes must add up to 1.0 (or the row count).
-//! Fractions become counts with `round(size · rows)`, the test set takes the rest.
+//! Fractions become counts with Python's `round(size · rows)` (ties to even), the test set
+//! takes the rest.
 //!
 //! With `hetero_sync` (the default) only the guest samples: it draws the train set from its
 //! rows, then the validate set from the rest, the rest is the test set (per label with
@@ -159,8 +160,9 @@ impl Params {
             ));
         }
         if fraction {
-            let train = (tr * rows as f64).round() as u64;
-            let validate = ((va * rows as f64).round() as u64).min(rows - train.min(rows));
+            let train = (tr * rows as f64).round_ties_even() as u64;
+            let validate =
+                ((va * rows as f64).round_ties_even() as u64).min(rows - train.min(rows));
             Ok((train.min(rows), validate, rows - train.min(rows) - validate))
         } else {
             Ok((tr as u64, va as u64, te as u64))
@@ -245,7 +247,7 @@ fn draw_stratified(
         let want = if i + 1 == labels.len() {
             n.saturating_sub(out.len())
         } else {
-            ((of_label.len() as f64 / total as f64) * n as f64).round() as usize
+            ((of_label.len() as f64 / total as f64) * n as f64).round_ties_even() as usize
         };
         out.extend(draw(&mut of_label, want, rng));
         rest.extend(of_label);

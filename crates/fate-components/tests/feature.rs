@@ -547,6 +547,25 @@ fn data_split_counts_stratified_and_unsynced() {
         ids(&h, &results[0], "test_output_data"),
         ids(&h, &results[1], "test_output_data")
     );
+    // Fractions round as Python does (ties to even): round(0.5 · 569) = 284, the test set
+    // takes the one row left.
+    let results = h.run(
+        "split_half",
+        &DataSplit,
+        both(
+            &h,
+            "input_data",
+            &ga,
+            &ha,
+            json!({"train_size": 0.5, "validate_size": 0.5, "test_size": 0.0, "random_state": 1}),
+        ),
+    );
+    ok(&results);
+    for r in &results {
+        assert_eq!(ids(&h, r, "train_output_data").len(), 284);
+        assert_eq!(ids(&h, r, "validate_output_data").len(), 284);
+        assert_eq!(ids(&h, r, "test_output_data").len(), 1);
+    }
     // Stratified: each label's share of the train set is round(label_rows / rows · 455).
     let results = h.run(
         "split_1",
@@ -568,7 +587,7 @@ fn data_split_counts_stratified_and_unsynced() {
     assert_eq!(train.len(), 455);
     assert_eq!(
         train_neg,
-        ((neg as f64 / all.len() as f64) * 455.0).round() as usize
+        ((neg as f64 / all.len() as f64) * 455.0).round_ties_even() as usize
     );
     assert_eq!(train.len() - train_neg, 455 - train_neg);
     let validate = output(&h, &results[0], "validate_output_data");
