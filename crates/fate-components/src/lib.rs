@@ -10,13 +10,17 @@ use fate_types::Role;
 use fate_types::component::{ArtifactKind, ArtifactSpec, ParamSpec};
 use std::sync::Arc;
 
+pub mod colstats;
 pub mod coordinated_lr;
+pub mod data_split;
 pub mod evaluation;
+pub mod feature_scale;
 pub mod hetero_secureboost;
 pub mod homo_lr;
 pub mod psi;
 pub mod reader;
 pub mod secure_add;
+pub mod statistics;
 pub mod toy;
 pub mod upload;
 
@@ -52,6 +56,9 @@ pub fn register_kernels(
     toy::register_kernels(r)?;
     secure_add::register_kernels(r)?;
     psi::register_kernels(r)?;
+    colstats::register_kernels(r)?;
+    feature_scale::register_kernels(r)?;
+    data_split::register_kernels(r)?;
     Ok(())
 }
 
@@ -70,6 +77,9 @@ pub fn registry() -> Registry {
     r.register(Arc::new(psi::Psi));
     r.register(Arc::new(hetero_secureboost::HeteroSecureBoost));
     r.register(Arc::new(homo_lr::HomoLr));
+    r.register(Arc::new(feature_scale::FeatureScale));
+    r.register(Arc::new(statistics::Statistics));
+    r.register(Arc::new(data_split::DataSplit));
     r
 }
 
