@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// FATE-Flow's HTTP port: the node's REST API (and its board).
 pub const API_PORT: u16 = 9380;
@@ -1550,47 +1550,15 @@ fn proc_names(name: &str) -> Vec<String> {
 /// Stops the processes (nodes first), waiting up to 10 s before SIGKILL; returns which ran.
 fn stop_procs(dir: &Path, procs: &[Proc]) -> Vec<bool> {
     let live: Vec<bool> = procs.iter().map(|p| deploy::running(p, dir)).collect();
-    let mut order: Vec<usize> = (0..procs.len()).filter(|i| live[*i]).collect();
-    order.sort_by_key(|i| !procs[*i].name.starts_with("node"));
-    for &i in &order {
-        let _ = Command::new("kill")
-            .args(["-TERM", &procs[i].pid.to_string()])
-            .status();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for &i in &order {
-        while deploy::running(&procs[i], dir) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if deploy::running(&procs[i], dir) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &procs[i].pid.to_string()])
-                .status();
-        }
-    }
+    let mut order: Vec<&Proc> = procs
+        .iter()
+        .zip(&live)
+        .filter(|(_, l)| **l)
+        .map(|(p, _)| p)
+        .collect();
+    order.sort_by_key(|p| !p.name.starts_with("node"));
+    deploy::terminate(dir, &order);
     live
-}
-
-fn spawn(exe: &Path, what: &str, config: &Path, log: &Path, db: Option<&str>) -> Result<Child> {
-    use std::os::unix::process::CommandExt as _;
-    let out =
-        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-    let err = out.try_clone()?;
-    let mut cmd = Command::new(exe);
-    cmd.arg(what).arg("--config").arg(config);
-    if what == "node" {
-        cmd.arg("--log-stderr");
-    }
-    cmd.env("FATE_LOG", "info").env_remove("FATE_DATABASE_URL");
-    if let Some(url) = db {
-        cmd.env("FATE_DATABASE_URL", url);
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("cannot start `fate {what}`"))
 }
 
 /// `deploy --local`: the rendered tars unpacked under `dir` and run as processes, each party
@@ -1715,7 +1683,7 @@ fn local(conf: &PartiesConf, args: &DeployArgs, names: &[String]) -> Result<()> 
             } else {
                 format!("router of {n}")
             };
-            let mut child = spawn(
+            let mut child = deploy::spawn(
                 &exe,
                 "router",
                 &confs.join("confs/router/router.yaml"),
@@ -1754,7 +1722,7 @@ fn local(conf: &PartiesConf, args: &DeployArgs, names: &[String]) -> Result<()> 
             std::fs::create_dir_all(confs.join("data"))?;
             let log = confs.join("node.log");
             let node_yaml = confs.join("confs/node/node.yaml");
-            let mut child = spawn(&exe, "node", &node_yaml, &log, db.as_deref())?;
+            let mut child = deploy::spawn(&exe, "node", &node_yaml, &log, db.as_deref())?;
             let api = SocketAddr::new(ip, API_PORT);
             let url = format!("http://{api}/v2/site/info/query");
             let agent = ureq::AgentBuilder::new()

@@ -322,7 +322,15 @@ fn tls_files(tls: bool, name: &str, domain: &str, relays: &[String]) -> Option<T
     })
 }
 
-fn spawn(exe: &Path, what: &str, config: &Path, log: &Path) -> Result<Child> {
+/// Starts `fate <what> --config <config>` with its output in `log`, in its own process group;
+/// its database is its config's, or `db` when given (`fate compose deploy --local`'s SQLite).
+pub(crate) fn spawn(
+    exe: &Path,
+    what: &str,
+    config: &Path,
+    log: &Path,
+    db: Option<&str>,
+) -> Result<Child> {
     use std::os::unix::process::CommandExt as _;
     let out =
         std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
@@ -333,16 +341,39 @@ fn spawn(exe: &Path, what: &str, config: &Path, log: &Path) -> Result<Child> {
         // Its log goes with its output into `log` (node.log), beside router.log.
         cmd.arg("--log-stderr");
     }
-    cmd.env("FATE_LOG", "info")
-        // Each node's database is its node.yaml's, never one from this shell.
-        .env_remove("FATE_DATABASE_URL")
-        .stdin(Stdio::null())
+    // Each node's database is its node.yaml's (or `db`), never one from this shell.
+    cmd.env("FATE_LOG", "info").env_remove("FATE_DATABASE_URL");
+    if let Some(url) = db {
+        cmd.env("FATE_DATABASE_URL", url);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         // Its own process group: a Ctrl-C in the terminal that ran `deploy` leaves it running.
         .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start `fate {what}`"))
+}
+
+/// Sends SIGTERM to `procs` in the order given, waits up to 10 s in all for them to end, then
+/// sends SIGKILL to those still running.
+pub(crate) fn terminate(dir: &Path, procs: &[&Proc]) {
+    for p in procs {
+        let _ = Command::new("kill")
+            .args(["-TERM", &p.pid.to_string()])
+            .status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for p in procs {
+        while running(p, dir) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if running(p, dir) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.pid.to_string()])
+                .status();
+        }
+    }
 }
 
 fn log_tail(log: &Path) -> String {
@@ -646,7 +677,7 @@ fn start(args: LocalArgs) -> Result<()> {
         }
         for (rdir, port, name) in &routers {
             let log = rdir.join("router.log");
-            let mut child = spawn(&exe, "router", &rdir.join("router.yaml"), &log)?;
+            let mut child = spawn(&exe, "router", &rdir.join("router.yaml"), &log, None)?;
             let addr = SocketAddr::from(([127, 0, 0, 1], *port));
             // Ready once it says it listens (a port that answers may be someone else's).
             let r = wait_ready(&mut child, name, &log, || {
@@ -664,7 +695,7 @@ fn start(args: LocalArgs) -> Result<()> {
         for (party, p) in parties.iter().zip(&ports) {
             let pdir = dir.join(party);
             let log = pdir.join("node.log");
-            let mut child = spawn(&exe, "node", &pdir.join("node.yaml"), &log)?;
+            let mut child = spawn(&exe, "node", &pdir.join("node.yaml"), &log, None)?;
             let url = format!("http://127.0.0.1:{}/v2/site/info/query", p.api);
             let agent = ureq::AgentBuilder::new()
                 .timeout(Duration::from_millis(500))
@@ -854,22 +885,14 @@ fn stop(dir: &Path) -> Result<()> {
     // What runs now, before any signal: a process already dead is "not running".
     let live: Vec<bool> = processes.iter().map(|p| running(p, &dir)).collect();
     // Nodes first (reverse start order), then routers.
-    for (p, _) in processes.iter().zip(&live).rev().filter(|(_, l)| **l) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &p.pid.to_string()])
-            .status();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for (p, _) in processes.iter().zip(&live).filter(|(_, l)| **l) {
-        while running(p, &dir) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if running(p, &dir) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &p.pid.to_string()])
-                .status();
-        }
-    }
+    let order: Vec<&Proc> = processes
+        .iter()
+        .zip(&live)
+        .rev()
+        .filter(|(_, l)| **l)
+        .map(|(p, _)| p)
+        .collect();
+    terminate(&dir, &order);
     for (p, l) in processes.iter().zip(&live) {
         let again = if restarted.iter().any(|r| r.pid == p.pid) {
             ", started again by hand"
