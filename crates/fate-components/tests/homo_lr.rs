@@ -649,3 +649,65 @@ fn breast_homo_auc_over_init_seeds_matches_fates_range() {
         aucs[0]
     );
 }
+
+/// An arbiter that hands out FedAvg weights other than `n_i / Σn` (all the weight to the guest,
+/// next to none to the host, which would make the masked sum the guest's model) is refused by
+/// both clients before either sends a model: each computes its own weight from the sample
+/// counts the other clients sent it with their keys.
+#[test]
+fn an_arbiter_that_skews_the_weights_is_refused_before_any_model_is_sent() {
+    struct SkewingArbiter;
+    impl Component for SkewingArbiter {
+        fn spec(&self) -> fate_types::component::ComponentSpec {
+            HomoLr.spec()
+        }
+        fn run(&self, ctx: &fate_runtime::Ctx) -> Result<(), fate_runtime::ComponentError> {
+            if ctx.role() != Role::Arbiter {
+                return HomoLr.run(ctx);
+            }
+            let clients = [guest(), host()];
+            let _: Vec<fate_components::homo_lr::Announce> =
+                ctx.federation.get(names::LOCAL_WEIGHT, "train", &clients)?;
+            ctx.federation
+                .remote(names::AGG_WEIGHT, "train", &[guest()], &1.0f64)?;
+            ctx.federation
+                .remote(names::AGG_WEIGHT, "train", &[host()], &1e-15f64)?;
+            // Waits for models that never come, until the clients' refusal ends the task.
+            let _: Vec<Vec<u64>> = ctx.federation.get(names::LOCAL_MODEL, "never", &clients)?;
+            Ok(())
+        }
+    }
+    let transcript = Transcript::new();
+    let h = Harness::new(computing()).with_observer(transcript.clone());
+    let gdf = csv(&h.computing, "breast_homo_guest.csv");
+    let hdf = csv(&h.computing, "breast_homo_host.csv");
+    let runs = vec![
+        PartyRun::new(guest(), breast_params()).input("train_data", h.table("t", "g", &gdf)),
+        PartyRun::new(host(), breast_params()).input("train_data", h.table("t", "h", &hdf)),
+        PartyRun::new(arbiter(), breast_params()),
+    ];
+    let out = h.run("homo_lr_0", &SkewingArbiter, runs);
+    // Each client refuses its share, unless the other's refusal ended the task first.
+    let refused = |e: &str| {
+        e.contains(names::AGG_WEIGHT) && e.contains("refused") && e.contains("arbiter:10000")
+    };
+    let errors: Vec<String> = [guest(), host()]
+        .iter()
+        .map(|who| party(&out, who).result.as_ref().unwrap_err().to_string())
+        .collect();
+    assert!(errors.iter().any(|e| refused(e)), "{errors:?}");
+    assert!(
+        errors.iter().all(|e| refused(e) || e.contains("canceled")),
+        "{errors:?}"
+    );
+    let to_arbiter: BTreeSet<String> = transcript
+        .received_by(&arbiter())
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(
+        to_arbiter,
+        BTreeSet::from([names::LOCAL_WEIGHT.to_string()]),
+        "no model reached the arbiter"
+    );
+}

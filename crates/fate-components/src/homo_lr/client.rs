@@ -3,7 +3,7 @@
 
 use super::names::{AGG_MODEL, AGG_WEIGHT, DH_PUBKEY, LOCAL_MODEL, LOCAL_WEIGHT};
 use super::params::{PredictParams, TrainParams};
-use super::{Announce, FRAC_BITS, MAX_ABS, SETUP_TAG, Session, epoch_tag};
+use super::{Announce, FRAC_BITS, MAX_ABS, PeerKey, SETUP_TAG, Session, epoch_tag};
 use crate::coordinated_lr::optim::{LrScheduler, Optimizer, initialize};
 use crate::coordinated_lr::params::InitParam;
 use fate_crypto::secagg::SecAggKeyPair;
@@ -254,20 +254,17 @@ pub(super) fn train(s: &Session, p: &TrainParams) -> Result<(), ComponentError> 
     };
     let len = w0.len();
 
-    // Setup: the sample count to the arbiter, its share back; X25519 keys between clients.
+    // Setup: the sample count to the arbiter; X25519 keys and sample counts between clients.
+    // Each client computes its own FedAvg weight `n_i / Σn` from what the other clients told
+    // it, and refuses an arbiter whose share differs: an arbiter that could hand out shares
+    // (1 to one client, ~0 to the others, below the fixed-point resolution) would decode that
+    // one client's model from the masked sum.
     let announce = Announce {
         sample_num: train.rows.len() as u64,
         epochs: p.epochs as u64,
         params: len as u64,
     };
     fed.remote(LOCAL_WEIGHT, SETUP_TAG, arbiter, &announce)?;
-    let share: f64 = fed.get_one(AGG_WEIGHT, SETUP_TAG, &s.arbiter)?;
-    if !(share > 0.0 && share <= 1.0) {
-        return Err(ComponentError::Data(format!(
-            "`{AGG_WEIGHT}` from {} is {share}, not in (0, 1]",
-            s.arbiter
-        )));
-    }
     let rank = s
         .clients
         .iter()
@@ -281,11 +278,32 @@ pub(super) fn train(s: &Session, p: &TrainParams) -> Result<(), ComponentError> 
         .filter(|(i, _)| *i != rank)
         .collect();
     let other_parties: Vec<Party> = others.iter().map(|(_, p)| (*p).clone()).collect();
-    fed.remote(DH_PUBKEY, SETUP_TAG, &other_parties, &keys.public_key())?;
+    let mine = PeerKey {
+        public_key: keys.public_key(),
+        sample_num: announce.sample_num,
+    };
+    fed.remote(DH_PUBKEY, SETUP_TAG, &other_parties, &mine)?;
     let mut peers = Vec::with_capacity(others.len());
+    let mut total = announce.sample_num;
     for (i, peer) in &others {
-        let pk: [u8; 32] = fed.get_one(DH_PUBKEY, SETUP_TAG, peer)?;
-        peers.push((*i as u32, pk));
+        let theirs: PeerKey = fed.get_one(DH_PUBKEY, SETUP_TAG, peer)?;
+        if theirs.sample_num == 0 || theirs.sample_num > crate::limits::COLLECT_ROWS as u64 {
+            return Err(ComponentError::Data(format!(
+                "{peer} announced {} samples",
+                theirs.sample_num
+            )));
+        }
+        total += theirs.sample_num;
+        peers.push((*i as u32, theirs.public_key));
+    }
+    let share = announce.sample_num as f64 / total as f64;
+    let arbiters: f64 = fed.get_one(AGG_WEIGHT, SETUP_TAG, &s.arbiter)?;
+    if !((arbiters - share).abs() <= 1e-12 * share) {
+        return Err(ComponentError::Data(format!(
+            "`{AGG_WEIGHT}` from {} is {arbiters}, but {me}'s weight is {share} \
+             ({} of {total} samples): refused",
+            s.arbiter, announce.sample_num
+        )));
     }
     let masker = keys.masker(&peers).map_err(|e| {
         ComponentError::Data(format!("secure aggregation key agreement at {me}: {e}"))

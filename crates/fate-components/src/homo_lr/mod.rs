@@ -73,6 +73,15 @@ pub const MAX_ABS: f64 = 1e6;
 /// Most model parameters a client may announce.
 pub const MAX_PARAMS: u64 = 1 << 20;
 
+/// What a client tells each other client before training (`dh_pubkey`): its secure
+/// aggregation public key and its sample count, from which every client computes its own
+/// FedAvg weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerKey {
+    pub public_key: [u8; 32],
+    pub sample_num: u64,
+}
+
 /// What a client tells the arbiter before training (`local_weight`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announce {
