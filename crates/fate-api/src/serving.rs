@@ -414,110 +414,160 @@ async fn load_local(
     req: &LoadRequest,
     from: Option<&str>,
 ) -> Result<Loaded, ApiError> {
-    let hosted = st.scheduler.hosted_party_ids();
-    let party_id = match &req.party_id {
-        Some(p) => {
-            if !hosted.is_empty() && !hosted.contains(p) {
+    let Some(from) = from else {
+        return load_found(st, req, None).await.map_err(LoadError::into_api);
+    };
+    // A partner learns nothing of this node's models, jobs or parties until it is known to be
+    // the model's guest: every failure before that check is the same answer.
+    match load_found(st, req, Some(from)).await {
+        Err(LoadError::BeforeGuestCheck(_)) => Err(serving_error(
+            code::MODEL_NULL,
+            format!(
+                "no model {} version {} that party {from} may load at this node",
+                req.model_id, req.model_version
+            ),
+        )),
+        other => other.map_err(LoadError::into_api),
+    }
+}
+
+/// A failure of [`load_found`]: before the caller was checked to be the model's guest (what a
+/// partner must not see), or after.
+enum LoadError {
+    BeforeGuestCheck(ApiError),
+    After(ApiError),
+}
+
+impl LoadError {
+    fn into_api(self) -> ApiError {
+        match self {
+            LoadError::BeforeGuestCheck(e) | LoadError::After(e) => e,
+        }
+    }
+}
+
+impl From<ApiError> for LoadError {
+    fn from(e: ApiError) -> Self {
+        LoadError::After(e)
+    }
+}
+
+/// [`load_local`]'s work; its errors say whether they came before the guest check.
+async fn load_found(
+    st: &ApiState,
+    req: &LoadRequest,
+    from: Option<&str>,
+) -> Result<Loaded, LoadError> {
+    // Everything up to the guest check, whose failures a partner must not tell apart.
+    let found: Result<_, ApiError> = async {
+        let hosted = st.scheduler.hosted_party_ids();
+        let party_id = match &req.party_id {
+            Some(p) => {
+                if !hosted.is_empty() && !hosted.contains(p) {
+                    return Err(ApiError::param(
+                        "party_id",
+                        format!("party {p} is not hosted by this node (it hosts {hosted:?})"),
+                    ));
+                }
+                p.clone()
+            }
+            None => hosted.first().cloned().ok_or_else(|| {
+                ApiError::param("party_id", "is required on a node hosting every party")
+            })?,
+        };
+        let store = st.scheduler.store();
+        let mut found = None;
+        for role in [Role::Guest, Role::Host] {
+            let recs = store
+                .models_by_model_id(&req.model_id, &req.model_version, role, &party_id)
+                .await?;
+            let recs: Vec<_> = recs
+                .into_iter()
+                .filter(|r| r.output_key == "output_model")
+                .filter(|r| req.task_name.as_ref().is_none_or(|t| &r.task_name == t))
+                .collect();
+            if recs.is_empty() {
+                continue;
+            }
+            if recs.len() > 1 && req.task_name.is_none() {
+                let names: Vec<&str> = recs.iter().map(|r| r.task_name.as_str()).collect();
                 return Err(ApiError::param(
-                    "party_id",
-                    format!("party {p} is not hosted by this node (it hosts {hosted:?})"),
+                    "task_name",
+                    format!(
+                        "model {} {} has several tasks' models ({}): name one",
+                        req.model_id,
+                        req.model_version,
+                        names.join(", ")
+                    ),
                 ));
             }
-            p.clone()
+            found = recs.into_iter().next().map(|r| (role, r));
+            break;
         }
-        None => hosted.first().cloned().ok_or_else(|| {
-            ApiError::param("party_id", "is required on a node hosting every party")
-        })?,
-    };
-    let store = st.scheduler.store();
-    let mut found = None;
-    for role in [Role::Guest, Role::Host] {
-        let recs = store
-            .models_by_model_id(&req.model_id, &req.model_version, role, &party_id)
-            .await?;
-        let recs: Vec<_> = recs
-            .into_iter()
-            .filter(|r| r.output_key == "output_model")
-            .filter(|r| req.task_name.as_ref().is_none_or(|t| &r.task_name == t))
-            .collect();
-        if recs.is_empty() {
-            continue;
-        }
-        if recs.len() > 1 && req.task_name.is_none() {
-            let names: Vec<&str> = recs.iter().map(|r| r.task_name.as_str()).collect();
-            return Err(ApiError::param(
-                "task_name",
+        let Some((role, rec)) = found else {
+            return Err(serving_error(
+                code::MODEL_NULL,
                 format!(
-                    "model {} {} has several tasks' models ({}): name one",
+                    "no model {} version {}{} was saved for party {party_id} at this node",
                     req.model_id,
                     req.model_version,
-                    names.join(", ")
+                    req.task_name
+                        .as_ref()
+                        .map(|t| format!(" by task {t}"))
+                        .unwrap_or_default()
+                ),
+            ));
+        };
+        let jobs = store
+            .jobs(&JobFilter {
+                job_id: Some(rec.job_id.clone()),
+                role: Some(role),
+                party_id: Some(party_id.clone()),
+                ..Default::default()
+            })
+            .await?;
+        let job = jobs.into_iter().next().ok_or_else(|| {
+            serving_error(
+                code::LOAD_MODEL_ERROR,
+                format!("the job {} of the model is not at this node", rec.job_id),
+            )
+        })?;
+        let guest = parties_of(&job.parties, Role::Guest)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        if let Some(from) = from
+            && from != guest
+        {
+            return Err(ApiError::new(
+                RetCode::NoPermission,
+                format!(
+                    "party {from} is not the guest of the training job {} (its guest is {guest})",
+                    rec.job_id
                 ),
             ));
         }
-        found = recs.into_iter().next().map(|r| (role, r));
-        break;
+        Ok((party_id, role, rec, job, guest))
     }
-    let Some((role, rec)) = found else {
-        return Err(serving_error(
-            code::MODEL_NULL,
-            format!(
-                "no model {} version {}{} was saved for party {party_id} at this node",
-                req.model_id,
-                req.model_version,
-                req.task_name
-                    .as_ref()
-                    .map(|t| format!(" by task {t}"))
-                    .unwrap_or_default()
-            ),
-        ));
-    };
+    .await;
+    let (party_id, role, rec, job, guest) = found.map_err(LoadError::BeforeGuestCheck)?;
     if rec.component != "coordinated_lr" {
-        return Err(serving_error(
+        return Err(LoadError::After(serving_error(
             code::LOAD_MODEL_ERROR,
             format!(
                 "task {} is a {} model; serving supports coordinated_lr",
                 rec.task_name, rec.component
             ),
-        ));
+        )));
     }
-    let jobs = store
-        .jobs(&JobFilter {
-            job_id: Some(rec.job_id.clone()),
-            role: Some(role),
-            party_id: Some(party_id.clone()),
-            ..Default::default()
-        })
-        .await?;
-    let job = jobs.into_iter().next().ok_or_else(|| {
-        serving_error(
-            code::LOAD_MODEL_ERROR,
-            format!("the job {} of the model is not at this node", rec.job_id),
-        )
-    })?;
     if job.status != JobStatus::Success {
-        return Err(serving_error(
+        return Err(LoadError::After(serving_error(
             code::LOAD_MODEL_ERROR,
             format!(
                 "the training job {} has status {}; only a finished (success) job's model is served",
                 rec.job_id, job.status
             ),
-        ));
-    }
-    let guest = parties_of(&job.parties, Role::Guest)
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    if let Some(from) = from
-        && from != guest
-    {
-        return Err(ApiError::new(
-            RetCode::NoPermission,
-            format!(
-                "party {from} is not the guest of the training job {} (its guest is {guest})",
-                rec.job_id
-            ),
-        ));
+        )));
     }
     let model = LrModel::from_json(&rec.data, role == Role::Guest).map_err(|e| {
         serving_error(
@@ -1354,23 +1404,21 @@ pub(crate) async fn partner_inference(
             ));
         }
     };
-    let Some(loaded) = st.serving.model(&model_id, &model_version, &party_id) else {
+    // Not loaded, or loaded for another guest: one answer, so a partner that is not the
+    // model's guest learns nothing of what this host serves.
+    let Some(loaded) = st
+        .serving
+        .model(&model_id, &model_version, &party_id)
+        .filter(|l| l.guest == from)
+    else {
         return Err(serving_error(
             code::MODEL_NULL,
             format!(
-                "model {model_id} version {model_version} is not loaded for party {party_id} at this host"
+                "model {model_id} version {model_version} is not loaded at this host for party \
+                 {party_id} and guest {from}"
             ),
         ));
     };
-    if loaded.guest != from {
-        return Err(ApiError::new(
-            RetCode::NoPermission,
-            format!(
-                "party {from} is not the guest of model {model_id} (its guest is {})",
-                loaded.guest
-            ),
-        ));
-    }
     let Some(features) = &loaded.features else {
         return Err(serving_error(
             code::MODEL_NULL,

@@ -360,6 +360,57 @@ async fn partner_calls_are_not_served_on_the_client_api_whatever_header_is_sent(
         "{refused}"
     );
     assert_ne!(as_party("/v2/partner/job/stop", "7777").await["code"], 0);
+    // Serving: a partner that is not a model's guest cannot tell an unknown model from one it
+    // may not load, nor learn which parties the node hosts: one answer for every case.
+    let serving = |path: &'static str, body: Value| {
+        let partner = partner.clone();
+        async move {
+            let req = Request::builder()
+                .method("POST")
+                .uri(path)
+                .header("content-type", "application/json")
+                .extension(fate_api::PartnerCaller("8888".into()))
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let resp = partner.oneshot(req).await.unwrap();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        }
+    };
+    let load = fate_api::serving::paths::LOAD;
+    let unknown_model = serving(
+        load,
+        json!({"model_id": "no_such_model", "model_version": "1", "party_id": "10000"}),
+    )
+    .await;
+    let unknown_party = serving(
+        load,
+        json!({"model_id": "no_such_model", "model_version": "1", "party_id": "4242"}),
+    )
+    .await;
+    for v in [&unknown_model, &unknown_party] {
+        let message = v["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains("that party 8888 may load") && !message.contains("hosts"),
+            "{v}"
+        );
+    }
+    assert_eq!(unknown_model["code"], unknown_party["code"]);
+    let inference = serving(
+        fate_api::serving::paths::INFERENCE,
+        json!({"model_id": "m", "model_version": "1", "party_id": "10000",
+               "items": [{"id": "1"}]}),
+    )
+    .await;
+    assert!(
+        inference["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is not loaded at this host for party 10000 and guest 8888"),
+        "{inference}"
+    );
     let forged = partner_create(&partner, "8888", "202601010000000000044", dag).await;
     assert!(
         forged["message"]
