@@ -1114,10 +1114,12 @@ fn render(
                     "restart": "always",
                     "network_mode": "host",
                     "command": ["--bind-address=127.0.0.1", "--port=3306"],
+                    // Compose interpolates `$` in the file: `$$` is a literal one, so the
+                    // password MySQL gets is the one in node.yaml's URL.
                     "environment": {
-                        "MYSQL_DATABASE": m.db,
-                        "MYSQL_USER": m.user,
-                        "MYSQL_PASSWORD": m.password,
+                        "MYSQL_DATABASE": m.db.replace('$', "$$"),
+                        "MYSQL_USER": m.user.replace('$', "$$"),
+                        "MYSQL_PASSWORD": m.password.replace('$', "$$"),
                         "MYSQL_RANDOM_ROOT_PASSWORD": "yes",
                     },
                     "volumes": ["./mysql:/var/lib/mysql"],

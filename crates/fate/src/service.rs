@@ -495,7 +495,7 @@ fn supervise(a: &SuperviseArgs) -> Result<()> {
         let now = Instant::now();
         crashes.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
         crashes.push(now);
-        if crashes.len() > MAX_CRASHES_PER_MINUTE {
+        if crashes.len() >= MAX_CRASHES_PER_MINUTE {
             state.child = None;
             state.gave_up = Some(format!(
                 "{} exits within a minute, the last {status}; see {}",

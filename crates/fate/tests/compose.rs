@@ -35,7 +35,7 @@ fn three_parties(exchange: &str) -> String {
          # modify if you are going to use an external db\n\
          mysql_ip=mysql\n\
          mysql_user=fate\n\
-         mysql_password='s3cret;pw'\n\
+         mysql_password='s3cret;p$w'\n\
          mysql_db=fate_flow\n\
          serverTimezone=UTC\n\
          \n\
@@ -214,12 +214,25 @@ fn three_parties_from_parties_conf_run_the_toy_and_breast_psi_lr_as_processes() 
         );
         assert!(node_yaml.contains("cores: 2"), "{node_yaml}");
         assert!(
-            node_yaml.contains("url: mysql://fate:s3cret%3Bpw@127.0.0.1:3306/fate_flow"),
+            node_yaml.contains("url: mysql://fate:s3cret%3Bp%24w@127.0.0.1:3306/fate_flow"),
             "{node_yaml}"
         );
         let compose = std::fs::read_to_string(confs.join("docker-compose.yml")).unwrap();
         assert!(compose.contains("mysql:8.0.28"), "{compose}");
         docker_compose_config(&confs);
+        // Compose interpolates `$`: the password MySQL gets is the one in node.yaml's URL.
+        let resolved = std::process::Command::new("docker-compose")
+            .arg("config")
+            .current_dir(&confs)
+            .output()
+            .unwrap();
+        // (`config` prints the interpolated file escaped again, so a literal `$` shows as `$$`;
+        // an unescaped `$w` would print `s3cret;p` and warn that `w` is not set.)
+        let shown = text(&resolved);
+        assert!(
+            shown.contains("MYSQL_PASSWORD: s3cret;p$$w") && !shown.contains("not set"),
+            "{shown}"
+        );
         // The tar carries the party's own key and the CA certificate, never the CA's key or
         // another party's key.
         let entries = tar_entries(&out.join(format!("confs-{party}.tar")));
