@@ -152,6 +152,20 @@ fn is_supervisor(pid: u32, name: &str) -> bool {
         && args.get(3).is_some_and(|a| a == name)
 }
 
+/// Whether `pid` is `fate <name> --config <config>`, the child a supervisor started (a
+/// recycled pid is never signalled).
+fn is_child(pid: u32, name: &str, config: &Path) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let args: Vec<String> = String::from_utf8_lossy(&cmdline)
+        .split('\0')
+        .map(String::from)
+        .collect();
+    alive(pid)
+        && args.get(1).is_some_and(|a| a == name)
+        && args.get(2).is_some_and(|a| a == "--config")
+        && args.get(3).is_some_and(|a| Path::new(a) == config)
+}
+
 fn read_state(p: &Paths, name: &str) -> Option<State> {
     let text = std::fs::read_to_string(p.dir.join(format!("{name}.json"))).ok()?;
     serde_json::from_str(&text).ok()
@@ -369,7 +383,7 @@ fn stop(a: &ServiceArgs, name: &str) -> Result<()> {
     }
     // Whatever the supervisor left (it was killed, say).
     if let Some(child) = read_state(&p, name).and_then(|s| s.child)
-        && alive(child)
+        && is_child(child, name, &p.config)
     {
         kill(child, "-KILL");
     }

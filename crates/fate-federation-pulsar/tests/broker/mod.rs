@@ -26,13 +26,23 @@ pub struct Broker {
     process: Mutex<Option<(Child, ChildStdin)>>,
 }
 
-/// A free loopback port.
+/// A free loopback port, never one this process handed out before: the kernel may give a
+/// just-released port again, and two brokers told the same web port both report ready while
+/// one of them serves the other's admin API.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 fn script() -> PathBuf {

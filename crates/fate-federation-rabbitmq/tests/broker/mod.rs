@@ -26,14 +26,22 @@ pub struct Broker {
 
 /// A free loopback port below 45536, so that the broker's distribution port (AMQP + 20000)
 /// is a valid port too.
+/// Never one this process handed out before (the kernel may give a just-released port again).
 fn free_port() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        if port < 45536 && TcpListener::bind(("127.0.0.1", port + 20000)).is_ok() {
+        if port < 45536
+            && !given.contains(&port)
+            && !given.contains(&(port + 20000))
+            && TcpListener::bind(("127.0.0.1", port + 20000)).is_ok()
+        {
+            given.extend([port, port + 20000]);
             return port;
         }
     }
