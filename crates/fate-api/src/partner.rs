@@ -51,7 +51,8 @@ pub fn partner_router(state: ApiState) -> Router {
         .with_state(Arc::new(state))
 }
 
-fn src_party(caller: Caller) -> Result<String, ApiError> {
+/// The calling party, as the site router named it (never a header the caller wrote).
+pub(crate) fn src_party(caller: Caller) -> Result<String, ApiError> {
     caller.map(|Extension(PartnerCaller(p))| p).ok_or_else(|| {
         ApiError::new(
             RetCode::AuthenticationFailed,

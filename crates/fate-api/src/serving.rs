@@ -709,7 +709,7 @@ pub(crate) async fn partner_load(
     caller: Option<Extension<PartnerCaller>>,
     body: String,
 ) -> ApiResult {
-    let from = caller_party(caller)?;
+    let from = crate::partner::src_party(caller)?;
     let m = body_json(&body)?;
     let req = load_request(&m)?;
     let loaded = load_local(&st, &req, Some(&from)).await?;
@@ -722,15 +722,6 @@ pub(crate) async fn partner_load(
     let loaded = st.serving.insert(loaded)?;
     tracing::info!(model_id = %loaded.model_id, model_version = %loaded.model_version, guest = %from, "Host part of a model loaded for serving.");
     Ok(Envelope::ok(loaded_json(&loaded)))
-}
-
-fn caller_party(caller: Option<Extension<PartnerCaller>>) -> Result<String, ApiError> {
-    caller.map(|Extension(PartnerCaller(p))| p).ok_or_else(|| {
-        ApiError::new(
-            RetCode::AuthenticationFailed,
-            "partner calls are taken only from the site router, which names the calling party",
-        )
-    })
 }
 
 pub(crate) async fn bind(State(st): State<Arc<ApiState>>, body: String) -> ApiResult {
@@ -1389,7 +1380,7 @@ pub(crate) async fn partner_inference(
     body: String,
 ) -> ApiResult {
     let started = Instant::now();
-    let from = caller_party(caller)?;
+    let from = crate::partner::src_party(caller)?;
     let m = body_json(&body)?;
     let model_id = name_field(&m, "model_id")?;
     let model_version = name_field(&m, "model_version")?;
